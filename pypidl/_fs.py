@@ -1,0 +1,79 @@
+"""Filesystem helpers: staying inside a directory, and publishing files atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from pypidl.errors import UnsafeFilenameError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_basename", "safe_join"]
+
+#: Prefix of every temporary file pypidl writes; index builders and verify skip these.
+TEMP_PREFIX = ".pypidl-"
+
+
+def check_basename(name: str) -> str:
+    """Return ``name`` if it is a plain file name that cannot leave its directory.
+
+    :raises UnsafeFilenameError: for separators, ``..``, drive letters, control characters,
+        empty names and names that start with a dot (hidden, or our own temp files).
+    """
+    bad = (
+        not name
+        or name in {".", ".."}
+        or name.startswith(".")
+        or any(sep in name for sep in ("/", "\\", "\x00"))
+        or any(ord(ch) < 32 for ch in name)
+        or (len(name) >= 2 and name[1] == ":")
+        or name != name.strip()
+        or len(name.encode("utf-8", "surrogateescape")) > 255
+    )
+    if bad:
+        raise UnsafeFilenameError(f"unsafe file name {name!r}")
+    return name
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
+    """Join ``parts`` (each a plain name) under ``root``; refuse anything that escapes it."""
+    base = Path(root).resolve()
+    for part in parts:
+        check_basename(part)
+    joined = base.joinpath(*parts).resolve()
+    if joined != base and base not in joined.parents:
+        raise UnsafeFilenameError(f"{'/'.join(parts)!r} escapes {base}")
+    return joined
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[str]]:
+    """Write to a temporary file beside ``path`` and move it into place only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)  # type: ignore[arg-type]

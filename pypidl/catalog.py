@@ -1,0 +1,158 @@
+"""The mirror's own record of every file it holds and has verified.
+
+For each project, ``<mirror>/.pypidl/catalog/<project>.jsonl`` holds one JSON line per verified
+file: the file's index facts (version, sha256, size, requires-python, yanked, upload time, core
+metadata hash) and what ``os.stat`` said right after the hash matched (size, mtime_ns, inode).
+
+* The download engine appends a line the moment a file reaches its final name, so a kill -9 loses
+  at most the line being written (a torn last line is ignored when read).
+* A re-run trusts a file whose ``stat`` still matches its line: no request, no rehash.
+* The index builder renders pages from the catalog (not from the last run's manifest), so runs
+  with different requirement sets accumulate into one index.
+
+A project's lines are only ever written by the one worker that owns the project in a run
+(the engine partitions by project), so appends need no cross-process lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pypidl._fs import atomic_write_text, check_basename
+from pypidl.errors import UnsafeFilenameError
+from pypidl.manifest import PACKAGES_DIR, Entry
+
+__all__ = ["STATE_DIR", "Catalog", "Record"]
+
+#: pypidl's own bookkeeping inside a mirror
+STATE_DIR = ".pypidl"
+_CATALOG_DIR = "catalog"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    """A file the mirror holds, verified, with the stat that proves it is unchanged."""
+
+    entry: Entry
+    size: int
+    mtime_ns: int
+    inode: int
+
+    def matches_stat(self, st: os.stat_result) -> bool:
+        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.inode
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.entry.to_json()
+        data.update(
+            {"format": _FORMAT, "stat": {"size": self.size, "mtime_ns": self.mtime_ns, "inode": self.inode}}
+        )
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Record | None:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            return None
+        stat = data.get("stat")
+        if not isinstance(stat, dict):
+            return None
+        entry, problems = Entry.from_json(data, "catalog")
+        if entry is None or problems:
+            return None
+        try:
+            return cls(entry, int(stat["size"]), int(stat["mtime_ns"]), int(stat["inode"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class Catalog:
+    """Read and append the per-project catalog files of the mirror at ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.dir = self.root / STATE_DIR / _CATALOG_DIR
+        self._lock = threading.Lock()
+
+    def path_for(self, project: str) -> Path:
+        check_basename(project)
+        return self.dir / f"{project}.jsonl"
+
+    def file_path(self, entry: Entry) -> Path:
+        return self.root / PACKAGES_DIR / entry.project / entry.filename
+
+    def projects(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.name[: -len(".jsonl")] for p in self.dir.glob("*.jsonl"))
+
+    def load(self, project: str) -> dict[str, Record]:
+        """Records of ``project`` by filename; the last line about a file wins."""
+        records: dict[str, Record] = {}
+        try:
+            fh = open(self.path_for(project), encoding="utf-8")
+        except FileNotFoundError:
+            return records
+        with fh:
+            for line in fh:
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a crash mid-append
+                if isinstance(data, dict) and data.get("removed") and isinstance(data.get("filename"), str):
+                    records.pop(data["filename"], None)
+                    continue
+                record = Record.from_json(data)
+                if record is not None and record.entry.project == project:
+                    records[record.entry.filename] = record
+        return records
+
+    def add(self, entry: Entry, path: str | os.PathLike[str]) -> Record:
+        """Record that ``path`` holds ``entry``, verified just now."""
+        st = os.stat(path)
+        record = Record(entry=replace(entry, size=st.st_size), size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        self._append(entry.project, record.to_json())
+        return record
+
+    def forget(self, project: str, filename: str) -> None:
+        self._append(project, {"removed": True, "filename": filename})
+
+    def _append(self, project: str, data: dict[str, Any]) -> None:
+        line = json.dumps(data, sort_keys=True) + "\n"
+        with self._lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.path_for(project), "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def compact(self, project: str) -> dict[str, Record]:
+        """Rewrite ``project``'s file with one line per file it still holds on disk."""
+        records = {}
+        for name, record in self.load(project).items():
+            with contextlib.suppress(OSError):
+                if self.file_path(record.entry).is_file():
+                    records[name] = record
+        text = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for _, r in sorted(records.items()))
+        with self._lock:
+            if records:
+                atomic_write_text(self.path_for(project), text)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path_for(project).unlink()
+        return records
+
+    def current(self, entry: Entry) -> bool:
+        """True when the mirror holds ``entry`` verified and unchanged since: stat calls only."""
+        try:
+            record = self.load(entry.project).get(entry.filename)
+            if record is None or record.entry.sha256 != entry.sha256:
+                return False
+            return record.matches_stat(os.stat(self.file_path(entry)))
+        except (OSError, UnsafeFilenameError):
+            return False

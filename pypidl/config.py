@@ -1,0 +1,108 @@
+"""Settings: flags, pip's own configuration and packaged defaults, merged into frozen objects.
+
+Everything here pickles, because settings travel to worker processes started with ``spawn``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from pypidl import __version__
+from pypidl.mirrors import Mirror, split_credentials
+
+__all__ = ["NetworkSettings", "default_index_url", "default_mirror", "pip_config_value", "user_agent"]
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How to talk to indexes: identity, timeouts, TLS, credentials, retry policy."""
+
+    user_agent: str = ""
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    #: True, False (never the default), or the path of a CA bundle
+    verify: bool | str = True
+    client_cert: str | None = None
+    #: (netloc, user, password) taken out of index URLs; never logged or written
+    credentials: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+    #: attempts per file per mirror round, and the base of the exponential back-off (seconds)
+    retries: int = 4
+    backoff: float = 0.5
+    #: a transfer that receives no byte for this long is abandoned and retried
+    stall_timeout: float = 60.0
+
+    def with_credentials_from(self, urls: list[str]) -> NetworkSettings:
+        creds = list(self.credentials)
+        for url in urls:
+            clean, auth = split_credentials(url)
+            if auth:
+                from urllib.parse import urlsplit
+
+                creds.append((urlsplit(clean).netloc, auth[0], auth[1]))
+        return NetworkSettings(**{**self.__dict__, "credentials": tuple(creds)})
+
+
+def user_agent() -> str:
+    """A pip-style User-Agent: some mirrors refuse clients they do not recognise."""
+    try:
+        from pip import __version__ as pip_version
+    except ImportError:  # pragma: no cover - pip is a dependency
+        pip_version = "24.0"
+    data = {
+        "installer": {"name": "pypidl", "version": __version__},
+        "python": platform.python_version(),
+        "implementation": {"name": sys.implementation.name, "version": platform.python_version()},
+        "system": {"name": platform.system(), "release": platform.release()},
+        "cpu": platform.machine(),
+    }
+    return f"pip/{pip_version} {json.dumps(data, separators=(',', ':'), sort_keys=True)}"
+
+
+def pip_config_value(key: str) -> Any:
+    """A value from pip's configuration (files and ``PIP_*`` variables), as pip would read it.
+
+    :param key: a ``global.`` option name such as ``index-url`` or ``cert``.
+    """
+    env = os.environ.get("PIP_" + key.upper().replace("-", "_"))
+    if env:
+        return env
+    try:
+        from pip._internal.configuration import Configuration
+    except ImportError:  # pragma: no cover - pip is a dependency
+        return None
+    try:
+        config = Configuration(isolated=False)
+        config.load()
+    except Exception:  # noqa: BLE001 - a broken pip.conf must not stop pypidl; pip reports it itself
+        return None
+    found = None
+    for name, value in config.items():
+        section, _, option = name.partition(".")
+        if option == key and section in {"global", "download", "install", ":env:"}:
+            found = value  # later items override earlier ones, as in pip
+    return found
+
+
+def default_index_url() -> str:
+    """The index pip would use: ``PIP_INDEX_URL``, pip's configuration, then pip's built-in one."""
+    configured = pip_config_value("index-url")
+    if configured:
+        return str(configured).split()[0]
+    from pip._internal.models.index import PyPI
+
+    return str(PyPI.simple_url)
+
+
+def default_mirror() -> Mirror:
+    """The default index as a mirror; pip's built-in index also gets its file host's layout."""
+    url = default_index_url()
+    from pip._internal.models.index import PyPI
+
+    if url.rstrip("/") == str(PyPI.simple_url).rstrip("/"):
+        return Mirror("default", url.rstrip("/") + "/", f"https://{PyPI.file_storage_domain}/packages/")
+    return Mirror.from_index_url(url, name="default")

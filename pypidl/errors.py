@@ -1,0 +1,124 @@
+"""The exception tree of pypidl.
+
+Every error a user can cause (bad input, an unreachable index, a broken manifest) is a
+:class:`PypidlError`.  The CLI turns it into one line, plus its hint, and an exit code; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "BadInputError",
+    "HashMismatchError",
+    "IndexError_",
+    "ManifestError",
+    "PypidlError",
+    "RequirementsError",
+    "ResolutionError",
+    "TargetError",
+    "UnsafeFilenameError",
+]
+
+
+class PypidlError(Exception):
+    """Root of every error pypidl reports to a user.
+
+    :param message: what went wrong, one line.
+    :param context: where: a file and line, a URL, a project.
+    :param hint: what the user can do about it.
+    """
+
+    #: process exit code the CLI uses for this kind of error
+    exit_code = 1
+
+    def __init__(self, message: str, *, context: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.context}: {self.message}" if self.context else self.message
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # keyword-only args must survive pickling
+        return (_rebuild, (type(self), self.message, self.context, self.hint))
+
+
+def _rebuild(
+    cls: type[PypidlError], message: str, context: str | None, hint: str | None
+) -> PypidlError:
+    err = cls.__new__(cls)
+    PypidlError.__init__(err, message, context=context, hint=hint)
+    return err
+
+
+class BadInputError(PypidlError, ValueError):
+    """Input the user gave is malformed: exit code 2."""
+
+    exit_code = 2
+
+
+class RequirementsError(BadInputError):
+    """A requirements file cannot be used; ``context`` is ``file:line``."""
+
+
+class TargetError(BadInputError):
+    """A target Python version, platform, ABI or implementation cannot be understood."""
+
+
+class ManifestError(BadInputError):
+    """A manifest cannot be loaded.  ``problems`` holds every problem found, not only the first."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str | None = None,
+        hint: str | None = None,
+        problems: Sequence[str] = (),
+    ):
+        super().__init__(message, context=context, hint=hint)
+        self.problems = list(problems)
+
+    @classmethod
+    def collect(cls, path: str, problems: Iterable[str]) -> ManifestError:
+        found = list(problems)
+        first = found[0] if found else "invalid manifest"
+        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+        return cls(first + more, context=path, problems=found)
+
+
+class UnsafeFilenameError(BadInputError):
+    """A filename from an index or a manifest would land outside the download directory."""
+
+
+class ResolutionError(PypidlError):
+    """The requirements could not be resolved (pip-compile or the target resolver failed)."""
+
+    exit_code = 2
+
+
+class IndexError_(PypidlError):  # noqa: N801  # the builtin IndexError is a different thing
+    """A package index could not be read."""
+
+
+class HashMismatchError(PypidlError):
+    """Downloaded bytes do not match the expected digest."""
+
+    def __init__(self, filename: str, *, expected: str, actual: str, url: str | None = None):
+        super().__init__(
+            f"sha256 mismatch for {filename}: expected {expected}, got {actual}",
+            context=url,
+        )
+        self.filename = filename
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_hash, (self.filename, self.expected, self.actual, self.context))
+
+
+def _rebuild_hash(filename: str, expected: str, actual: str, url: str | None) -> HashMismatchError:
+    return HashMismatchError(filename, expected=expected, actual=actual, url=url)

@@ -1,0 +1,377 @@
+"""Reading simple indexes: PEP 691 JSON by content negotiation, PEP 503 HTML as the fall-back.
+
+This module owns the ``requests.Session``: one per process, with connection pools sized for the
+threads that share it, a pip-style User-Agent, TLS verification on, and credentials attached per
+host from the configured index URLs (``.netrc`` is honoured by requests itself).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from pypidl._fs import check_basename
+from pypidl.config import NetworkSettings
+from pypidl.errors import IndexError_, UnsafeFilenameError
+from pypidl.hashing import STRONG_HASHES
+from pypidl.mirrors import Mirror, redact_url, strip_credentials
+
+__all__ = [
+    "IndexClient",
+    "ProjectNotFound",
+    "ProjectPage",
+    "RemoteFile",
+    "new_session",
+]
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
+
+
+class ProjectNotFound(IndexError_):
+    """No configured index has the project."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file as one index lists it."""
+
+    project: NormalizedName
+    filename: str
+    url: str  # absolute, without credentials or fragment
+    version: str
+    kind: str  # "wheel" | "sdist"
+    sha256: str | None
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    size: int | None = None
+    upload_time: str | None = None
+    core_metadata_sha256: str | None = None
+    has_core_metadata: bool = False
+    tags: frozenset[Tag] = frozenset()
+    mirror: str = ""  # name of the mirror whose page listed it
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    name: NormalizedName
+    files: tuple[RemoteFile, ...]
+    mirror: str
+    url: str  # the page's URL without credentials
+
+
+def new_session(net: NetworkSettings, *, pool_size: int = 10, retry_statuses: bool = True) -> requests.Session:
+    """A session for one process: pooled, identified, verifying TLS, with per-host credentials.
+
+    :param retry_statuses: let urllib3 retry 429/5xx with back-off (index pages); the download
+        engine turns this off because it retries, rotates and resumes itself.
+    """
+    session = requests.Session()
+    retry = Retry(
+        total=net.retries if retry_statuses else 0,
+        connect=net.retries if retry_statuses else 0,
+        read=net.retries if retry_statuses else 0,
+        status=net.retries if retry_statuses else 0,
+        backoff_factor=net.backoff,
+        status_forcelist=(429, 500, 502, 503, 504) if retry_statuses else (),
+        allowed_methods=("GET", "HEAD"),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(pool_connections=max(4, pool_size), pool_maxsize=max(4, pool_size), max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = net.user_agent
+    session.verify = net.verify
+    if net.client_cert:
+        session.cert = net.client_cert
+    if net.credentials:
+        session.auth = _HostAuth(net.credentials)
+    return session
+
+
+class _HostAuth(requests.auth.AuthBase):
+    """Basic auth for the hosts whose index URL carried credentials, and no other host."""
+
+    def __init__(self, credentials: Iterable[tuple[str, str, str]]):
+        self._by_netloc = {netloc: (user, password) for netloc, user, password in credentials}
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        netloc = urlsplit(r.url or "").netloc
+        found = self._by_netloc.get(netloc)
+        if found:
+            return requests.auth.HTTPBasicAuth(*found)(r)
+        return r
+
+
+class IndexClient:
+    """Fetch project pages from an ordered list of mirrors, first answer wins.
+
+    Thread-safe: pages are fetched concurrently by :meth:`projects`.
+    """
+
+    def __init__(self, mirrors: list[Mirror], net: NetworkSettings, *, workers: int = 16):
+        if not mirrors:
+            raise ValueError("at least one index is needed")
+        self.mirrors = mirrors
+        self.net = net
+        self.workers = workers
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        # A Session is not documented as thread-safe; one per thread shares nothing mutable.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.net, pool_size=4)
+        return session
+
+    def project(self, name: str) -> ProjectPage:
+        """The project's page from the first mirror that has it.
+
+        :raises ProjectNotFound: every mirror answered 404 or 410.
+        :raises IndexError_: no mirror could be read (with each mirror's reason).
+        """
+        normalized = canonicalize_name(name)
+        reasons: list[str] = []
+        missing = 0
+        for mirror in self.mirrors:
+            url = f"{mirror.simple_url}{normalized}/"
+            try:
+                return self._fetch(url, normalized, mirror)
+            except _NotFound:
+                missing += 1
+                reasons.append(f"{mirror.name}: 404 Not Found")
+            except (requests.RequestException, ValueError, UnsafeFilenameError) as exc:
+                reasons.append(f"{mirror.name}: {_describe(exc)}")
+                log.debug("reading %s failed: %s", redact_url(url), _describe(exc))
+        if missing == len(self.mirrors):
+            raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
+        raise IndexError_("all mirrors failed: " + "; ".join(reasons), context=name)
+
+    def projects(self, names: Iterable[str]) -> dict[str, ProjectPage | IndexError_]:
+        """Pages of many projects, fetched concurrently; failures are returned, not raised."""
+        unique = sorted({canonicalize_name(n) for n in names})
+
+        def one(name: str) -> ProjectPage | IndexError_:
+            try:
+                return self.project(name)
+            except IndexError_ as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
+            return dict(zip(unique, pool.map(one, unique)))
+
+    def _fetch(self, url: str, name: NormalizedName, mirror: Mirror) -> ProjectPage:
+        resp = self.session.get(
+            url,
+            headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"},
+            timeout=(self.net.connect_timeout, self.net.read_timeout),
+        )
+        if resp.status_code in (404, 410):
+            raise _NotFound
+        resp.raise_for_status()
+        final = strip_credentials(resp.url)
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype == JSON_TYPE:
+            files = parse_json_page(resp.json(), final, name, mirror.name)
+        elif ctype in {HTML_TYPE, "text/html", ""}:
+            files = parse_html_page(resp.text, final, name, mirror.name)
+        else:
+            raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
+        return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"{exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _remote_file(
+    project: NormalizedName,
+    filename: str,
+    url: str,
+    hashes: Mapping[str, Any],
+    *,
+    mirror: str,
+    requires_python: str | None,
+    yanked: Any,
+    size: Any = None,
+    upload_time: Any = None,
+    core_metadata: Any = None,
+) -> RemoteFile | None:
+    """Build a RemoteFile, or None for files pypidl does not mirror (eggs, installers, foreign names)."""
+    check_basename(filename)
+    tags: frozenset[Tag] = frozenset()
+    try:
+        if filename.endswith(".whl"):
+            wname, wversion, _, tags = parse_wheel_filename(filename)
+            kind, version = "wheel", str(wversion)
+        elif filename.endswith((".tar.gz", ".zip")):
+            wname, sversion = parse_sdist_filename(filename)
+            kind, version = "sdist", str(sversion)
+        else:
+            return None
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    if wname != project:
+        return None
+    sha256 = hashes.get("sha256") if isinstance(hashes, Mapping) else None
+    core_sha = None
+    has_core = bool(core_metadata)
+    if isinstance(core_metadata, Mapping):
+        value = core_metadata.get("sha256")
+        core_sha = value if isinstance(value, str) else None
+    parts = urlsplit(url)
+    clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
+    if isinstance(yanked, str):
+        is_yanked, reason = True, (yanked or None)
+    else:
+        is_yanked, reason = bool(yanked), None
+    return RemoteFile(
+        project=project,
+        filename=filename,
+        url=clean,
+        version=version,
+        kind=kind,
+        sha256=sha256.lower() if isinstance(sha256, str) else None,
+        requires_python=(requires_python or None),
+        yanked=is_yanked,
+        yanked_reason=reason,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        upload_time=upload_time if isinstance(upload_time, str) else None,
+        core_metadata_sha256=core_sha,
+        has_core_metadata=has_core,
+        tags=tags,
+        mirror=mirror,
+    )
+
+
+def parse_json_page(data: Any, page_url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+    """Files of a PEP 691 project page."""
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise ValueError("malformed PEP 691 project page")
+    files = []
+    for item in data["files"]:
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
+            continue
+        try:
+            rf = _remote_file(
+                name,
+                item["filename"],
+                urljoin(page_url, str(item.get("url", ""))),
+                item.get("hashes") or {},
+                mirror=mirror,
+                requires_python=item.get("requires-python"),
+                yanked=item.get("yanked", False),
+                size=item.get("size"),
+                upload_time=item.get("upload-time"),
+                core_metadata=item.get("core-metadata", item.get("dist-info-metadata")),
+            )
+        except UnsafeFilenameError:
+            log.warning("ignoring unsafe file name %r on %s", item["filename"], redact_url(page_url))
+            continue
+        if rf is not None:
+            files.append(rf)
+    return files
+
+
+class _AnchorParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
+        self.base: str | None = None
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+        elif tag == "a":
+            self._text = []
+            self.anchors.append((dict(attrs), self._text))
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._text = None
+
+
+def parse_html_page(text: str, page_url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+    """Files of a PEP 503 project page (with PEP 592 yanking and PEP 658/714 metadata attributes)."""
+    parser = _AnchorParser()
+    parser.feed(text)
+    parser.close()
+    base = urljoin(page_url, parser.base) if parser.base else page_url
+    files = []
+    for attrs, _text in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        absolute = urljoin(base, href)
+        parts = urlsplit(absolute)
+        filename = parts.path.rsplit("/", 1)[-1]
+        from urllib.parse import unquote
+
+        filename = unquote(filename)
+        hashes: dict[str, str] = {}
+        if parts.fragment and "=" in parts.fragment:
+            algo, _, digest = parts.fragment.partition("=")
+            if algo in STRONG_HASHES:
+                hashes[algo] = digest
+        core_attr = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        core: Any = None
+        if core_attr is not None:
+            algo, _, digest = core_attr.partition("=")
+            core = {"sha256": digest} if algo == "sha256" and digest else (core_attr != "false")
+        try:
+            rf = _remote_file(
+                name,
+                filename,
+                absolute,
+                hashes,
+                mirror=mirror,
+                requires_python=attrs.get("data-requires-python"),
+                yanked=(attrs["data-yanked"] or True) if "data-yanked" in attrs else False,
+                core_metadata=core,
+            )
+        except UnsafeFilenameError:
+            log.warning("ignoring unsafe file name %r on %s", filename, redact_url(page_url))
+            continue
+        if rf is not None:
+            files.append(rf)
+    return files

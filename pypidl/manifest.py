@@ -1,0 +1,353 @@
+"""The manifest: every file a mirror should hold, with where to get it and how to check it.
+
+The manifest is the contract between planning, downloading, exporting and transferring.  Its JSON
+form is documented in ``docs/manifest.md``; :data:`SCHEMA_VERSION` changes whenever a field changes
+meaning or a required field is added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from pypidl import __version__
+from pypidl._fs import atomic_write_text, check_basename
+from pypidl.errors import ManifestError, UnsafeFilenameError
+from pypidl.hashing import is_sha256
+
+__all__ = [
+    "KINDS",
+    "PACKAGES_DIR",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Entry",
+    "Manifest",
+    "Problem",
+    "dump",
+    "load",
+    "loads",
+    "partition",
+]
+
+SCHEMA = "pypidl-manifest"
+SCHEMA_VERSION = 1
+KINDS = ("wheel", "sdist")
+
+#: Where files live inside a mirror: ``packages/<normalized project>/<filename>``.
+PACKAGES_DIR = "packages"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of one release, as the mirror should hold it."""
+
+    project: str  # normalized (PEP 503) name
+    version: str
+    filename: str
+    urls: tuple[str, ...]  # every place it can be fetched from, best first, no credentials
+    sha256: str
+    size: int | None = None
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    kind: str = "wheel"
+    upload_time: str | None = None
+    #: sha256 of the PEP 658 ``.metadata`` sidecar, when the index serves one
+    core_metadata_sha256: str | None = None
+
+    @property
+    def relpath(self) -> str:
+        """Path of the file inside the mirror, with forward slashes."""
+        return str(PurePosixPath(PACKAGES_DIR, self.project, self.filename))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "size": self.size,
+            "requires_python": self.requires_python,
+            "yanked": self.yanked,
+            "yanked_reason": self.yanked_reason,
+            "upload_time": self.upload_time,
+            "core_metadata_sha256": self.core_metadata_sha256,
+            "urls": list(self.urls),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> tuple[Entry | None, list[str]]:
+        """Parse one entry; return it, or ``None`` and every problem found in it."""
+        problems: list[str] = []
+        if not isinstance(data, dict):
+            return None, [f"{where}: expected an object"]
+
+        def need(key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+            value = data.get(key)
+            if value is None and optional:
+                return None
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+                problems.append(f"{where}: field {key!r} is missing or not {_kind_name(kind)}")
+                return None
+            return value
+
+        project = need("project", str)
+        version = need("version", str)
+        filename = need("filename", str)
+        sha256 = need("sha256", str)
+        urls = need("urls", list)
+        size = need("size", int, optional=True)
+        requires_python = need("requires_python", str, optional=True)
+        yanked = data.get("yanked", False)
+        yanked_reason = need("yanked_reason", str, optional=True)
+        kind = data.get("kind", "wheel")
+        upload_time = need("upload_time", str, optional=True)
+        core = need("core_metadata_sha256", str, optional=True)
+
+        if project is not None and canonicalize_name(project) != project:
+            problems.append(f"{where}: project {project!r} is not a normalized name")
+        if project is not None:
+            try:
+                check_basename(project)
+            except UnsafeFilenameError:
+                problems.append(f"{where}: project {project!r} is not a safe directory name")
+        if version is not None:
+            try:
+                Version(version)
+            except InvalidVersion:
+                problems.append(f"{where}: version {version!r} is not a valid version")
+        if filename is not None:
+            try:
+                check_basename(filename)
+            except UnsafeFilenameError:
+                problems.append(f"{where}: filename {filename!r} is not a safe file name")
+        if sha256 is not None and not is_sha256(sha256):
+            problems.append(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
+        if core is not None and not is_sha256(core):
+            problems.append(f"{where}: core_metadata_sha256 is not 64 lowercase hex digits")
+        if urls is not None:
+            if not urls or not all(isinstance(u, str) and u.startswith(_URL_SCHEMES) for u in urls):
+                problems.append(f"{where}: urls must be a non-empty list of http(s) or file URLs")
+        if size is not None and size < 0:
+            problems.append(f"{where}: size must not be negative")
+        if not isinstance(yanked, bool):
+            problems.append(f"{where}: field 'yanked' must be true or false")
+        if kind not in KINDS:
+            problems.append(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if problems:
+            return None, problems
+        return (
+            cls(
+                project=project,
+                version=version,
+                filename=filename,
+                urls=tuple(urls),
+                sha256=sha256,
+                size=size,
+                requires_python=requires_python,
+                yanked=bool(yanked),
+                yanked_reason=yanked_reason,
+                kind=kind,
+                upload_time=upload_time,
+                core_metadata_sha256=core,
+            ),
+            [],
+        )
+
+
+_URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the planner could not do: a project the index lacks, a target left unsatisfied."""
+
+    project: str
+    reason: str
+    requirement: str | None = None
+    target: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A whole plan: its files, sorted by project, version and filename, and what went wrong."""
+
+    entries: tuple[Entry, ...]
+    requirements: tuple[str, ...] = ()
+    index_urls: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    all_versions: bool = False
+    problems: tuple[Problem, ...] = ()
+    #: project -> versions chosen, including projects that have no file (so the summary can say so)
+    projects: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    created: str = ""
+    generator: str = f"pypidl {__version__}"
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.entries, key=_entry_order))
+        object.__setattr__(self, "entries", ordered)
+        if not self.created:
+            now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+            object.__setattr__(self, "created", now.replace("+00:00", "Z"))
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size or 0 for e in self.entries)
+
+    def by_project(self) -> dict[str, list[Entry]]:
+        grouped: dict[str, list[Entry]] = {}
+        for entry in self.entries:
+            grouped.setdefault(entry.project, []).append(entry)
+        return grouped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "generator": self.generator,
+            "created": self.created,
+            "index_urls": list(self.index_urls),
+            "targets": list(self.targets),
+            "requirements": list(self.requirements),
+            "all_versions": self.all_versions,
+            "projects": {name: list(vs) for name, vs in sorted(self.projects.items())},
+            "problems": [p.to_json() for p in self.problems],
+            "files": [e.to_json() for e in self.entries],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n"
+
+
+def _entry_order(entry: Entry) -> tuple[str, Version, str]:
+    return (entry.project, Version(entry.version), entry.filename)
+
+
+def dump(manifest: Manifest, path: str | os.PathLike[str]) -> None:
+    """Write ``manifest`` to ``path`` atomically."""
+    atomic_write_text(path, manifest.dumps())
+
+
+def loads(text: str, *, source: str = "<manifest>") -> Manifest:
+    """Parse and validate a manifest; every problem is reported at once.
+
+    :raises ManifestError: naming ``source`` and listing every problem.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", context=source
+        ) from None
+    if not isinstance(data, dict):
+        raise ManifestError("expected a JSON object at the top level", context=source)
+    if data.get("schema") != SCHEMA:
+        raise ManifestError(
+            f"not a pypidl manifest (schema is {data.get('schema')!r}, expected {SCHEMA!r})",
+            context=source,
+        )
+    version = data.get("version")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"manifest schema version {version!r} is not supported (this pypidl reads "
+            f"version {SCHEMA_VERSION})",
+            context=source,
+            hint="re-create it with 'pypidl plan', or use the pypidl version that wrote it",
+        )
+    problems: list[str] = []
+    files = data.get("files")
+    if not isinstance(files, list):
+        raise ManifestError("field 'files' is missing or not a list", context=source)
+    entries: list[Entry] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, raw in enumerate(files):
+        entry, found = Entry.from_json(raw, f"files[{i}]")
+        problems.extend(found)
+        if entry is None:
+            continue
+        key = (entry.project, entry.filename)
+        if key in seen:
+            problems.append(f"files[{i}]: {entry.filename} is listed twice (also files[{seen[key]}])")
+            continue
+        seen[key] = i
+        entries.append(entry)
+    raw_problems = data.get("problems", [])
+    plan_problems: list[Problem] = []
+    if isinstance(raw_problems, list):
+        for p in raw_problems:
+            if isinstance(p, dict) and isinstance(p.get("project"), str):
+                plan_problems.append(
+                    Problem(
+                        project=p["project"],
+                        reason=str(p.get("reason", "")),
+                        requirement=p.get("requirement"),
+                        target=p.get("target"),
+                    )
+                )
+    if problems:
+        raise ManifestError.collect(source, problems)
+    projects = data.get("projects") or {}
+    return Manifest(
+        entries=tuple(entries),
+        requirements=tuple(str(r) for r in data.get("requirements", [])),
+        index_urls=tuple(str(u) for u in data.get("index_urls", [])),
+        targets=tuple(str(t) for t in data.get("targets", [])),
+        all_versions=bool(data.get("all_versions", False)),
+        problems=tuple(plan_problems),
+        projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
+        created=str(data.get("created", "")),
+        generator=str(data.get("generator", "")),
+    )
+
+
+def load(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate the manifest at ``path``.
+
+    :raises ManifestError: when it cannot be read or is not a valid manifest.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read manifest: {exc}", context=str(path)) from None
+    return loads(text, source=str(path))
+
+
+def partition(entries: Iterable[Entry], parts: int) -> list[list[Entry]]:
+    """Split ``entries`` into ``parts`` groups, whole projects each, balanced by bytes.
+
+    Deterministic: the same entries give the same groups on every host, which is what lets
+    ``--shard K/N`` on N hosts cover a manifest exactly once.  Projects are placed largest
+    first on the lightest group (ties broken by name and group number).
+    """
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    projects: dict[str, list[Entry]] = {}
+    for entry in entries:
+        projects.setdefault(entry.project, []).append(entry)
+    weights = {name: sum(max(e.size or 0, 1) for e in files) for name, files in projects.items()}
+    groups: list[list[Entry]] = [[] for _ in range(parts)]
+    loads = [0] * parts
+    for name in sorted(projects, key=lambda n: (-weights[n], n)):
+        lightest = min(range(parts), key=lambda i: (loads[i], i))
+        groups[lightest].extend(sorted(projects[name], key=_entry_order))
+        loads[lightest] += weights[name]
+    return groups

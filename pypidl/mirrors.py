@@ -1,0 +1,136 @@
+"""Named mirror sets, per-mirror file URLs, and keeping credentials out of everything we write.
+
+A :class:`Mirror` is a simple index (``simple_url``) and, for mirrors that copy the upstream file
+layout, the base under which ``packages/...`` paths resolve (``packages_url``).  The ``--cn`` set
+ships as data in ``pypidl/data/mirrors.json``; ``--mirrors-file`` replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+from pypidl.errors import BadInputError
+
+__all__ = [
+    "Mirror",
+    "derive_file_url",
+    "load_mirror_sets",
+    "redact_url",
+    "split_credentials",
+    "strip_credentials",
+]
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One place projects and files can be fetched from."""
+
+    name: str
+    simple_url: str  # always ends with "/"
+    packages_url: str | None = None  # ends with "/": where "<packages>/<hash path>/<file>" lives
+
+    @classmethod
+    def from_index_url(cls, url: str, name: str | None = None) -> Mirror:
+        clean = strip_credentials(url)
+        return cls(name=name or urlsplit(clean).netloc or clean, simple_url=_slash(url))
+
+    @classmethod
+    def from_base(cls, name: str, base: str) -> Mirror:
+        """A mirror in the bandersnatch layout: ``<base>/web/simple/`` and ``<base>/web/packages/``."""
+        base = base.rstrip("/")
+        return cls(name=name, simple_url=f"{base}/web/simple/", packages_url=f"{base}/web/packages/")
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def load_mirror_sets(path: str | Path | None = None) -> dict[str, tuple[Mirror, ...]]:
+    """Mirror sets by name, from ``path`` or the packaged defaults.
+
+    The file is JSON: ``{"<set>": [{"name": ..., "base": ...} | {"name": ..., "simple_url": ...,
+    "packages_url": ...}]}``.
+
+    :raises BadInputError: when the file is unreadable or malformed.
+    """
+    where = str(path) if path else "pypidl/data/mirrors.json"
+    try:
+        if path is None:
+            text = resources.files("pypidl").joinpath("data/mirrors.json").read_text("utf-8")
+        else:
+            text = Path(path).read_text("utf-8")
+        data = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"cannot read mirror sets: {exc}", context=where) from None
+    if not isinstance(data, dict):
+        raise BadInputError("expected an object of mirror sets", context=where)
+    sets: dict[str, tuple[Mirror, ...]] = {}
+    for set_name, items in data.items():
+        if set_name.startswith("_"):
+            continue  # comments
+        if not isinstance(items, list):
+            raise BadInputError(f"mirror set {set_name!r} must be a list", context=where)
+        sets[set_name] = tuple(_mirror_from_json(item, f"{where}: {set_name}") for item in items)
+    return sets
+
+
+def _mirror_from_json(item: Any, where: str) -> Mirror:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise BadInputError("each mirror needs a 'name'", context=where)
+    for key in ("base", "simple_url", "packages_url"):
+        value = item.get(key)
+        if value is not None and not (isinstance(value, str) and value.startswith(("https://", "http://"))):
+            raise BadInputError(f"{item['name']}: {key} must be an http(s) URL", context=where)
+    if isinstance(item.get("base"), str):
+        return Mirror.from_base(item["name"], item["base"])
+    if isinstance(item.get("simple_url"), str):
+        packages = item.get("packages_url")
+        return Mirror(item["name"], _slash(item["simple_url"]), _slash(packages) if packages else None)
+    raise BadInputError(f"{item['name']}: needs 'base' or 'simple_url'", context=where)
+
+
+def derive_file_url(file_url: str, mirror: Mirror) -> str | None:
+    """The URL of ``file_url``'s file on ``mirror``, when both share the ``packages/`` layout."""
+    if mirror.packages_url is None:
+        return None
+    path = urlsplit(file_url).path
+    marker = "/packages/"
+    at = path.find(marker)
+    if at < 0:
+        return None
+    return mirror.packages_url + path[at + len(marker) :]
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``(url without user:password, (user, password) or None)``."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    clean = urlunsplit(SplitResult(parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def strip_credentials(url: str) -> str:
+    return split_credentials(url)[0]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (or a lone token user) replaced by ``****``, for logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    hostport = host + (f":{parts.port}" if parts.port else "")
+    user = "****" if parts.password is None else f"{parts.username}:****"
+    return urlunsplit(SplitResult(parts.scheme, f"{user}@{hostport}", parts.path, parts.query, parts.fragment))
