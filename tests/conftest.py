@@ -1,0 +1,150 @@
+"""Shared fixtures: built distributions, a local index server, hermetic pip/uv runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Make ``tests.lib`` importable however pytest was started (``pytest`` or ``python -m pytest``).
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import tests.lib  # noqa: E402
+import tests.lib.server  # noqa: E402
+import tests.lib.wheels  # noqa: E402
+from tests.lib.server import IndexServer  # noqa: E402
+
+# pytest's default import mode also puts tests/ itself on sys.path, which would let
+# ``lib.server`` load as a second copy whose fault classes the server would not
+# recognize.  Make both names refer to the same modules.
+for _name, _module in (
+    ("lib", tests.lib),
+    ("lib.server", tests.lib.server),
+    ("lib.wheels", tests.lib.wheels),
+):
+    sys.modules.setdefault(_name, _module)
+
+_PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+_DROPPED_VARS = {
+    "pythonwarnings",
+    # An activated virtualenv would make ``uv pip`` target it instead of the venv under test.
+    "virtual_env",
+    "conda_prefix",
+}
+
+
+@pytest.fixture
+def wheel_dir(tmp_path: Path) -> Path:
+    """A fresh, empty directory to build distributions into."""
+    directory = tmp_path / "dists"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def index_server() -> Iterator[Callable[..., IndexServer]]:
+    """Factory: ``index_server(**kwargs)`` returns a started :class:`IndexServer`.
+
+    Every server made through it is stopped at teardown.
+    """
+    servers: list[IndexServer] = []
+
+    def factory(**kwargs: Any) -> IndexServer:
+        server = IndexServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield factory
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def clean_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """``os.environ`` made hermetic for pip and uv subprocesses.
+
+    Drops every ``PIP_*``/``UV_*`` variable, proxies, ``PYTHONWARNINGS`` and an
+    activated virtualenv; ignores pip and uv config files; points the pip and uv
+    caches at a fresh directory; keeps loopback traffic off any proxy.
+    """
+    cache = tmp_path_factory.mktemp("client-cache")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.upper().startswith(("PIP_", "UV_"))
+        and key.lower() not in _PROXY_VARS
+        and key.lower() not in _DROPPED_VARS
+    }
+    env.update(
+        {
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_INPUT": "1",
+            "PIP_CACHE_DIR": str(cache / "pip"),
+            "UV_NO_CONFIG": "1",
+            "UV_CACHE_DIR": str(cache / "uv"),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    return env
+
+
+def _find_uv() -> str | None:
+    try:
+        import uv  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        return str(uv.find_uv_bin())
+    except FileNotFoundError:
+        return None
+
+
+@pytest.fixture
+def venv_factory(tmp_path: Path) -> Callable[[], Path]:
+    """Factory: ``venv_factory()`` creates a new virtualenv with pip, returns its python.
+
+    Uses ``uv venv --seed`` when the ``uv`` package is installed (fast; seeding may
+    need the configured package index, so the caller's environment is used), and
+    falls back to ``python -m venv`` (bundled pip, offline) otherwise or on failure.
+    """
+    counter = iter(range(1_000_000))
+
+    def factory() -> Path:
+        target = tmp_path / f"venv-{next(counter)}"
+        env = {k: v for k, v in os.environ.items() if k.lower() not in _DROPPED_VARS}
+        uv_bin = _find_uv()
+        created = False
+        if uv_bin is not None:
+            result = subprocess.run(
+                [uv_bin, "venv", "--seed", "--quiet", "--python", sys.executable, str(target)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            created = result.returncode == 0
+        if not created:
+            subprocess.run(
+                [sys.executable, "-m", "venv", "--clear", str(target)],
+                env=env,
+                capture_output=True,
+                timeout=300,
+                check=True,
+            )
+        bindir = "Scripts" if os.name == "nt" else "bin"
+        suffix = ".exe" if os.name == "nt" else ""
+        python = target / bindir / f"python{suffix}"
+        assert python.exists(), f"no interpreter in {target}"
+        return python
+
+    return factory
