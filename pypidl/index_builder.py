@@ -1,0 +1,588 @@
+"""Build the mirror's static simple index: PEP 503/592/629/658/714 HTML, PEP 691/700 JSON.
+
+The index describes everything the mirror's catalog says it holds (not only the last run), so runs
+with different requirement sets accumulate into one index.  A file the catalog lists but the disk
+lacks is dropped from the pages and from the catalog; a file whose ``stat`` changed since it was
+verified is hashed again and listed only if its bytes still match.
+
+Layout (all links relative, so ``file://`` and any static server work)::
+
+    simple/index.html, simple/index.json                  every project
+    simple/<project>/index.html, simple/<project>/index.json
+    packages/<project>/<wheel>.metadata                   PEP 658 sidecar, the wheel's METADATA
+
+Renderers (``render_*``) are pure functions returning strings; :func:`build_index` writes only
+the pages whose text changed, each one atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from pypidl._fs import TEMP_PREFIX, atomic_write_bytes, atomic_write_text, safe_join
+from pypidl.catalog import Catalog, Record
+from pypidl.errors import BadInputError, PypidlError
+from pypidl.hashing import file_sha256, new_hasher
+from pypidl.manifest import PACKAGES_DIR, Entry
+
+__all__ = [
+    "BACKENDS",
+    "JSON_CONTENT_TYPE",
+    "METADATA_SUFFIX",
+    "REPOSITORY_VERSION",
+    "SIMPLE_DIR",
+    "IndexFile",
+    "IndexReport",
+    "build_index",
+    "collect",
+    "render_project_html",
+    "render_project_json",
+    "render_root_html",
+    "render_root_json",
+    "wheel_metadata",
+]
+
+log = logging.getLogger(__name__)
+
+#: Version of the simple repository API the pages declare (PEP 629 / PEP 691 ``meta``).
+REPOSITORY_VERSION = "1.1"
+JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
+SIMPLE_DIR = "simple"
+METADATA_SUFFIX = ".metadata"
+HTML_PAGE = "index.html"
+JSON_PAGE = "index.json"
+BACKENDS = ("pypidl", "dir2pi")
+
+_DIR2PI_HINT = "install it with: pip install 'pypidl[dir2pi]'"
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file as the index lists it: its catalog entry and what the disk says now."""
+
+    entry: Entry
+    size: int
+    #: sha256 of the PEP 658 sidecar written beside the wheel, or ``None`` when there is none
+    metadata_sha256: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Link from ``simple/<project>/`` to the file, without the hash fragment."""
+        filename = quote(self.entry.filename, safe="+!")
+        return f"../../{PACKAGES_DIR}/{quote(self.entry.project)}/{filename}"
+
+    def sort_key(self) -> tuple[Version, str]:
+        return (Version(self.entry.version), self.entry.filename)
+
+
+@dataclass
+class IndexReport:
+    """What one :func:`build_index` call did."""
+
+    projects: int
+    files: int
+    pages_written: int
+    pages_unchanged: int
+    sidecars_written: int
+    removed_projects: list[str] = field(default_factory=list)
+    #: files the catalog lists that were left out (missing on disk, or changed bytes)
+    dropped_files: list[str] = field(default_factory=list)
+    backend: str = "pypidl"
+
+    def summary(self) -> str:
+        """One line for a person."""
+        text = (
+            f"index ({self.backend}): {self.projects} project(s), {self.files} file(s); "
+            f"{self.pages_written} page(s) written, {self.pages_unchanged} unchanged, "
+            f"{self.sidecars_written} metadata sidecar(s) written"
+        )
+        if self.removed_projects:
+            text += f"; removed {len(self.removed_projects)} project(s)"
+        if self.dropped_files:
+            text += f"; dropped {len(self.dropped_files)} missing or changed file(s)"
+        return text
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting what the mirror holds
+
+
+def collect(root: str | os.PathLike[str]) -> tuple[dict[str, list[IndexFile]], list[str]]:
+    """Read the catalog of the mirror at ``root`` and check each file against the disk.
+
+    Writes PEP 658 sidecars for wheels that lack one.  Files missing on disk are dropped and the
+    project's catalog is compacted; files whose ``stat`` changed are hashed again and dropped
+    (with a warning) if the bytes no longer match.
+
+    :returns: files by project (projects with no file left are absent, files sorted by version
+        then filename), and the ``project/filename`` of every dropped file.
+    """
+    by_project, dropped, _ = _collect(Path(root))
+    return by_project, dropped
+
+
+def _collect(root: Path) -> tuple[dict[str, list[IndexFile]], list[str], int]:
+    catalog = Catalog(root)
+    by_project: dict[str, list[IndexFile]] = {}
+    dropped: list[str] = []
+    sidecars_written = 0
+    for project in catalog.projects():
+        files: list[IndexFile] = []
+        missing = False
+        for filename, record in sorted(catalog.load(project).items()):
+            if filename.startswith(TEMP_PREFIX):  # a temp file is never listed
+                continue
+            path = catalog.file_path(record.entry)
+            checked = _check_file(catalog, record, path)
+            if checked is None:
+                dropped.append(f"{project}/{filename}")
+                if not path.is_file():
+                    missing = True
+                    _remove_sidecar(path)
+                continue
+            sidecar_sha, written = _sidecar(path) if filename.endswith(".whl") else (None, False)
+            sidecars_written += written
+            files.append(IndexFile(record.entry, checked, sidecar_sha))
+        if missing:
+            log.info("%s: compacting the catalog (files missing on disk)", project)
+            catalog.compact(project)
+        if files:
+            by_project[project] = sorted(files, key=IndexFile.sort_key)
+    return by_project, dropped, sidecars_written
+
+
+def _check_file(catalog: Catalog, record: Record, path: Path) -> int | None:
+    """Size of the file if it is still the one the catalog verified, else ``None``."""
+    try:
+        st = path.stat()
+    except OSError:
+        log.warning("%s: listed in the catalog but missing on disk; dropped from the index", path)
+        return None
+    if not path.is_file():
+        log.warning("%s: not a regular file; dropped from the index", path)
+        return None
+    if record.matches_stat(st):
+        return st.st_size
+    # Touched, copied to another disk, restored from a backup: trust the bytes, not the stat.
+    actual = file_sha256(path)
+    if actual != record.entry.sha256:
+        log.warning(
+            "%s: sha256 is %s, the catalog verified %s; left out of the index (see pypidl verify)",
+            path,
+            actual,
+            record.entry.sha256,
+        )
+        return None
+    log.debug("%s: stat changed but the bytes still match; catalog refreshed", path)
+    return catalog.add(record.entry, path).size
+
+
+def _remove_sidecar(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        (path.parent / (path.name + METADATA_SUFFIX)).unlink()
+
+
+_METADATA_MEMBER = re.compile(r"([^/]+)\.dist-info/METADATA")
+
+
+def wheel_metadata(path: str | os.PathLike[str]) -> bytes:
+    """The ``*.dist-info/METADATA`` bytes of the wheel at ``path``.
+
+    When a wheel holds several ``.dist-info`` directories, the one named after the wheel's
+    project wins.
+
+    :raises ValueError: when the wheel has no (unambiguous) METADATA.
+    :raises zipfile.BadZipFile: when it is not a zip archive.
+    :raises OSError: when it cannot be read.
+    """
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        found = [
+            (m.group(1), name) for name in zf.namelist() if (m := _METADATA_MEMBER.fullmatch(name))
+        ]
+        if len(found) > 1:
+            try:
+                project = parse_wheel_filename(path.name)[0]
+            except InvalidWheelFilename:
+                project = None
+            found = [
+                (dist, name)
+                for dist, name in found
+                if canonicalize_name(dist.rpartition("-")[0] or dist) == project
+            ]
+        if len(found) != 1:
+            raise ValueError(f"{path.name}: no single .dist-info/METADATA in the wheel")
+        return zf.read(found[0][1])
+
+
+def _sidecar(wheel: Path) -> tuple[str | None, bool]:
+    """Make sure the wheel's PEP 658 sidecar exists; return its sha256 and whether it was written.
+
+    A sidecar is written once and reused; it is rewritten only when the wheel is newer than it
+    (the wheel was replaced).
+    """
+    sidecar = wheel.parent / (wheel.name + METADATA_SUFFIX)
+    with contextlib.suppress(OSError):
+        if sidecar.stat().st_mtime_ns >= wheel.stat().st_mtime_ns:
+            return _bytes_sha256(sidecar.read_bytes()), False
+    try:
+        data = wheel_metadata(wheel)
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        log.warning("%s: cannot read its METADATA (%s); listed without a metadata file", wheel, exc)
+        _remove_sidecar(wheel)
+        return None, False
+    atomic_write_bytes(sidecar, data)
+    log.debug("%s: wrote its PEP 658 metadata file", wheel.name)
+    return _bytes_sha256(data), True
+
+
+def _bytes_sha256(data: bytes) -> str:
+    h = new_hasher("sha256")
+    h.update(data)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering: pure functions from files to page text
+
+_UPLOAD_TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?",
+    re.IGNORECASE,
+)
+
+
+def _pep700_time(value: str | None) -> str | None:
+    """``value`` as PEP 700 wants it (``yyyy-mm-ddThh:mm:ss.ffffffZ``, UTC), or ``None``.
+
+    A time without a zone is taken as UTC; one that cannot be parsed is left out of the page
+    rather than risk a client rejecting the whole page.
+    """
+    if not value:
+        return None
+    m = _UPLOAD_TIME.fullmatch(value.strip())
+    if m is None:
+        log.debug("upload time %r is not ISO 8601; left out", value)
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    offset = timedelta(0)
+    zone = m.group(8)
+    if zone and zone.upper() != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    try:
+        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
+    except ValueError:
+        log.debug("upload time %r is not a valid date; left out", value)
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _attr(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
+    """The PEP 503 page of ``project`` (with PEP 592, 629, 658 and 714 attributes)."""
+    name = _attr(project)
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{REPOSITORY_VERSION}">',
+        f"    <title>Links for {name}</title>",
+        "  </head>",
+        "  <body>",
+        f"    <h1>Links for {name}</h1>",
+    ]
+    for f in files:
+        e = f.entry
+        attrs = [f'href="{_attr(f.url)}#sha256={e.sha256}"']
+        if e.requires_python:
+            attrs.append(f'data-requires-python="{_attr(e.requires_python)}"')
+        if e.yanked:
+            attrs.append(f'data-yanked="{_attr(e.yanked_reason or "")}"')
+        if f.metadata_sha256:
+            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+        lines.append(f"    <a {' '.join(attrs)}>{_attr(e.filename)}</a><br>")
+    lines += ["  </body>", "</html>", ""]
+    return "\n".join(lines)
+
+
+def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
+    """The PEP 691 page of ``project`` (with PEP 700 ``versions``, ``size``, ``upload-time``)."""
+    versions = sorted({f.entry.version for f in files}, key=Version)
+    out: list[dict[str, Any]] = []
+    for f in files:
+        e = f.entry
+        item: dict[str, Any] = {
+            "filename": e.filename,
+            "url": f.url,
+            "hashes": {"sha256": e.sha256},
+            "requires-python": e.requires_python,
+            "yanked": (e.yanked_reason or True) if e.yanked else False,
+            "size": f.size,
+        }
+        upload_time = _pep700_time(e.upload_time)
+        if upload_time is not None:
+            item["upload-time"] = upload_time
+        metadata: dict[str, str] | bool = (
+            {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
+        )
+        item["core-metadata"] = metadata
+        item["dist-info-metadata"] = metadata
+        out.append(item)
+    doc = {
+        "meta": {"api-version": REPOSITORY_VERSION},
+        "name": project,
+        "versions": versions,
+        "files": out,
+    }
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def render_root_html(projects: Iterable[str]) -> str:
+    """The PEP 503 root page listing ``projects`` (normalized names)."""
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{REPOSITORY_VERSION}">',
+        "    <title>Simple index</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    lines += [f'    <a href="{_attr(quote(p))}/">{_attr(p)}</a><br>' for p in sorted(projects)]
+    lines += ["  </body>", "</html>", ""]
+    return "\n".join(lines)
+
+
+def render_root_json(projects: Iterable[str]) -> str:
+    """The PEP 691 root page listing ``projects`` (normalized names)."""
+    doc = {
+        "meta": {"api-version": REPOSITORY_VERSION},
+        "projects": [{"name": p} for p in sorted(projects)],
+    }
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+def _render_all(by_project: Mapping[str, Sequence[IndexFile]]) -> dict[tuple[str, ...], str]:
+    """Every page by its path inside ``simple/``."""
+    pages: dict[tuple[str, ...], str] = {
+        (HTML_PAGE,): render_root_html(by_project),
+        (JSON_PAGE,): render_root_json(by_project),
+    }
+    for project, files in by_project.items():
+        pages[(project, HTML_PAGE)] = render_project_html(project, files)
+        pages[(project, JSON_PAGE)] = render_project_json(project, files)
+    return pages
+
+
+def _prune(simple: Path, keep: Iterable[str]) -> list[str]:
+    """Remove project directories not in ``keep`` and stray entries in kept ones."""
+    keep = set(keep)
+    removed: list[str] = []
+    if not simple.is_dir():
+        return removed
+    for child in sorted(simple.iterdir()):
+        if child.name in {HTML_PAGE, JSON_PAGE} or child.name.startswith(TEMP_PREFIX):
+            continue
+        if child.is_dir() and not child.is_symlink() and child.name in keep:
+            # Leftovers of another backend (dir2pi puts links to the files here) or old pages.
+            for inner in child.iterdir():
+                if inner.name in {HTML_PAGE, JSON_PAGE} or inner.name.startswith(TEMP_PREFIX):
+                    continue
+                _remove(inner)
+            continue
+        if child.is_dir() and not child.is_symlink():
+            removed.append(child.name)
+            log.info("%s: no files left; its pages are removed", child.name)
+        _remove(child)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def build_index(root: str | os.PathLike[str], *, backend: str = "pypidl") -> IndexReport:
+    """Build (or refresh) the simple index of the mirror at ``root`` from its catalog.
+
+    :param root: the mirror directory (holding ``packages/`` and ``.pypidl/``).
+    :param backend: ``"pypidl"`` (HTML + JSON + metadata sidecars) or ``"dir2pi"`` (pip2pi's
+        plain HTML pages, for parity with the original tool).
+    :raises BadInputError: when ``root`` is not a directory, ``backend`` is unknown, or pip2pi
+        is missing for the dir2pi backend.
+    """
+    root = Path(root)
+    if backend not in BACKENDS:
+        raise BadInputError(
+            f"unknown index backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}"
+        )
+    if not root.is_dir():
+        raise BadInputError("not a directory", context=str(root), hint="give the mirror directory")
+    if backend == "dir2pi":
+        return _build_dir2pi(root)
+
+    by_project, dropped, sidecars = _collect(root)
+    simple = root / SIMPLE_DIR
+    written = unchanged = 0
+    for parts, text in _render_all(by_project).items():
+        if _write_if_changed(safe_join(simple, *parts), text):
+            written += 1
+        else:
+            unchanged += 1
+    removed = _prune(simple, by_project)
+    report = IndexReport(
+        projects=len(by_project),
+        files=sum(len(files) for files in by_project.values()),
+        pages_written=written,
+        pages_unchanged=unchanged,
+        sidecars_written=sidecars,
+        removed_projects=removed,
+        dropped_files=dropped,
+    )
+    log.info("%s", report.summary())
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# The dir2pi backend
+
+#: Runs pip2pi's dir2pi with an explicit argv (its own entry point reads sys.argv whole).
+_DIR2PI_MAIN = (
+    "import sys; from libpip2pi.commands import dir2pi; sys.exit(dir2pi(['dir2pi', *sys.argv[1:]]))"
+)
+
+
+def _build_dir2pi(root: Path) -> IndexReport:
+    if importlib.util.find_spec("libpip2pi") is None:
+        raise BadInputError(
+            "the dir2pi index backend needs pip2pi, which is not installed", hint=_DIR2PI_HINT
+        )
+    by_project, dropped, _ = _collect(root)
+    simple = root / SIMPLE_DIR
+    before = {p.name for p in simple.iterdir() if p.is_dir()} if simple.is_dir() else set()
+    where: dict[str, Path] = {}
+    for files in by_project.values():
+        for f in files:
+            where[f.entry.filename] = root / f.entry.relpath
+
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}dir2pi-", dir=root) as tmp:
+        stage = Path(tmp) / "files"
+        stage.mkdir()
+        for filename, path in where.items():
+            _link(path, stage / filename, relative=False)
+        result = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", _DIR2PI_MAIN, "-n", str(stage)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            hint = _DIR2PI_HINT
+            if "pkg_resources" in result.stderr:
+                hint = "pip2pi imports pkg_resources: install setuptools<81 beside it"
+            raise PypidlError(
+                f"dir2pi failed (exit {result.returncode}): {detail}", context=str(root), hint=hint
+            )
+        built = stage / SIMPLE_DIR
+        # dir2pi links each file as simple/<project>/<file> -> ../../<file> (the flat stage);
+        # point those links at packages/<project>/<file> so the tree works once moved.
+        pages = 0
+        for project_dir in built.iterdir():
+            if not project_dir.is_dir():
+                continue
+            for item in project_dir.iterdir():
+                if item.name == HTML_PAGE:
+                    pages += 1
+                elif item.name in where:
+                    item.unlink()
+                    _link(where[item.name], item, relative=True)
+        _swap(built, simple, root)
+
+    projects = sorted(p.name for p in simple.iterdir() if p.is_dir())
+    report = IndexReport(
+        projects=len(projects),
+        files=len(where),
+        pages_written=pages + 1,
+        pages_unchanged=0,
+        sidecars_written=0,
+        removed_projects=sorted(before - set(projects)),
+        dropped_files=dropped,
+        backend="dir2pi",
+    )
+    log.info("%s", report.summary())
+    return report
+
+
+def _link(target: Path, link: Path, *, relative: bool) -> None:
+    """Make ``link`` point at ``target``: a symlink, else a hard link, else a copy."""
+    source = os.path.relpath(target, link.parent) if relative else str(target.resolve())
+    try:
+        link.symlink_to(source)
+        return
+    except OSError:
+        pass  # no symlink privilege (Windows) or no support: fall through
+    try:
+        os.link(target, link)
+    except OSError:
+        shutil.copy2(target, link)
+
+
+def _swap(new: Path, current: Path, root: Path) -> None:
+    """Put the directory ``new`` in place of ``current`` with two renames."""
+    old = root / f"{TEMP_PREFIX}simple-old"
+    if old.exists():
+        shutil.rmtree(old)
+    if current.exists():
+        current.replace(old)
+    new.replace(current)
+    if old.exists():
+        shutil.rmtree(old)
