@@ -46,12 +46,17 @@ class Record:
     inode: int
 
     def matches_stat(self, st: os.stat_result) -> bool:
-        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.inode
+        return (
+            st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.inode
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = self.entry.to_json()
         data.update(
-            {"format": _FORMAT, "stat": {"size": self.size, "mtime_ns": self.mtime_ns, "inode": self.inode}}
+            {
+                "format": _FORMAT,
+                "stat": {"size": self.size, "mtime_ns": self.mtime_ns, "inode": self.inode},
+            }
         )
         return data
 
@@ -95,27 +100,36 @@ class Catalog:
         """Records of ``project`` by filename; the last line about a file wins."""
         records: dict[str, Record] = {}
         try:
-            fh = open(self.path_for(project), encoding="utf-8")
+            # errors="replace": a crash can tear the last line anywhere, even inside a character
+            text = self.path_for(project).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return records
-        with fh:
-            for line in fh:
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a crash mid-append
-                if isinstance(data, dict) and data.get("removed") and isinstance(data.get("filename"), str):
-                    records.pop(data["filename"], None)
-                    continue
-                record = Record.from_json(data)
-                if record is not None and record.entry.project == project:
-                    records[record.entry.filename] = record
+        for line in text.splitlines():
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-append
+            if (
+                isinstance(data, dict)
+                and data.get("removed")
+                and isinstance(data.get("filename"), str)
+            ):
+                records.pop(data["filename"], None)
+                continue
+            record = Record.from_json(data)
+            if record is not None and record.entry.project == project:
+                records[record.entry.filename] = record
         return records
 
     def add(self, entry: Entry, path: str | os.PathLike[str]) -> Record:
         """Record that ``path`` holds ``entry``, verified just now."""
         st = os.stat(path)
-        record = Record(entry=replace(entry, size=st.st_size), size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        record = Record(
+            entry=replace(entry, size=st.st_size),
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            inode=st.st_ino,
+        )
         self._append(entry.project, record.to_json())
         return record
 
@@ -138,7 +152,9 @@ class Catalog:
             with contextlib.suppress(OSError):
                 if self.file_path(record.entry).is_file():
                     records[name] = record
-        text = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for _, r in sorted(records.items()))
+        text = "".join(
+            json.dumps(r.to_json(), sort_keys=True) + "\n" for _, r in sorted(records.items())
+        )
         with self._lock:
             if records:
                 atomic_write_text(self.path_for(project), text)

@@ -15,7 +15,13 @@ from typing import Any
 from pypidl import __version__
 from pypidl.mirrors import Mirror, split_credentials
 
-__all__ = ["NetworkSettings", "default_index_url", "default_mirror", "pip_config_value", "user_agent"]
+__all__ = [
+    "NetworkSettings",
+    "default_index_url",
+    "default_mirror",
+    "pip_config_value",
+    "user_agent",
+]
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def pip_config_value(key: str) -> Any:
     try:
         config = Configuration(isolated=False)
         config.load()
-    except Exception:  # noqa: BLE001 - a broken pip.conf must not stop pypidl; pip reports it itself
+    except Exception:
         return None
     found = None
     for name, value in config.items():
@@ -104,5 +110,7 @@ def default_mirror() -> Mirror:
     from pip._internal.models.index import PyPI
 
     if url.rstrip("/") == str(PyPI.simple_url).rstrip("/"):
-        return Mirror("default", url.rstrip("/") + "/", f"https://{PyPI.file_storage_domain}/packages/")
+        return Mirror(
+            "default", url.rstrip("/") + "/", f"https://{PyPI.file_storage_domain}/packages/"
+        )
     return Mirror.from_index_url(url, name="default")

@@ -100,7 +100,7 @@ class ResolutionError(PypidlError):
     exit_code = 2
 
 
-class IndexError_(PypidlError):  # noqa: N801  # the builtin IndexError is a different thing
+class IndexError_(PypidlError):  # the builtin IndexError is a different thing
     """A package index could not be read."""
 
 

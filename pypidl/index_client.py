@@ -83,7 +83,9 @@ class ProjectPage:
     url: str  # the page's URL without credentials
 
 
-def new_session(net: NetworkSettings, *, pool_size: int = 10, retry_statuses: bool = True) -> requests.Session:
+def new_session(
+    net: NetworkSettings, *, pool_size: int = 10, retry_statuses: bool = True
+) -> requests.Session:
     """A session for one process: pooled, identified, verifying TLS, with per-host credentials.
 
     :param retry_statuses: let urllib3 retry 429/5xx with back-off (index pages); the download
@@ -101,7 +103,9 @@ def new_session(net: NetworkSettings, *, pool_size: int = 10, retry_statuses: bo
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(pool_connections=max(4, pool_size), pool_maxsize=max(4, pool_size), max_retries=retry)
+    adapter = HTTPAdapter(
+        pool_connections=max(4, pool_size), pool_maxsize=max(4, pool_size), max_retries=retry
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = net.user_agent
@@ -279,7 +283,9 @@ def _remote_file(
     )
 
 
-def parse_json_page(data: Any, page_url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+def parse_json_page(
+    data: Any, page_url: str, name: NormalizedName, mirror: str
+) -> list[RemoteFile]:
     """Files of a PEP 691 project page."""
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         raise ValueError("malformed PEP 691 project page")
@@ -301,7 +307,9 @@ def parse_json_page(data: Any, page_url: str, name: NormalizedName, mirror: str)
                 core_metadata=item.get("core-metadata", item.get("dist-info-metadata")),
             )
         except UnsafeFilenameError:
-            log.warning("ignoring unsafe file name %r on %s", item["filename"], redact_url(page_url))
+            log.warning(
+                "ignoring unsafe file name %r on %s", item["filename"], redact_url(page_url)
+            )
             continue
         if rf is not None:
             files.append(rf)
@@ -331,7 +339,9 @@ class _AnchorParser(html.parser.HTMLParser):
             self._text = None
 
 
-def parse_html_page(text: str, page_url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+def parse_html_page(
+    text: str, page_url: str, name: NormalizedName, mirror: str
+) -> list[RemoteFile]:
     """Files of a PEP 503 project page (with PEP 592 yanking and PEP 658/714 metadata attributes)."""
     parser = _AnchorParser()
     parser.feed(text)

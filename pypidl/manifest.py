@@ -8,12 +8,13 @@ meaning or a required field is added.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -95,7 +96,7 @@ class Entry:
             value = data.get(key)
             if value is None and optional:
                 return None
-            if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
                 problems.append(f"{where}: field {key!r} is missing or not {_kind_name(kind)}")
                 return None
             return value
@@ -134,9 +135,14 @@ class Entry:
             problems.append(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
         if core is not None and not is_sha256(core):
             problems.append(f"{where}: core_metadata_sha256 is not 64 lowercase hex digits")
-        if urls is not None:
-            if not urls or not all(isinstance(u, str) and u.startswith(_URL_SCHEMES) for u in urls):
-                problems.append(f"{where}: urls must be a non-empty list of http(s) or file URLs")
+        if urls is not None and (
+            not urls or not all(isinstance(u, str) and u.startswith(_URL_SCHEMES) for u in urls)
+        ):
+            problems.append(f"{where}: urls must be a non-empty list of http(s) or file URLs")
+        elif urls is not None and any(urlsplit(u).username or urlsplit(u).password for u in urls):
+            problems.append(
+                f"{where}: urls must not carry credentials (use the index URL or .netrc)"
+            )
         if size is not None and size < 0:
             problems.append(f"{where}: size must not be negative")
         if not isinstance(yanked, bool):
@@ -285,7 +291,9 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
             continue
         key = (entry.project, entry.filename)
         if key in seen:
-            problems.append(f"files[{i}]: {entry.filename} is listed twice (also files[{seen[key]}])")
+            problems.append(
+                f"files[{i}]: {entry.filename} is listed twice (also files[{seen[key]}])"
+            )
             continue
         seen[key] = i
         entries.append(entry)

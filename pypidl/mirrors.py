@@ -36,14 +36,16 @@ class Mirror:
 
     @classmethod
     def from_index_url(cls, url: str, name: str | None = None) -> Mirror:
-        clean = strip_credentials(url)
-        return cls(name=name or urlsplit(clean).netloc or clean, simple_url=_slash(url))
+        clean = strip_credentials(url)  # credentials travel in NetworkSettings, never in URLs
+        return cls(name=name or urlsplit(clean).netloc or clean, simple_url=_slash(clean))
 
     @classmethod
     def from_base(cls, name: str, base: str) -> Mirror:
         """A mirror in the bandersnatch layout: ``<base>/web/simple/`` and ``<base>/web/packages/``."""
         base = base.rstrip("/")
-        return cls(name=name, simple_url=f"{base}/web/simple/", packages_url=f"{base}/web/packages/")
+        return cls(
+            name=name, simple_url=f"{base}/web/simple/", packages_url=f"{base}/web/packages/"
+        )
 
 
 def _slash(url: str) -> str:
@@ -84,13 +86,17 @@ def _mirror_from_json(item: Any, where: str) -> Mirror:
         raise BadInputError("each mirror needs a 'name'", context=where)
     for key in ("base", "simple_url", "packages_url"):
         value = item.get(key)
-        if value is not None and not (isinstance(value, str) and value.startswith(("https://", "http://"))):
+        if value is not None and not (
+            isinstance(value, str) and value.startswith(("https://", "http://"))
+        ):
             raise BadInputError(f"{item['name']}: {key} must be an http(s) URL", context=where)
     if isinstance(item.get("base"), str):
         return Mirror.from_base(item["name"], item["base"])
     if isinstance(item.get("simple_url"), str):
         packages = item.get("packages_url")
-        return Mirror(item["name"], _slash(item["simple_url"]), _slash(packages) if packages else None)
+        return Mirror(
+            item["name"], _slash(item["simple_url"]), _slash(packages) if packages else None
+        )
     raise BadInputError(f"{item['name']}: needs 'base' or 'simple_url'", context=where)
 
 
@@ -133,4 +139,6 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     hostport = host + (f":{parts.port}" if parts.port else "")
     user = "****" if parts.password is None else f"{parts.username}:****"
-    return urlunsplit(SplitResult(parts.scheme, f"{user}@{hostport}", parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        SplitResult(parts.scheme, f"{user}@{hostport}", parts.path, parts.query, parts.fragment)
+    )

@@ -112,35 +112,21 @@ def _find_uv() -> str | None:
 def venv_factory(tmp_path: Path) -> Callable[[], Path]:
     """Factory: ``venv_factory()`` creates a new virtualenv with pip, returns its python.
 
-    Uses ``uv venv --seed`` when the ``uv`` package is installed (fast; seeding may
-    need the configured package index, so the caller's environment is used), and
-    falls back to ``python -m venv`` (bundled pip, offline) otherwise or on failure.
+    ``python -m venv`` seeds pip from the wheel bundled with Python (ensurepip), so creating a
+    venv needs no package index: tests never depend on one.
     """
     counter = iter(range(1_000_000))
 
     def factory() -> Path:
         target = tmp_path / f"venv-{next(counter)}"
         env = {k: v for k, v in os.environ.items() if k.lower() not in _DROPPED_VARS}
-        uv_bin = _find_uv()
-        created = False
-        if uv_bin is not None:
-            result = subprocess.run(
-                [uv_bin, "venv", "--seed", "--quiet", "--python", sys.executable, str(target)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-            created = result.returncode == 0
-        if not created:
-            subprocess.run(
-                [sys.executable, "-m", "venv", "--clear", str(target)],
-                env=env,
-                capture_output=True,
-                timeout=300,
-                check=True,
-            )
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(target)],
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
         bindir = "Scripts" if os.name == "nt" else "bin"
         suffix = ".exe" if os.name == "nt" else ""
         python = target / bindir / f"python{suffix}"

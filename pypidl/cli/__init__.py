@@ -1,0 +1,145 @@
+"""The command line: argument parsing, exit codes, and the one place errors become words.
+
+``main(argv) -> int`` is what tests call; ``entrypoint()`` and ``seed_entrypoint()`` are the
+console scripts ``pypidl`` and ``pypi-downloader``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from types import FrameType, SimpleNamespace
+
+from pypidl import __version__
+from pypidl.cli._output import UI
+from pypidl.errors import PypidlError
+
+__all__ = [
+    "EXIT_BUG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "entrypoint",
+    "main",
+    "seed_entrypoint",
+]
+
+EXIT_OK = 0  #: everything asked for is done
+EXIT_FAILED = 1  #: some files or projects failed; the rest is done
+EXIT_USAGE = 2  #: bad input: flags, requirements, targets, manifest
+EXIT_BUG = 3  #: an unexpected error inside pypidl (a traceback is printed)
+EXIT_INTERRUPTED = 130  #: Ctrl-C or SIGTERM
+
+#: command modules; each has ``register(subparsers, parents)``
+COMMAND_MODULES = (
+    "pypidl.cli.pipeline",
+    "pypidl.cli.index",
+    "pypidl.cli.verify",
+    "pypidl.cli.transfer",
+    "pypidl.cli.check",
+)
+
+log = logging.getLogger("pypidl")
+
+
+def _parents() -> SimpleNamespace:
+    from pypidl.cli import _common
+
+    return _common.parent_parsers()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parents = _parents()
+    parser = argparse.ArgumentParser(
+        prog="pypidl",
+        description=(
+            "Build a verified, pip- and uv-installable mirror of Python packages for an "
+            "air-gapped network: resolve for every target environment, plan, download, index."
+        ),
+        epilog="Exit codes: 0 all done, 1 some files failed, 2 bad input, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"pypidl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub, parents)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
+    """Run pypidl with ``argv`` (without the program name) and return the exit code.
+
+    :param seed: parse ``argv`` as ``pypi-downloader`` does: the flat flags of ``sync``.
+    """
+    parser = build_parser()
+    if seed:
+        parser = _subparser(parser, "sync")
+        parser.prog = "pypi-downloader"
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    ui = UI(verbose=getattr(args, "verbose", 0), quiet=getattr(args, "quiet", False))
+    previous = _install_sigterm()
+    try:
+        return int(args.func(args, ui))
+    except PypidlError as exc:
+        ui.error("%s", exc)
+        if exc.hint:
+            ui.error("hint: %s", exc.hint)
+        for problem in getattr(exc, "problems", [])[1:21]:
+            ui.error("  %s", problem)
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        ui.error(
+            "pypidl %s hit an unexpected error (a bug): please report it with the traceback above",
+            __version__,
+        )
+        return EXIT_BUG
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ui.close()
+
+
+def _install_sigterm() -> signal.Handlers | object:
+    """Turn SIGTERM into KeyboardInterrupt so both stop a run the same clean way."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def entrypoint() -> None:
+    """The ``pypidl`` console script."""
+    sys.exit(main(sys.argv[1:]))
+
+
+def seed_entrypoint() -> None:
+    """The ``pypi-downloader`` console script: the flat flags of ``pypidl sync``."""
+    sys.exit(main(sys.argv[1:], seed=True))
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise LookupError(name)

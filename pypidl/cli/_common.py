@@ -1,0 +1,194 @@
+"""Options shared by several commands, and turning them into settings objects."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
+from pypidl.errors import BadInputError
+from pypidl.mirrors import Mirror, load_mirror_sets
+
+if TYPE_CHECKING:
+    from pypidl.targets import Target
+
+__all__ = ["network_from_args", "parent_parsers", "positive_int", "targets_from_args"]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def parent_parsers() -> SimpleNamespace:
+    """argparse parents: ``output``, ``network``, ``targets``, ``download``."""
+    output = argparse.ArgumentParser(add_help=False)
+    g = output.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="say more (twice: debug)")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings, errors and the summary"
+    )
+    g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    network = argparse.ArgumentParser(add_help=False)
+    g = network.add_argument_group("indexes and network")
+    g.add_argument(
+        "--index-url",
+        "-i",
+        action="append",
+        metavar="URL",
+        help=(
+            "simple index to read (repeatable: the first is the primary, the others are "
+            "fall-backs). Default: the index pip is configured to use (PIP_INDEX_URL, pip.conf), "
+            "else pip's built-in default"
+        ),
+    )
+    g.add_argument(
+        "--cn",
+        action="store_true",
+        help="put the Chinese mirror set in front (automatic fall-back; the index URLs come last)",
+    )
+    g.add_argument(
+        "--mirrors-file",
+        metavar="FILE",
+        help="JSON file of mirror sets replacing the packaged ones (see docs/mirrors.md)",
+    )
+    g.add_argument(
+        "--cert",
+        metavar="PATH",
+        help="CA bundle to verify TLS with (default: REQUESTS_CA_BUNDLE, pip's 'cert' setting, certifi)",
+    )
+    g.add_argument(
+        "--client-cert", metavar="PATH", help="client certificate (PEM with key) for TLS"
+    )
+    g.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=15.0,
+        metavar="S",
+        help="seconds (default 15)",
+    )
+    g.add_argument(
+        "--timeout",
+        "--read-timeout",
+        dest="read_timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds without a byte before a read is abandoned and retried (default 60)",
+    )
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="attempts per file per mirror (default 4)",
+    )
+
+    targets = argparse.ArgumentParser(add_help=False)
+    g = targets.add_argument_group(
+        "target environments",
+        "Each flag is repeatable; the targets are their product. Default: CPython 3.8 to 3.14 on "
+        "Linux, Windows and macOS, x86_64 and arm64 (see docs/targets.md).",
+    )
+    g.add_argument(
+        "--python-version",
+        action="append",
+        default=[],
+        metavar="VER",
+        help="3.11, 311 or cp311; py3 for every supported 3.x",
+    )
+    g.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLAT",
+        help="a pip platform tag (manylinux_2_17_x86_64, win_amd64, macosx_11_0_arm64, any) or a "
+        "family: linux-x86_64, linux-aarch64, win-amd64, win-arm64, macos-x86_64, macos-arm64",
+    )
+    g.add_argument("--abi", action="append", default=[], metavar="ABI", help="cp311, abi3, none")
+    g.add_argument(
+        "--implementation", action="append", default=[], metavar="IMPL", help="cp (default)"
+    )
+    return SimpleNamespace(output=output, network=network, targets=targets)
+
+
+def network_from_args(
+    args: argparse.Namespace, *, file_index_url: str | None = None
+) -> tuple[list[Mirror], NetworkSettings]:
+    """The ordered mirrors and the network settings a command's flags ask for.
+
+    Index precedence: ``--index-url`` flags, then an ``--index-url`` inside the requirements file,
+    then pip's configuration, then pip's built-in default.
+    """
+    urls: list[str] = list(getattr(args, "index_url", None) or [])
+    for url in urls:
+        if not url.startswith(("https://", "http://", "file://")):
+            raise BadInputError(f"index URL {url!r} must start with https://, http:// or file://")
+    mirrors: list[Mirror]
+    if urls:
+        mirrors = [
+            Mirror.from_index_url(u, name=f"index{n + 1}" if n else "primary")
+            for n, u in enumerate(urls)
+        ]
+    elif file_index_url:
+        mirrors = [Mirror.from_index_url(file_index_url, name="primary")]
+    else:
+        mirrors = [default_mirror()]
+    if getattr(args, "cn", False):
+        sets = load_mirror_sets(getattr(args, "mirrors_file", None))
+        if "cn" not in sets:
+            raise BadInputError("the mirror sets have no 'cn' set", context=args.mirrors_file)
+        mirrors = list(sets["cn"]) + mirrors
+    verify: bool | str = True
+    cert = (
+        getattr(args, "cert", None)
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or pip_config_value("cert")
+    )
+    if cert:
+        if not os.path.exists(cert):
+            raise BadInputError(f"CA bundle {cert!r} does not exist")
+        verify = str(cert)
+    client_cert = getattr(args, "client_cert", None) or pip_config_value("client-cert")
+    if client_cert and not os.path.exists(client_cert):
+        raise BadInputError(f"client certificate {client_cert!r} does not exist")
+    net = NetworkSettings(
+        user_agent=user_agent(),
+        connect_timeout=getattr(args, "connect_timeout", 15.0),
+        read_timeout=getattr(args, "read_timeout", 60.0),
+        stall_timeout=getattr(args, "read_timeout", 60.0),
+        verify=verify,
+        client_cert=str(client_cert) if client_cert else None,
+        retries=max(1, getattr(args, "retries", 4)),
+    )
+    raw = urls or ([file_index_url] if file_index_url else [])
+    return mirrors, net.with_credentials_from(raw)
+
+
+def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
+    from pypidl.targets import parse_targets
+
+    return parse_targets(
+        python_versions=args.python_version,
+        platforms=args.platform,
+        abis=args.abi,
+        implementations=args.implementation,
+    )

@@ -1,0 +1,76 @@
+"""Everything a person sees: log lines, the summary table, and (in _progress) the bars."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+__all__ = ["UI", "format_bytes"]
+
+LOG_FORMAT = "%(asctime)s | %(levelname)s | %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class UI:
+    """The CLI's voice: log lines on stderr, tables on stdout.
+
+    :param verbose: 0 normal, 1 details, 2 debug.
+    :param quiet: only warnings, errors and the final summary.
+    """
+
+    def __init__(self, *, verbose: int = 0, quiet: bool = False, stream: TextIO | None = None):
+        self.verbose = verbose
+        self.quiet = quiet
+        self.stream = stream if stream is not None else sys.stderr
+        self.log = logging.getLogger("pypidl")
+        self._handler = logging.StreamHandler(self.stream)
+        self._handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
+        level = logging.WARNING if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
+        self._handler.setLevel(level)
+        self.log.addHandler(self._handler)
+        self.log.setLevel(logging.DEBUG if verbose >= 1 else level)
+        self.log.propagate = False
+        # pypidl's own module loggers say more with -v; third-party chatter only with -vv
+        for noisy in ("urllib3", "requests", "filelock"):
+            logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+        if verbose == 1:
+            self._handler.setLevel(logging.DEBUG)
+
+    def close(self) -> None:
+        self.log.removeHandler(self._handler)
+
+    def info(self, msg: str, *args: object) -> None:
+        self.log.info(msg, *args)
+
+    def debug(self, msg: str, *args: object) -> None:
+        self.log.debug(msg, *args)
+
+    def warning(self, msg: str, *args: object) -> None:
+        self.log.warning(msg, *args)
+
+    def error(self, msg: str, *args: object) -> None:
+        self.log.error(msg, *args)
+
+    def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Print an aligned text table on stdout (always, even with -q: it is the result)."""
+        cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+        rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        out = sys.stdout
+        out.write(f"\n{title}\n{rule}\n")
+        for n, row in enumerate(cells):
+            out.write("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |\n")
+            if n == 0:
+                out.write(rule + "\n")
+        out.write(rule + "\n")
+        out.flush()
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - loop always returns

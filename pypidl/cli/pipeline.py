@@ -1,0 +1,385 @@
+"""``pypidl sync``, ``plan`` and ``download``: the pipeline's own commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from pypidl.cli._common import network_from_args, positive_int, targets_from_args
+from pypidl.cli._output import UI, format_bytes
+from pypidl.errors import BadInputError
+from pypidl.manifest import Manifest, dump, load
+
+if TYPE_CHECKING:
+    from pypidl.engine import RunReport
+    from pypidl.requirements import RequirementSet
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+DEFAULT_REQUIREMENTS = "requirements.txt"
+
+
+def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
+    sync = sub.add_parser(
+        "sync",
+        parents=[parents.output, parents.network, parents.targets],
+        help="plan, download and (with --build-index) index: the whole job",
+        description=(
+            "Resolve the requirements for every target environment, download every matching "
+            "file verified against the index's sha256, and optionally build the index. "
+            "'pypi-downloader' runs this command."
+        ),
+    )
+    sync.add_argument(
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENTS",
+        help=f"requirements file(s) (default: ./{DEFAULT_REQUIREMENTS})",
+    )
+    _requirement_flags(sync)
+    _plan_flags(sync)
+    _download_flags(sync)
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan only: write the URL list (and --manifest) and download nothing",
+    )
+    sync.add_argument(
+        "--url-list-path",
+        default="url_list.txt",
+        metavar="PATH",
+        help="where --dry-run writes the URL list (default ./url_list.txt)",
+    )
+    sync.add_argument(
+        "--manifest",
+        metavar="PATH",
+        help="also write the manifest here (default: DOWNLOAD_DIR/.pypidl/manifest.json)",
+    )
+    sync.set_defaults(func=run_sync)
+
+    plan = sub.add_parser(
+        "plan",
+        parents=[parents.output, parents.network, parents.targets],
+        help="resolve and write a manifest of every file, download nothing",
+        description="Resolve the requirements for every target and write the JSON manifest.",
+    )
+    plan.add_argument(
+        "requirements", nargs="*", metavar="REQUIREMENTS", help="requirements file(s)"
+    )
+    _requirement_flags(plan)
+    _plan_flags(plan)
+    plan.add_argument(
+        "-o",
+        "--output",
+        "--manifest",
+        dest="manifest",
+        default="manifest.json",
+        metavar="PATH",
+        help="where to write the manifest (default ./manifest.json; '-' for stdout)",
+    )
+    plan.set_defaults(func=run_plan)
+
+    download = sub.add_parser(
+        "download",
+        parents=[parents.output, parents.network],
+        help="download (or resume) exactly what a manifest lists",
+        description=(
+            "Download every file of MANIFEST into DOWNLOAD_DIR, verified; files already verified "
+            "are skipped with a stat call, interrupted ones resume."
+        ),
+    )
+    download.add_argument(
+        "manifest", metavar="MANIFEST", help="a manifest written by 'pypidl plan'"
+    )
+    _download_flags(download)
+    download.add_argument(
+        "--shard", metavar="K/N", help="only shard K of N (whole projects, balanced by bytes)"
+    )
+    download.set_defaults(func=run_download)
+
+
+def _requirement_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirement_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="requirements file, pip syntax (repeatable)",
+    )
+
+
+def _plan_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to mirror")
+    g.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="every version with a Python 3 file, not only the resolved ones",
+    )
+    g.add_argument(
+        "--all-versions-limit",
+        type=positive_int,
+        metavar="N",
+        help="with --all-versions: only the newest N versions of each project",
+    )
+    g.add_argument(
+        "--no-deps", action="store_true", help="mirror the named projects only, no dependencies"
+    )
+    g.add_argument(
+        "--sdist",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="auto (default): keep a release's sdist when some target has no wheel for it",
+    )
+    g.add_argument(
+        "--host-only",
+        action="store_true",
+        help="skip the per-target closure: mirror pip-compile's host pins for every target",
+    )
+
+
+def _download_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("download")
+    g.add_argument(
+        "--download-dir", default="pypi", metavar="DIR", help="the mirror (default ./pypi)"
+    )
+    g.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="download streams in total (default 256)",
+    )
+    g.add_argument(
+        "--processes",
+        type=positive_int,
+        metavar="N",
+        help="worker processes (default: from the CPU count and the work)",
+    )
+    g.add_argument(
+        "--build-index",
+        action="store_true",
+        help="build the PEP 503/691 index in DOWNLOAD_DIR/simple/ afterwards",
+    )
+    g.add_argument(
+        "--index-backend",
+        choices=("pypidl", "dir2pi"),
+        default="pypidl",
+        help="index writer (dir2pi needs the 'dir2pi' extra; it writes less, see docs/index.md)",
+    )
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _requirement_paths(args: argparse.Namespace) -> list[str]:
+    paths = list(args.requirements or []) + list(args.requirement_files or [])
+    return paths or [DEFAULT_REQUIREMENTS]
+
+
+def _read_requirements(args: argparse.Namespace) -> RequirementSet:
+    from pypidl.requirements import parse_requirement_files
+
+    return parse_requirement_files(_requirement_paths(args))
+
+
+def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
+    from pypidl.planner import PlanOptions, plan
+
+    reqs = _read_requirements(args)
+    if not reqs.requirements:
+        raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
+    mirrors, net = network_from_args(args, file_index_url=reqs.index_url)
+    targets = targets_from_args(args)
+    ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
+    options = PlanOptions(
+        all_versions=args.all_versions,
+        all_versions_limit=args.all_versions_limit,
+        no_deps=args.no_deps,
+        sdist=args.sdist,
+        closure=not args.host_only,
+    )
+    manifest = plan(reqs, mirrors=mirrors, net=net, targets=targets, options=options)
+    ui.info(
+        "Plan: %d file(s), %s, from %d project(s)",
+        len(manifest.entries),
+        format_bytes(manifest.total_size),
+        len(manifest.projects),
+    )
+    for problem in manifest.problems:
+        where = f" [{problem.target}]" if problem.target else ""
+        ui.warning("%s%s: %s", problem.project, where, problem.reason)
+    return manifest
+
+
+def run_plan(args: argparse.Namespace, ui: UI) -> int:
+    manifest = _make_plan(args, ui)
+    if args.manifest == "-":
+        import sys
+
+        sys.stdout.write(manifest.dumps())
+    else:
+        dump(manifest, args.manifest)
+        ui.info("Manifest written to %s", os.path.abspath(args.manifest))
+    _summary(ui, manifest, None)
+    return EXIT_FAILED if manifest.problems else EXIT_OK
+
+
+def run_sync(args: argparse.Namespace, ui: UI) -> int:
+    root = Path(args.download_dir).resolve()
+    if not args.dry_run:
+        ui.info("Packages will be downloaded to %s", root)
+    manifest = _make_plan(args, ui)
+    if args.dry_run:
+        _write_url_list(manifest, args.url_list_path, root)
+        ui.info(
+            "Dry run: %d URL(s) written to %s",
+            len(manifest.entries),
+            os.path.abspath(args.url_list_path),
+        )
+        if args.manifest:
+            dump(manifest, args.manifest)
+            ui.info("Manifest written to %s", os.path.abspath(args.manifest))
+        _summary(ui, manifest, None)
+        return EXIT_FAILED if manifest.problems else EXIT_OK
+    manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
+    dump(manifest, manifest_path)
+    ui.debug("Manifest written to %s", manifest_path)
+    return _download_and_index(args, ui, manifest, root)
+
+
+def run_download(args: argparse.Namespace, ui: UI) -> int:
+    manifest = load(args.manifest)
+    if args.shard:
+        from pypidl.transfer import parse_shard, select_shard
+
+        k, n = parse_shard(args.shard)
+        entries = select_shard(manifest.entries, k, n)
+        ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(entries), len(manifest.entries))
+        manifest = Manifest(
+            entries=tuple(entries),
+            requirements=manifest.requirements,
+            index_urls=manifest.index_urls,
+            targets=manifest.targets,
+            all_versions=manifest.all_versions,
+            problems=(),
+            projects={
+                p: v for p, v in manifest.projects.items() if any(e.project == p for e in entries)
+            },
+            created=manifest.created,
+            generator=manifest.generator,
+        )
+    root = Path(args.download_dir).resolve()
+    ui.info("Packages will be downloaded to %s", root)
+    return _download_and_index(args, ui, manifest, root)
+
+
+def _download_and_index(args: argparse.Namespace, ui: UI, manifest: Manifest, root: Path) -> int:
+    from pypidl import engine
+    from pypidl.cli._progress import ProgressEvents
+
+    _, net = network_from_args(args)
+    options = engine.EngineOptions(concurrency=args.concurrency, processes=args.processes, net=net)
+    with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
+        report = engine.run(manifest.entries, root, options=options, events=events)
+    if args.build_index and not report.interrupted:
+        from pypidl.index_builder import build_index
+
+        result = build_index(root, backend=args.index_backend)
+        ui.info(
+            "Index: %d project(s), %d file(s) in %s (%d page(s) written)",
+            result.projects,
+            result.files,
+            root / "simple",
+            result.pages_written,
+        )
+    _summary(ui, manifest, report)
+    if report.interrupted:
+        ui.error("Interrupted: partial downloads are kept and resume on the next run")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if report.failed or manifest.problems else EXIT_OK
+
+
+def _write_url_list(manifest: Manifest, path: str, root: Path) -> None:
+    from pypidl._fs import atomic_write_text
+    from pypidl.exporters import get_exporter
+
+    text = "".join(get_exporter("urls").render(manifest, root=str(root)))
+    atomic_write_text(path, text)
+
+
+# -- the summary --------------------------------------------------------------------------------
+
+
+def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
+    """The 'Package Synchronization Summary' the seed promised: one row per project."""
+    results: dict[str, list[object]] = {}
+    if report is not None:
+        for result in report.results:
+            results.setdefault(result.entry.project, []).append(result)
+    problems: dict[str, list[str]] = {}
+    for p in manifest.problems:
+        problems.setdefault(p.project, []).append(
+            f"{p.target}: {p.reason}" if p.target else p.reason
+        )
+    grouped = manifest.by_project()
+    rows: list[Sequence[object]] = []
+    for name in sorted(set(manifest.projects) | set(grouped) | set(problems)):
+        entries = grouped.get(name, [])
+        versions = manifest.projects.get(name) or tuple(sorted({e.version for e in entries}))
+        size = sum(e.size or 0 for e in entries)
+        status, detail = _status(entries, results.get(name, []), problems.get(name, []), report)
+        rows.append((name, _versions(versions), len(entries), format_bytes(size), status, detail))
+    title = "Package Synchronization Summary" if report is not None else "Plan Summary"
+    ui.table(title, ("Package", "Version", "Files", "Size", "Status", "Details"), rows)
+    if report is not None:
+        ui.info(
+            "Done: %d downloaded, %d already verified, %d failed; %s fetched",
+            len(report.downloaded),
+            len(report.skipped),
+            len(report.failed),
+            format_bytes(sum(r.bytes for r in report.results)),
+        )
+        for name, stats in sorted(report.mirrors.items()):
+            ui.info(
+                "Mirror %s: %d file(s), %s, %d failure(s)%s",
+                name,
+                stats.files,
+                format_bytes(stats.bytes),
+                stats.failures,
+                " (set aside)" if stats.set_aside else "",
+            )
+
+
+def _versions(versions: Sequence[str]) -> str:
+    if len(versions) <= 3:
+        return ", ".join(versions) or "-"
+    return f"{versions[-1]} (+{len(versions) - 1} more)"
+
+
+def _status(entries: list, results: list, problems: list[str], report: object) -> tuple[str, str]:  # type: ignore[type-arg]
+    detail_problems = "; ".join(problems[:2]) + (
+        f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
+    )
+    if not entries:
+        return ("Failed" if problems else "Empty"), detail_problems or "no file for any target"
+    if report is None:
+        return (
+            "Planned with problems" if problems else "Planned"
+        ), detail_problems or f"{len(entries)} file(s)"
+    failed = [r for r in results if r.status == "failed"]
+    done = [r for r in results if r.status in {"downloaded", "skipped"}]
+    if failed:
+        reason = failed[0].error or "failed"
+        more = f" ({len(failed)} of {len(entries)} file(s) failed)" if len(entries) > 1 else ""
+        return ("Failed" if not done else "Partial"), reason + more
+    if len(done) < len(entries):
+        return "Interrupted", f"{len(done)} of {len(entries)} file(s) processed"
+    status = "Synchronized" if not problems else "Synchronized with problems"
+    return status, detail_problems or f"All {len(entries)} file(s) processed"

@@ -1,0 +1,440 @@
+"""The planner: requirements + targets + policy → a :class:`~pypidl.manifest.Manifest`.
+
+1. Read the project pages of the requirements (concurrently); a project no index has fails alone.
+2. Resolve for the host with pip-compile (unless ``no_deps``): its pins are the preferred versions.
+3. Complete the closure for every target (:mod:`pypidl.resolver`): which versions each target needs.
+4. Pick the files: per release, the wheels some target that needs the release can install, and
+   its sdist when one of those targets has no wheel (policy ``sdist``).  Never Python-2-only files.
+5. List every mirror's URL of each file, best first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from pypidl.errors import IndexError_, ResolutionError
+from pypidl.index_client import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.manifest import Entry, Manifest, Problem
+from pypidl.mirrors import Mirror, derive_file_url, redact_url
+from pypidl.resolve import compile_host
+
+if TYPE_CHECKING:
+    from pypidl.config import NetworkSettings
+    from pypidl.requirements import RequirementSet
+    from pypidl.targets import Target
+
+__all__ = ["PlanOptions", "Planner", "plan"]
+
+log = logging.getLogger(__name__)
+
+SDIST_POLICIES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    all_versions: bool = False
+    #: newest N versions per project with --all-versions (None: no limit)
+    all_versions_limit: int | None = None
+    no_deps: bool = False
+    #: auto: keep a release's sdist when a target that needs the release has no wheel for it
+    sdist: str = "auto"
+    #: also resolve the closure for each target (not only pip-compile's host resolution)
+    closure: bool = True
+    workers: int = 16
+
+
+@dataclass
+class _Selection:
+    """project → version → labels of the targets that need that release."""
+
+    versions: dict[NormalizedName, dict[str, set[str]]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, project: NormalizedName, version: str, labels: Iterable[str]) -> None:
+        self.versions.setdefault(project, {}).setdefault(version, set()).update(labels)
+
+
+class _PageCache:
+    """Project pages, each fetched once per run whatever asks for it (thread-safe)."""
+
+    def __init__(self, client: IndexClient):
+        self.client = client
+        self._pages: dict[str, ProjectPage | IndexError_] = {}
+        self._lock = threading.Lock()
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        wanted = {canonicalize_name(n) for n in names} - self._pages.keys()
+        if wanted:
+            fetched = self.client.projects(wanted)
+            with self._lock:
+                self._pages.update(fetched)
+
+    def get(self, name: str) -> ProjectPage:
+        key = canonicalize_name(name)
+        with self._lock:
+            found = self._pages.get(key)
+        if found is None:
+            try:
+                found = self.client.project(key)
+            except IndexError_ as exc:
+                found = exc
+            with self._lock:
+                self._pages[key] = found
+        if isinstance(found, IndexError_):
+            raise found
+        return found
+
+    def failed(self) -> dict[str, IndexError_]:
+        with self._lock:
+            return {k: v for k, v in self._pages.items() if isinstance(v, IndexError_)}
+
+
+class Planner:
+    def __init__(
+        self,
+        mirrors: Sequence[Mirror],
+        net: NetworkSettings,
+        targets: Sequence[Target],
+        options: PlanOptions = PlanOptions(),
+    ):
+        if options.sdist not in SDIST_POLICIES:
+            raise ValueError(f"sdist policy must be one of {SDIST_POLICIES}")
+        self.mirrors = list(mirrors)
+        self.net = net
+        self.targets = list(targets)
+        self.options = options
+        self.client = IndexClient(self.mirrors, net, workers=options.workers)
+        self.pages = _PageCache(self.client)
+
+    # -- the whole plan ---------------------------------------------------------------------
+
+    def plan(self, reqs: RequirementSet) -> Manifest:
+        requirements = [r.requirement for r in reqs.requirements]
+        names = [canonicalize_name(r.name) for r in requirements]
+        log.info("Reading %d project page(s) from %s", len(set(names)), self.mirrors[0].name)
+        self.pages.prefetch(names)
+        selection = _Selection()
+        missing = self.pages.failed()
+        for name, exc in sorted(missing.items()):
+            selection.problems.append(_problem_for(name, exc, requirement=_req_text(reqs, name)))
+        available = [
+            r for r in reqs.requirements if canonicalize_name(r.requirement.name) not in missing
+        ]
+        usable = [r.requirement for r in available]
+        constraints = [c.requirement for c in reqs.constraints]
+
+        pins: dict[NormalizedName, str] = {}
+        if not self.options.no_deps and usable:
+            pins = self._compile(available, reqs)
+        if self.options.no_deps:
+            self._select_direct(usable, selection)
+        elif self.options.closure:
+            self._select_closure(usable, constraints, pins, selection)
+        else:
+            self._select_pins(pins, selection)
+        if self.options.all_versions and (self.options.no_deps or not self.options.closure):
+            self._select_all_versions(selection)
+        entries = self._files(selection)
+        projects = {name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()}
+        for name in missing:
+            projects.setdefault(NormalizedName(name), ())
+        return Manifest(
+            entries=tuple(entries),
+            requirements=tuple(r.line() for r in reqs.requirements),
+            index_urls=tuple(redact_url(m.simple_url) for m in self.mirrors),
+            targets=tuple(t.label for t in self.targets),
+            all_versions=self.options.all_versions,
+            problems=tuple(selection.problems),
+            projects=projects,
+        )
+
+    # -- resolution -----------------------------------------------------------------------
+
+    def _compile(
+        self, available: Sequence[object], reqs: RequirementSet
+    ) -> dict[NormalizedName, str]:
+        text = "".join(r.line() + "\n" for r in available)  # type: ignore[attr-defined]
+        constraints = reqs.constraints_text()
+        errors: list[ResolutionError] = []
+        for mirror in self.mirrors:
+            try:
+                result = compile_host(
+                    text,
+                    index_url=_with_credentials(mirror.simple_url, self.net),
+                    net=self.net,
+                    constraints_in=constraints,
+                )
+            except ResolutionError as exc:
+                errors.append(exc)
+                if not _looks_like_network_failure(exc.message):
+                    raise
+                log.warning("pip-compile could not reach %s; trying the next index", mirror.name)
+                continue
+            log.info("pip-compile pinned %d project(s) for this host", len(result.pins))
+            return result.pins
+        raise errors[0]
+
+    def _select_pins(self, pins: Mapping[NormalizedName, str], selection: _Selection) -> None:
+        """Host pins for every target that can install them (the closure-free fall-back)."""
+        self.pages.prefetch(pins)
+        for name, version in sorted(pins.items()):
+            labels = [t.label for t in self.targets]
+            selection.add(name, version, labels)
+
+    def _select_closure(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Sequence[Requirement],
+        pins: Mapping[NormalizedName, str],
+        selection: _Selection,
+    ) -> None:
+        from pypidl.resolver import resolve_closure
+
+        result = resolve_closure(
+            requirements,
+            self.targets,
+            pages=self.pages.get,
+            metadata=self._metadata_source(),
+            constraints=constraints,
+            preferred=pins,
+            all_versions=self.options.all_versions,
+            all_versions_limit=self.options.all_versions_limit,
+            workers=self.options.workers,
+        )
+        for name, versions in result.versions.items():
+            for version, labels in versions.items():
+                selection.add(name, version, labels)
+        selection.problems.extend(result.problems)
+
+    def _metadata_source(self) -> object:
+        from pypidl.metadata import MetadataFetcher  # type: ignore[attr-defined]
+        from pypidl.resolve import cache_dir
+
+        return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
+
+    def _select_direct(self, requirements: Sequence[Requirement], selection: _Selection) -> None:
+        """``--no-deps``: per target, the newest version of each requirement it can install."""
+        for req in requirements:
+            name = canonicalize_name(req.name)
+            page = self._page(name, selection)
+            if page is None:
+                continue
+            for target in self.targets:
+                env = target.marker_environment()
+                if req.marker is not None and not req.marker.evaluate(env):
+                    continue
+                version = _newest_installable(page.files, req.specifier, target)
+                if version is None:
+                    selection.problems.append(
+                        Problem(
+                            name, "no installable version for this target", str(req), target.label
+                        )
+                    )
+                else:
+                    selection.add(name, version, [target.label])
+
+    def _select_all_versions(self, selection: _Selection) -> None:
+        labels = [t.label for t in self.targets]
+        for name in list(selection.versions):
+            page = self._page(name, selection)
+            if page is None:
+                continue
+            versions = sorted(
+                {f.version for f in page.files if _python3_file(f)}, key=Version, reverse=True
+            )
+            if self.options.all_versions_limit:
+                versions = versions[: self.options.all_versions_limit]
+            for version in versions:
+                selection.add(name, version, labels)
+
+    def _page(self, name: str, selection: _Selection) -> ProjectPage | None:
+        try:
+            return self.pages.get(name)
+        except IndexError_ as exc:
+            selection.problems.append(_problem_for(name, exc))
+            return None
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _files(self, selection: _Selection) -> list[Entry]:
+        by_label = {t.label: t for t in self.targets}
+        entries: list[Entry] = []
+        for name in sorted(selection.versions):
+            page = self._page(name, selection)
+            if page is None:
+                continue
+            for version, labels in sorted(selection.versions[name].items()):
+                targets = [by_label[label] for label in sorted(labels) if label in by_label]
+                files = [f for f in page.files if _same_version(f.version, version)]
+                chosen = choose_files(files, targets, sdist=self.options.sdist)
+                if not chosen:
+                    selection.problems.append(
+                        Problem(name, f"no file of {name} {version} fits any target", target=None)
+                    )
+                for rf in chosen:
+                    if rf.sha256 is None:
+                        selection.problems.append(
+                            Problem(
+                                name, f"{rf.filename}: the index publishes no sha256; not mirrored"
+                            )
+                        )
+                        continue
+                    entries.append(self._entry(rf))
+        return entries
+
+    def _entry(self, rf: RemoteFile) -> Entry:
+        urls: list[str] = []
+        for mirror in self.mirrors:
+            url = rf.url if mirror.name == rf.mirror else derive_file_url(rf.url, mirror)
+            if url and url not in urls:
+                urls.append(url)
+        if rf.url not in urls:
+            urls.insert(0, rf.url)
+        assert rf.sha256 is not None  # noqa: S101 - checked by the caller
+        return Entry(
+            project=rf.project,
+            version=rf.version,
+            filename=rf.filename,
+            urls=tuple(urls),
+            sha256=rf.sha256,
+            size=rf.size,
+            requires_python=rf.requires_python,
+            yanked=rf.yanked,
+            yanked_reason=rf.yanked_reason,
+            kind=rf.kind,
+            upload_time=rf.upload_time,
+            core_metadata_sha256=rf.core_metadata_sha256,
+        )
+
+
+def plan(
+    reqs: RequirementSet,
+    *,
+    mirrors: Sequence[Mirror],
+    net: NetworkSettings,
+    targets: Sequence[Target],
+    options: PlanOptions = PlanOptions(),
+) -> Manifest:
+    """Plan a mirror of ``reqs`` for ``targets``; see the module docstring."""
+    return Planner(mirrors, net, targets, options).plan(reqs)
+
+
+# -- file choice ------------------------------------------------------------------------------
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _python3_file(rf: RemoteFile) -> bool:
+    from pypidl.targets import allows_any_python3, is_python3_wheel
+
+    if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
+        return False
+    return allows_any_python3(rf.requires_python)
+
+
+def choose_files(
+    files: Sequence[RemoteFile], targets: Sequence[Target], *, sdist: str = "auto"
+) -> list[RemoteFile]:
+    """The files of one release that ``targets`` need.
+
+    A wheel is kept when one of the targets can install it.  The sdist is kept with policy
+    ``always``, or with ``auto`` when some target has no wheel in this release (it would build).
+    """
+    usable = [f for f in files if _python3_file(f)]
+    wheels = [f for f in usable if f.kind == "wheel"]
+    sdists = [f for f in usable if f.kind == "sdist"]
+    chosen: list[RemoteFile] = []
+    uncovered = False
+    for target in targets:
+        fits = [
+            w for w in wheels if target.allows_python(w.requires_python) and target.supports(w.tags)
+        ]
+        if not fits:
+            uncovered = True
+        for w in fits:
+            if w not in chosen:
+                chosen.append(w)
+    if sdist == "always" or (sdist == "auto" and uncovered):
+        # one sdist is enough; prefer .tar.gz (the standard form) over a legacy .zip
+        for s in sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))[:1]:
+            if any(t.allows_python(s.requires_python) for t in targets) or not targets:
+                chosen.append(s)
+    return sorted(chosen, key=lambda f: f.filename)
+
+
+def _newest_installable(
+    files: Sequence[RemoteFile], spec: SpecifierSet, target: Target
+) -> str | None:
+    by_version: dict[Version, list[RemoteFile]] = {}
+    for f in files:
+        try:
+            by_version.setdefault(Version(f.version), []).append(f)
+        except InvalidVersion:
+            continue
+    candidates = [v for v in by_version if spec.contains(v)]
+    if not candidates:  # as pip does: pre-releases only when nothing else satisfies
+        candidates = [v for v in by_version if spec.contains(v, prereleases=True)]
+    pinned = any(s.operator in {"==", "==="} for s in spec)
+    for version in sorted(candidates, reverse=True):
+        release = by_version[version]
+        if all(f.yanked for f in release) and not pinned:
+            continue
+        if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto"):
+            return str(version)
+    return None
+
+
+def _problem_for(name: str, exc: IndexError_, requirement: str | None = None) -> Problem:
+    if isinstance(exc, ProjectNotFound):
+        return Problem(name, "not found on any index (404 Not Found)", requirement)
+    return Problem(name, exc.message, requirement)
+
+
+def _req_text(reqs: RequirementSet, name: str) -> str | None:
+    for r in reqs.requirements:
+        if canonicalize_name(r.requirement.name) == name:
+            return r.line()
+    return None
+
+
+def _with_credentials(url: str, net: NetworkSettings) -> str:
+    from urllib.parse import quote
+
+    parts = urlsplit(url)
+    for netloc, user, password in net.credentials:
+        if netloc == parts.netloc:
+            auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+            return urlunsplit(
+                (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
+            )
+    return url
+
+
+def _looks_like_network_failure(message: str) -> bool:
+    lowered = message.lower()
+    return any(
+        s in lowered
+        for s in (
+            "connection",
+            "could not fetch",
+            "max retries",
+            "timed out",
+            "ssl",
+            "name resolution",
+        )
+    )
