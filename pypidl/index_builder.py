@@ -487,7 +487,7 @@ def build_index(root: str | os.PathLike[str], *, backend: str = "pypidl") -> Ind
         removed_projects=removed,
         dropped_files=dropped,
     )
-    log.info("%s", report.summary())
+    log.debug("%s", report.summary())
     return report
 
 
@@ -509,15 +509,17 @@ def _build_dir2pi(root: Path) -> IndexReport:
     simple = root / SIMPLE_DIR
     before = {p.name for p in simple.iterdir() if p.is_dir()} if simple.is_dir() else set()
     where: dict[str, Path] = {}
+    where_rel: dict[str, str] = {}
     for files in by_project.values():
         for f in files:
             where[f.entry.filename] = root / f.entry.relpath
+            where_rel[f.entry.filename] = f.entry.relpath
 
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}dir2pi-", dir=root) as tmp:
         stage = Path(tmp) / "files"
         stage.mkdir()
         for filename, path in where.items():
-            _link(path, stage / filename, relative=False)
+            _link(path, stage / filename, str(path.resolve()))
         result = subprocess.run(
             [sys.executable, "-W", "ignore", "-c", _DIR2PI_MAIN, "-n", str(stage)],
             capture_output=True,
@@ -544,7 +546,8 @@ def _build_dir2pi(root: Path) -> IndexReport:
                     pages += 1
                 elif item.name in where:
                     item.unlink()
-                    _link(where[item.name], item, relative=True)
+                    # relative to where the page will live: simple/<project>/
+                    _link(where[item.name], item, os.path.join("..", "..", where_rel[item.name]))
         _swap(built, simple, root)
 
     projects = sorted(p.name for p in simple.iterdir() if p.is_dir())
@@ -558,13 +561,12 @@ def _build_dir2pi(root: Path) -> IndexReport:
         dropped_files=dropped,
         backend="dir2pi",
     )
-    log.info("%s", report.summary())
+    log.debug("%s", report.summary())
     return report
 
 
-def _link(target: Path, link: Path, *, relative: bool) -> None:
-    """Make ``link`` point at ``target``: a symlink, else a hard link, else a copy."""
-    source = os.path.relpath(target, link.parent) if relative else str(target.resolve())
+def _link(target: Path, link: Path, source: str) -> None:
+    """Make ``link`` a symlink to ``source`` (naming ``target``), else a hard link, else a copy."""
     try:
         link.symlink_to(source)
         return
