@@ -66,6 +66,7 @@ _INDEX_ONLY_HINT = (
 _COMMENT_RE = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_OPTION_START_RE = re.compile(r"\s-")
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 _URL_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _CREDENTIALS_RE = re.compile(r"(://)[^/@\s]+@")
@@ -467,12 +468,14 @@ def _logical_lines(text: str) -> Iterator[_Logical]:
 
 
 def _split_requirement(line: str) -> tuple[str, str]:
-    """``(requirement, options)``: options start at the first word that starts with ``-``."""
-    words = line.split()
-    for index, word in enumerate(words):
-        if word.startswith("-"):
-            return " ".join(words[:index]), " ".join(words[index:])
-    return " ".join(words), ""
+    """``(requirement, options)``: options start at the first word that starts with ``-``.
+
+    The requirement keeps its own spacing, so quoted marker values reach packaging unchanged.
+    """
+    match = _OPTION_START_RE.search(line)
+    if match is None:
+        return line, ""
+    return line[: match.start()].rstrip(), line[match.start() :].lstrip()
 
 
 def _parse_options(text: str, where: str) -> list[tuple[str, str | None]]:

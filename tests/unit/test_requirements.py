@@ -112,7 +112,16 @@ ACCEPTED = [
         [("a", 12, ())],
         id="ignored-file-options",
     ),
-    pytest.param("a\t;\tpython_version\t<\t'4'\n", [('a; python_version < "4"', 1, ())], id="tabs"),
+    pytest.param(
+        f"a\t;\tpython_version\t<\t'4'\t--hash=sha256:{SHA256}\n",
+        [('a; python_version < "4"', 1, (f"sha256:{SHA256}",))],
+        id="tabs",
+    ),
+    pytest.param(
+        "a ; platform_version == 'x  y'\n",
+        [('a; platform_version == "x  y"', 1, ())],
+        id="marker-value-spacing-kept",
+    ),
 ]
 
 
