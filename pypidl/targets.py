@@ -1,0 +1,755 @@
+"""Target environments: which wheels a Python on some machine installs, and how its markers read.
+
+A :class:`Target` is one environment the mirror must serve, such as CPython 3.11 on 64-bit Linux.
+It knows its ranked compatibility tags (computed with :mod:`packaging.tags` the way pip computes
+them for ``--python-version/--platform/--abi/--implementation``), its PEP 508 marker environment
+and whether a ``Requires-Python`` admits it.  :func:`parse_targets` turns command-line values into
+targets; ``docs/targets.md`` documents every accepted form and every default.
+
+Targets are frozen and pickle, so they can travel to worker processes started with ``spawn``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform as _platform
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
+from packaging.version import InvalidVersion, Version
+
+from pypidl.errors import TargetError
+
+if TYPE_CHECKING:
+    import os
+
+__all__ = [
+    "DEFAULT_IMPLEMENTATIONS",
+    "DEFAULT_PLATFORMS",
+    "DEFAULT_PYTHON_VERSIONS",
+    "FAMILIES",
+    "LINUX_GLIBC",
+    "MACOS_VERSION",
+    "MUSL_VERSION",
+    "Target",
+    "allows_any_python3",
+    "default_full_version",
+    "expand_platform",
+    "host_target",
+    "is_python3_wheel",
+    "load_targets_file",
+    "parse_targets",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Python versions a run targets when none are given.
+DEFAULT_PYTHON_VERSIONS: tuple[str, ...] = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+#: Platform families a run targets when none are given.
+DEFAULT_PLATFORMS: tuple[str, ...] = (
+    "linux-x86_64",
+    "linux-aarch64",
+    "win-amd64",
+    "win-arm64",
+    "macos-x86_64",
+    "macos-arm64",
+)
+#: Implementations a run targets when none are given.
+DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = ("cp",)
+
+#: Newest glibc the ``linux-*`` families accept (Ubuntu 24.04 LTS ships 2.39).  Wheels needing a
+#: newer glibc are judged unsupported rather than picked for machines that cannot load them.
+LINUX_GLIBC: tuple[int, int] = (2, 39)
+#: Newest musl the ``musllinux-*`` families accept (Alpine has shipped 1.2 since 3.13).
+MUSL_VERSION: tuple[int, int] = (1, 2)
+#: Newest macOS the ``macos-*`` families accept (macOS 15, Sequoia).
+MACOS_VERSION: tuple[int, int] = (15, 0)
+
+# The last patch release of each minor known when this table was written (the release lists of
+# uv 0.13).  Markers such as ``python_full_version >= "3.8.1"`` must hold for a target named "3.8",
+# because a real, maintained 3.8 install is a late patch; see docs/targets.md.
+_LATEST_PATCH: dict[tuple[int, int], int] = {
+    (3, 0): 1,
+    (3, 1): 5,
+    (3, 2): 6,
+    (3, 3): 7,
+    (3, 4): 10,
+    (3, 5): 10,
+    (3, 6): 15,
+    (3, 7): 17,
+    (3, 8): 20,
+    (3, 9): 25,
+    (3, 10): 22,
+    (3, 11): 18,
+    (3, 12): 16,
+    (3, 13): 18,
+    (3, 14): 10,
+    (3, 15): 2,
+}
+# PyPy's own version, reported as implementation_version by PyPy targets.
+_PYPY_VERSION = "7.3.20"
+
+_IMPLEMENTATIONS = {
+    # short name: (implementation_name, platform_python_implementation)
+    "cp": ("cpython", "CPython"),
+    "pp": ("pypy", "PyPy"),
+    "py": ("cpython", "CPython"),  # generic: any implementation; markers read as CPython's
+}
+
+_LINUX_ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+_WINDOWS_ENV = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt"}
+_MACOS_ENV = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix"}
+
+
+# --------------------------------------------------------------------------------------------
+# platforms
+
+
+def _manylinux_tags(glibc: tuple[int, int], arch: str) -> list[str]:
+    """``manylinux_2_N_<arch>`` for N from *glibc* down to the oldest glibc of *arch*.
+
+    The legacy names follow their glibc (PEP 600): manylinux2014 = 2.17, manylinux2010 = 2.12,
+    manylinux1 = 2.5; the order is the one :mod:`packaging` gives a real machine.
+    """
+    major, minor = glibc
+    if major != 2:
+        return [f"manylinux_{major}_{minor}_{arch}"]
+    # Before 2.17 only x86 had manylinux wheels (manylinux1 and manylinux2010).
+    oldest = 5 if arch in {"x86_64", "i686"} else 17
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags = []
+    for n in range(minor, min(oldest, minor) - 1, -1):
+        tags.append(f"manylinux_2_{n}_{arch}")
+        if n in legacy:
+            tags.append(f"{legacy[n]}_{arch}")
+    return tags
+
+
+def _musllinux_tags(musl: tuple[int, int], arch: str) -> list[str]:
+    major, minor = musl
+    return [f"musllinux_{major}_{n}_{arch}" for n in range(minor, -1, -1)]
+
+
+def _macos_tags(version: tuple[int, int], arch: str) -> list[str]:
+    return list(mac_platforms(version, arch))
+
+
+def _linux_family(arch: str) -> tuple[str, ...]:
+    # linux_<arch> comes last: pip on the machine itself would rank it first (locally built
+    # wheels), but in an index such a wheel is a guess about the build machine's libraries.
+    return (*_manylinux_tags(LINUX_GLIBC, arch), f"linux_{arch}")
+
+
+def _musllinux_family(arch: str) -> tuple[str, ...]:
+    return (*_musllinux_tags(MUSL_VERSION, arch), f"linux_{arch}")
+
+
+#: Friendly platform families: name -> (ranked platform tags, marker values).
+FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "linux-x86_64": (_linux_family("x86_64"), {**_LINUX_ENV, "platform_machine": "x86_64"}),
+    "linux-aarch64": (_linux_family("aarch64"), {**_LINUX_ENV, "platform_machine": "aarch64"}),
+    "musllinux-x86_64": (
+        _musllinux_family("x86_64"),
+        {**_LINUX_ENV, "platform_machine": "x86_64"},
+    ),
+    "musllinux-aarch64": (
+        _musllinux_family("aarch64"),
+        {**_LINUX_ENV, "platform_machine": "aarch64"},
+    ),
+    "win-amd64": (("win_amd64",), {**_WINDOWS_ENV, "platform_machine": "AMD64"}),
+    "win-arm64": (("win_arm64",), {**_WINDOWS_ENV, "platform_machine": "ARM64"}),
+    "win32": (("win32",), {**_WINDOWS_ENV, "platform_machine": "x86"}),
+    "macos-x86_64": (
+        tuple(_macos_tags(MACOS_VERSION, "x86_64")),
+        {**_MACOS_ENV, "platform_machine": "x86_64"},
+    ),
+    "macos-arm64": (
+        tuple(_macos_tags(MACOS_VERSION, "arm64")),
+        {**_MACOS_ENV, "platform_machine": "arm64"},
+    ),
+    # Pure-Python files only.  Markers must read as something: a Linux x86_64 server.
+    "any": (("any",), {**_LINUX_ENV, "platform_machine": "x86_64"}),
+}
+
+# Other spellings people type for a family.
+_FAMILY_ALIASES = {
+    "linux-amd64": "linux-x86_64",
+    "linux-arm64": "linux-aarch64",
+    "musllinux-amd64": "musllinux-x86_64",
+    "musllinux-arm64": "musllinux-aarch64",
+    "win-x86_64": "win-amd64",
+    "windows-amd64": "win-amd64",
+    "windows-x86_64": "win-amd64",
+    "windows-arm64": "win-arm64",
+    "win-x86": "win32",
+    "macos-amd64": "macos-x86_64",
+    "macos-aarch64": "macos-arm64",
+    "macosx-x86_64": "macos-x86_64",
+    "macosx-arm64": "macos-arm64",
+}
+
+_RAW_FORMS = (
+    "manylinux_2_17_x86_64, manylinux2014_aarch64, musllinux_1_2_x86_64, linux_x86_64, "
+    "win_amd64, win_arm64, win32, macosx_11_0_arm64, any"
+)
+_PLATFORM_HELP = (
+    f"use a family ({', '.join(FAMILIES)}) or a wheel platform tag such as {_RAW_FORMS}"
+)
+
+_ARCH = r"[a-z0-9_]+"
+_MANYLINUX_RE = re.compile(rf"manylinux_(\d+)_(\d+)_({_ARCH})")
+_LEGACY_MANYLINUX_RE = re.compile(rf"(manylinux1|manylinux2010|manylinux2014)_({_ARCH})")
+_MUSLLINUX_RE = re.compile(rf"musllinux_(\d+)_(\d+)_({_ARCH})")
+_MACOSX_RE = re.compile(rf"macosx_(\d+)_(\d+)_({_ARCH})")
+_LINUX_RE = re.compile(rf"linux_({_ARCH})")
+_WIN_RE = re.compile(rf"win32|win_({_ARCH})")
+_LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _linux_machine(arch: str) -> str:
+    return {"armv7l": "armv7l", "i686": "i686"}.get(arch, arch)
+
+
+def expand_platform(value: str) -> tuple[str, tuple[str, ...]]:
+    """The canonical name and the ranked platform tags of a ``--platform`` value.
+
+    :param value: a family name (``linux-x86_64``, any case) or a wheel platform tag.
+    :returns: ``(name, tags)``: ``name`` is the family's canonical name or the lowercased tag.
+    :raises TargetError: for a value that is neither.
+    """
+    name = value.strip().lower()
+    name = _FAMILY_ALIASES.get(name, name)
+    if name in FAMILIES:
+        return name, FAMILIES[name][0]
+    match = _MANYLINUX_RE.fullmatch(name)
+    if match:
+        glibc = (int(match.group(1)), int(match.group(2)))
+        return name, tuple(_manylinux_tags(glibc, match.group(3)))
+    match = _LEGACY_MANYLINUX_RE.fullmatch(name)
+    if match:
+        # The name given first, as pip puts it; then its glibc and every older one.
+        tags = _manylinux_tags(_LEGACY_GLIBC[match.group(1)], match.group(2))
+        tags.remove(name)
+        return name, (name, *tags)
+    match = _MUSLLINUX_RE.fullmatch(name)
+    if match:
+        musl = (int(match.group(1)), int(match.group(2)))
+        return name, tuple(_musllinux_tags(musl, match.group(3)))
+    match = _MACOSX_RE.fullmatch(name)
+    if match:
+        version = (int(match.group(1)), int(match.group(2)))
+        tags = _macos_tags(version, match.group(3))
+        if not tags:
+            raise TargetError(f"platform {value!r} names no macOS release wheels exist for")
+        return name, tuple(tags)
+    if _LINUX_RE.fullmatch(name) or _WIN_RE.fullmatch(name):
+        return name, (name,)
+    raise TargetError(f"platform {value!r} is not understood; {_PLATFORM_HELP}")
+
+
+def _platform_environment(platform: str) -> dict[str, str]:
+    """Marker values (sys_platform, platform_system, os_name, platform_machine) of a platform."""
+    if platform in FAMILIES:
+        return dict(FAMILIES[platform][1])
+    for pattern in (_MANYLINUX_RE, _MUSLLINUX_RE, _LEGACY_MANYLINUX_RE, _LINUX_RE):
+        match = pattern.fullmatch(platform)
+        if match:
+            return {**_LINUX_ENV, "platform_machine": _linux_machine(match.groups()[-1])}
+    match = _MACOSX_RE.fullmatch(platform)
+    if match:
+        arch = match.group(3)
+        # A universal2 build runs natively on Apple silicon, today's Mac; the other fat formats
+        # (intel, universal, fat3...) are read as the Intel Mac they mostly ran on.
+        if arch in {"arm64", "universal2"}:
+            machine = "arm64"
+        elif arch in {"i386", "ppc", "ppc64"}:
+            machine = arch
+        else:
+            machine = "x86_64"
+        return {**_MACOS_ENV, "platform_machine": machine}
+    match = _WIN_RE.fullmatch(platform)
+    if match:
+        arch = match.group(1)
+        machine = {None: "x86", "amd64": "AMD64", "arm64": "ARM64"}.get(arch, (arch or "").upper())
+        return {**_WINDOWS_ENV, "platform_machine": machine}
+    return dict(FAMILIES["any"][1])
+
+
+# --------------------------------------------------------------------------------------------
+# Python versions
+
+
+def default_full_version(python: tuple[int, int]) -> str:
+    """The ``python_full_version`` a target of this minor reports unless told otherwise.
+
+    A late patch release (see docs/targets.md); ``X.Y.0`` for a minor newer than the table.
+    """
+    return f"{python[0]}.{python[1]}.{_LATEST_PATCH.get(python, 0)}"
+
+
+_PY2_HINT = "Python 2 packages are not mirrored; give a Python 3 version such as 3.11"
+_VERSION_HELP = "3.11, 311, cp311, py311, 3.11.4, py3 (every default 3.x) or py2.py3"
+_TAG_SET_RE = re.compile(r"(?:py|cp)\d+(?:\.(?:py|cp)\d+)+")
+_DOTTED_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_NODOT_RE = re.compile(r"(?:py|cp)?(\d)(\d+)?")
+
+
+def _parse_python_version(value: str) -> list[tuple[tuple[int, int], str]]:
+    """``[(python, full_version or "")]`` for one ``--python-version`` value."""
+    text = value.strip().lower()
+    if _TAG_SET_RE.fullmatch(text):
+        # A compressed tag set such as py2.py3: the Python 3 members count, Python 2 is dropped.
+        found: list[tuple[tuple[int, int], str]] = []
+        for part in text.split("."):
+            try:
+                found.extend(_parse_python_version(part))
+            except TargetError:
+                if not re.fullmatch(r"(?:py|cp)2\d*", part):
+                    raise
+        if not found:
+            raise TargetError(f"Python version {value!r} names only Python 2", hint=_PY2_HINT)
+        return found
+    full = ""
+    match = _DOTTED_RE.fullmatch(text)
+    if match:
+        major, minor = int(match.group(1)), int(match.group(2))
+        if match.group(3) is not None:
+            full = f"{major}.{minor}.{int(match.group(3))}"
+    else:
+        match = _NODOT_RE.fullmatch(text)
+        if not match:
+            raise TargetError(f"Python version {value!r} is not understood; use {_VERSION_HELP}")
+        major = int(match.group(1))
+        if match.group(2) is None:
+            if major == 2:
+                raise TargetError(f"Python version {value!r} is Python 2", hint=_PY2_HINT)
+            if major != 3:
+                raise TargetError(f"Python version {value!r} is not Python 3; use {_VERSION_HELP}")
+            return [(_version_tuple(v), "") for v in DEFAULT_PYTHON_VERSIONS]
+        minor = int(match.group(2))
+    if major == 2:
+        raise TargetError(f"Python version {value!r} is Python 2", hint=_PY2_HINT)
+    if major != 3:
+        raise TargetError(f"Python version {value!r} is not Python 3; use {_VERSION_HELP}")
+    if minor > 99:
+        raise TargetError(f"Python version {value!r} is not understood; use {_VERSION_HELP}")
+    return [((major, minor), full)]
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+# --------------------------------------------------------------------------------------------
+# ABIs and implementations
+
+_ABI_RE = re.compile(r"cp(\d+)[a-z]*|abi3t?|none|pypy(\d+)_pp\d+")
+_ABI_HELP = "cp311, cp313t, abi3, none or pypy310_pp73"
+
+
+def _parse_abi(value: str) -> tuple[str, str | None]:
+    """``(abi, nodot version it belongs to or None)``."""
+    abi = value.strip().lower()
+    match = _ABI_RE.fullmatch(abi)
+    if not match:
+        raise TargetError(f"ABI {value!r} is not understood; use {_ABI_HELP}")
+    nodot = match.group(1) or match.group(2)
+    if nodot is not None and nodot.startswith("2"):
+        raise TargetError(f"ABI {value!r} is a Python 2 ABI", hint=_PY2_HINT)
+    return abi, nodot
+
+
+def _parse_implementation(value: str) -> str:
+    impl = value.strip().lower()
+    impl = {"cpython": "cp", "pypy": "pp", "generic": "py"}.get(impl, impl)
+    if impl not in _IMPLEMENTATIONS:
+        raise TargetError(
+            f"implementation {value!r} is not supported; use cp (CPython), pp (PyPy) "
+            "or py (generic: pure-Python and py3x-tagged files only)"
+        )
+    return impl
+
+
+def _nodot(python: tuple[int, int]) -> str:
+    return f"{python[0]}{python[1]}"
+
+
+# --------------------------------------------------------------------------------------------
+# tags
+
+
+@functools.lru_cache(maxsize=512)
+def _compute_tags(
+    implementation: str,
+    python: tuple[int, int],
+    platform_tags: tuple[str, ...],
+    abis: tuple[str, ...] | None,
+) -> tuple[Tag, ...]:
+    """The ranked tags of a target, as pip's ``get_supported`` lists them (duplicates dropped).
+
+    The default ABIs are spelled out rather than left to :mod:`packaging`, which would read
+    them from the running interpreter (a debug or free-threaded host would change them).
+    """
+    nodot = _nodot(python)
+    interpreter = f"{implementation}{nodot}"
+    platforms = list(platform_tags)
+    found: Iterable[Tag]
+    if implementation == "cp":
+        chosen = [f"cp{nodot}"] if abis is None else list(abis)
+        found = cpython_tags(python, chosen, platforms)
+    elif implementation == "pp":
+        chosen = [f"pypy{nodot}_pp73"] if abis is None else list(abis)
+        found = generic_tags(interpreter, chosen, platforms)
+    else:
+        found = generic_tags(interpreter, list(abis or ()), platforms)
+    ranked = dict.fromkeys(found)
+    ranked.update(dict.fromkeys(compatible_tags(python, interpreter, platforms)))
+    return tuple(ranked)
+
+
+@functools.lru_cache(maxsize=512)
+def _rank_map(
+    implementation: str,
+    python: tuple[int, int],
+    platform_tags: tuple[str, ...],
+    abis: tuple[str, ...] | None,
+) -> dict[Tag, int]:
+    tags = _compute_tags(implementation, python, platform_tags, abis)
+    return {tag: n for n, tag in enumerate(tags)}
+
+
+# --------------------------------------------------------------------------------------------
+# Target
+
+
+@dataclass(frozen=True)
+class Target:
+    """One environment the mirror serves: an implementation, a Python minor, a platform, ABIs.
+
+    Build targets with :func:`parse_targets`; constructing one directly requires the expanded
+    ``platform_tags`` (see :func:`expand_platform`).  An empty ``python_full_version`` is replaced
+    by :func:`default_full_version`.
+    """
+
+    implementation: str
+    python: tuple[int, int]
+    platform: str
+    platform_tags: tuple[str, ...] = field(repr=False)
+    abis: tuple[str, ...] | None = None
+    python_full_version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.implementation not in _IMPLEMENTATIONS:
+            raise TargetError(f"implementation {self.implementation!r} is not cp, pp or py")
+        python = tuple(self.python)
+        if len(python) != 2 or not all(isinstance(n, int) for n in python):
+            raise TargetError(f"python must be (major, minor), not {self.python!r}")
+        object.__setattr__(self, "python", python)
+        object.__setattr__(self, "platform_tags", tuple(self.platform_tags))
+        if self.abis is not None:
+            object.__setattr__(self, "abis", tuple(self.abis))
+        if not self.python_full_version:
+            object.__setattr__(self, "python_full_version", default_full_version(self.python))
+        elif (
+            not _DOTTED_RE.fullmatch(self.python_full_version)
+            or _version_tuple(".".join(self.python_full_version.split(".")[:2])) != self.python
+        ):
+            raise TargetError(
+                f"python_full_version {self.python_full_version!r} is not a release of "
+                f"{self.python[0]}.{self.python[1]}"
+            )
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """A stable, readable, unique name: ``cp311-linux-x86_64``, ``cp313-cp313t-macos-arm64``.
+
+        The full Python version appears only when it is not the default, the ABIs only when
+        they were given.
+        """
+        parts = [f"{self.implementation}{_nodot(self.python)}"]
+        if self.python_full_version != default_full_version(self.python):
+            parts.append(self.python_full_version)
+        if self.abis is not None:
+            parts.append(".".join(self.abis) if self.abis else "noabi")
+        parts.append(self.platform)
+        return "-".join(parts)
+
+    def tags(self) -> tuple[Tag, ...]:
+        """Every tag this target installs, best first, ranked as pip ranks them."""
+        return _compute_tags(self.implementation, self.python, self.platform_tags, self.abis)
+
+    def rank(self, file_tags: Iterable[Tag]) -> int | None:
+        """How well a file fits: the position of its best tag in :meth:`tags` (lower is better).
+
+        :param file_tags: a wheel's tags (``packaging.utils.parse_wheel_filename(name)[3]``).
+        :returns: ``None`` when no tag fits.
+        """
+        ranks = _rank_map(self.implementation, self.python, self.platform_tags, self.abis)
+        found = [ranks[tag] for tag in file_tags if tag in ranks]
+        return min(found) if found else None
+
+    def supports(self, file_tags: Iterable[Tag]) -> bool:
+        """Whether a wheel with these tags installs on this target."""
+        return self.rank(file_tags) is not None
+
+    def marker_environment(self, extra: str = "") -> dict[str, str]:
+        """The full PEP 508 environment, for :meth:`packaging.markers.Marker.evaluate`.
+
+        :param extra: the extra being evaluated (``""`` for none).
+        """
+        implementation_name, python_implementation = _IMPLEMENTATIONS[self.implementation]
+        implementation_version = (
+            _PYPY_VERSION if self.implementation == "pp" else self.python_full_version
+        )
+        return {
+            "implementation_name": implementation_name,
+            "implementation_version": implementation_version,
+            "os_name": "",
+            "platform_machine": "",
+            "platform_python_implementation": python_implementation,
+            "platform_release": "",
+            "platform_system": "",
+            "platform_version": "",
+            "python_full_version": self.python_full_version,
+            "python_version": f"{self.python[0]}.{self.python[1]}",
+            "sys_platform": "",
+            **_platform_environment(self.platform),
+            "extra": extra,
+        }
+
+    def allows_python(self, requires_python: str | None) -> bool:
+        """Whether ``Requires-Python`` admits this target's ``python_full_version``.
+
+        Missing or invalid specifiers allow everything, as pip ignores them.
+        """
+        spec = _specifier(requires_python)
+        if spec is None:
+            return True
+        return spec.contains(Version(self.python_full_version), prereleases=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _specifier(requires_python: str | None) -> SpecifierSet | None:
+    if requires_python is None or not requires_python.strip():
+        return None
+    try:
+        return SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        logger.debug("ignoring invalid Requires-Python %r", requires_python)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+
+
+def parse_targets(
+    *,
+    python_versions: Sequence[str] = (),
+    platforms: Sequence[str] = (),
+    abis: Sequence[str] = (),
+    implementations: Sequence[str] = (),
+) -> tuple[Target, ...]:
+    """The targets a set of ``--python-version/--platform/--abi/--implementation`` values ask for.
+
+    The result is the product implementations x versions x platforms, in the order given,
+    without duplicates.  An empty list means its default (:data:`DEFAULT_PYTHON_VERSIONS`,
+    :data:`DEFAULT_PLATFORMS`, :data:`DEFAULT_IMPLEMENTATIONS`; ABIs: the implementation's own).
+    ABIs form one list per target, as pip's repeated ``--abi``; a version-bound ABI such as
+    ``cp313t`` goes only to targets of its version.
+
+    :raises TargetError: naming the value it cannot understand and the forms it accepts.
+    """
+    impls = list(
+        dict.fromkeys(_parse_implementation(v) for v in implementations or DEFAULT_IMPLEMENTATIONS)
+    )
+    versions: dict[tuple[int, int], str] = {}
+    given: dict[tuple[int, int], str] = {}
+    for value in python_versions or DEFAULT_PYTHON_VERSIONS:
+        for python, full in _parse_python_version(value):
+            known = versions.get(python)
+            if known is not None and full and known and known != full:
+                raise TargetError(
+                    f"Python version {value!r} conflicts with {given[python]!r}: "
+                    "give one version per minor"
+                )
+            if known is None or full:
+                versions[python] = full
+                given[python] = value
+    plats = list(dict.fromkeys(expand_platform(v) for v in platforms or DEFAULT_PLATFORMS))
+    parsed_abis = list(dict.fromkeys(_parse_abi(v) for v in abis))
+    for abi, nodot in parsed_abis:
+        if nodot is not None and not any(_nodot(python) == nodot for python in versions):
+            raise TargetError(
+                f"ABI {abi!r} belongs to no target Python version "
+                f"({', '.join(f'{p[0]}.{p[1]}' for p in versions)})"
+            )
+    targets: dict[str, Target] = {}
+    for impl in impls:
+        for python, full in versions.items():
+            target_abis = (
+                tuple(a for a, nodot in parsed_abis if nodot is None or nodot == _nodot(python))
+                if parsed_abis
+                else None
+            )
+            for name, tags in plats:
+                target = Target(impl, python, name, tags, target_abis, full)
+                targets.setdefault(target.label, target)
+    return tuple(targets.values())
+
+
+_FILE_KEYS = {
+    "python": "python_versions",
+    "python-version": "python_versions",
+    "platform": "platforms",
+    "abi": "abis",
+    "implementation": "implementations",
+}
+
+
+def load_targets_file(path: str | os.PathLike[str]) -> tuple[Target, ...]:
+    """Targets listed in a text file, one group per line.
+
+    Each line holds ``key=value[,value...]`` words (keys ``python``, ``platform``, ``abi``,
+    ``implementation``) and stands for the product :func:`parse_targets` makes of them; ``#``
+    starts a comment.  The file's targets are every line's, in order, without duplicates::
+
+        python=3.11 platform=linux-x86_64,linux-aarch64   # servers
+        python=3.12,3.13 platform=macos-arm64,win-amd64
+
+    :raises TargetError: with ``context`` ``file:line`` for a line it cannot understand.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TargetError(f"cannot read targets file: {exc.strerror}", context=str(file)) from None
+    targets: dict[str, Target] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{file}:{lineno}"
+        options: dict[str, list[str]] = {}
+        for word in line.split():
+            key, sep, value = word.partition("=")
+            if not sep or key.lower() not in _FILE_KEYS or not value:
+                raise TargetError(
+                    f"{word!r} is not key=value with a key of python, platform, abi, implementation",
+                    context=where,
+                )
+            options.setdefault(_FILE_KEYS[key.lower()], []).extend(v for v in value.split(",") if v)
+        try:
+            found = parse_targets(**options)
+        except TargetError as exc:
+            raise TargetError(exc.message, context=where, hint=exc.hint) from None
+        for target in found:
+            targets.setdefault(target.label, target)
+    if not targets:
+        raise TargetError("the targets file lists no targets", context=str(file))
+    return tuple(targets.values())
+
+
+# --------------------------------------------------------------------------------------------
+# the running interpreter
+
+
+def _host_platform() -> tuple[str, tuple[str, ...]]:
+    from packaging.tags import platform_tags
+
+    tags = tuple(dict.fromkeys(platform_tags()))
+    system = _platform.system()
+    machine = _platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if system == "Linux":
+        musl = any(t.startswith("musllinux_") for t in tags)
+        name = f"{'musllinux' if musl else 'linux'}-{arch}"
+    elif system == "Windows":
+        name = {"x86_64": "win-amd64", "aarch64": "win-arm64"}.get(arch, "win32")
+    elif system == "Darwin":
+        name = "macos-arm64" if arch == "aarch64" else "macos-x86_64"
+    else:
+        name = tags[0] if tags else "any"
+    if name not in FAMILIES:
+        name = tags[0] if tags else "any"
+    return name, tags
+
+
+def host_target() -> Target:
+    """The running interpreter as a :class:`Target`, with the tags pip would use here."""
+    from packaging.tags import sys_tags
+
+    name = sys.implementation.name
+    impl = {"cpython": "cp", "pypy": "pp"}.get(name, "py")
+    python = (sys.version_info[0], sys.version_info[1])
+    platform, tags = _host_platform()
+    abis: tuple[str, ...] | None = None
+    first = next(iter(sys_tags()), None)
+    if impl == "cp" and first is not None and first.abi != f"cp{_nodot(python)}":
+        abis = (first.abi,)  # a debug or free-threaded build
+    full = "{}.{}.{}".format(*sys.version_info[:3])
+    return Target(impl, python, platform, tags, abis, full)
+
+
+# --------------------------------------------------------------------------------------------
+# Python 3 filters
+
+
+_INTERPRETER_RE = re.compile(r"[a-z]+?(\d)")
+
+
+def is_python3_wheel(tags: Iterable[Tag]) -> bool:
+    """False when every tag is for Python 2 (``py2``, ``cp27``, ``pp27``...): such files are skipped.
+
+    A tag whose interpreter carries no version counts as Python 3.
+    """
+    for tag in tags:
+        match = _INTERPRETER_RE.match(tag.interpreter)
+        if match is None or match.group(1) != "2":
+            return True
+    return False
+
+
+def _candidate_versions(spec: SpecifierSet) -> Iterator[Version]:
+    for minor in range(21):
+        yield Version(f"3.{minor}.0")
+        yield Version(f"3.{minor}.999")
+    # Versions named by the specifier, and their neighbours, catch narrow windows like
+    # ">=3.6.2,<3.6.4".
+    for item in spec:
+        text = item.version.replace(".*", "")
+        try:
+            named = Version(text)
+        except InvalidVersion:
+            continue
+        if named.major != 3 or named.minor > 20:
+            continue
+        release = list(named.release) + [0] * (3 - len(named.release))
+        base = release[:3]
+        for delta in (-1, 0, 1):
+            patch = base[2] + delta
+            if patch >= 0:
+                yield Version(f"3.{base[1]}.{patch}")
+        yield named
+
+
+def allows_any_python3(requires_python: str | None) -> bool:
+    """False only when ``Requires-Python`` excludes every Python 3 release (3.0 to 3.20).
+
+    Missing or invalid specifiers allow everything.
+    """
+    spec = _specifier(requires_python)
+    if spec is None:
+        return True
+    return any(spec.contains(v, prereleases=True) for v in _candidate_versions(spec))
