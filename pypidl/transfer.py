@@ -1,0 +1,788 @@
+"""Moving mirrors between hosts: shards, merged manifests, bundles across the air gap, adoption.
+
+* **Shards** (``--shard K/N``): :func:`select_shard` gives host K of N its share of a manifest,
+  whole projects balanced by bytes (:func:`pypidl.manifest.partition`), the same on every host.
+* **Merge**: :func:`merge_manifests` combines the manifests of several plans or shards.
+* **Bundle / import**: :func:`bundle` packs the files new since an older manifest into a tar with
+  a header (``pypidl-bundle.json``) and the manifest; :func:`import_bundle` on the inside host
+  checks the whole tar against the header before writing anything, streams each file to a temp
+  file while hashing it, and publishes the files only when every hash matched.
+* **Adopt**: :func:`adopt` records files another tool (aria2c, wget) put into a mirror, after
+  hashing each one against the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import tarfile
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from packaging.version import Version
+
+from pypidl import __version__
+from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, safe_join
+from pypidl.catalog import STATE_DIR, Catalog
+from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.hashing import CHUNK_SIZE, hash_stream, is_sha256, new_hasher
+from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, Problem, loads, partition
+
+__all__ = [
+    "BUNDLE_HEADER",
+    "BUNDLE_MANIFEST",
+    "BUNDLE_SCHEMA",
+    "BUNDLE_VERSION",
+    "AdoptReport",
+    "BundleError",
+    "BundleReport",
+    "ImportReport",
+    "adopt",
+    "bundle",
+    "import_bundle",
+    "merge_manifests",
+    "new_since",
+    "parse_shard",
+    "select_shard",
+    "shard_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SCHEMA = "pypidl-bundle"
+BUNDLE_VERSION = 1
+#: first member of every bundle: what it holds, with sizes and digests
+BUNDLE_HEADER = "pypidl-bundle.json"
+#: second member: the manifest the bundle was made from
+BUNDLE_MANIFEST = "manifest.json"
+#: header and manifest are read into memory; anything bigger is not ours
+_MAX_JSON_MEMBER = 256 * 1024 * 1024
+#: where an import keeps the manifests of the bundles it took in
+_IMPORTS_DIR = "imports"
+
+
+class BundleError(BadInputError):
+    """A bundle is malformed, unsafe or tampered with; nothing was written.
+
+    ``problems`` holds every problem found, not only the first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str | None = None,
+        hint: str | None = None,
+        problems: Sequence[str] = (),
+    ):
+        super().__init__(message, context=context, hint=hint)
+        self.problems = list(problems)
+
+    @classmethod
+    def collect(cls, path: str, problems: Sequence[str]) -> BundleError:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        return cls(
+            problems[0] + more,
+            context=path,
+            problems=problems,
+            hint="the bundle was refused as a whole; make it again on the outside host",
+        )
+
+
+# --------------------------------------------------------------------------- shards
+
+_SHARD_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)``, with ``1 <= K <= N``.
+
+    :raises BadInputError: for anything else.
+    """
+    match = _SHARD_RE.fullmatch(text)
+    if match is None:
+        raise BadInputError(f"shard {text!r} is not of the form K/N", hint="e.g. --shard 2/5")
+    k, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= k <= n:
+        raise BadInputError(f"shard {text!r} is out of range: K must be 1..N and N at least 1")
+    return k, n
+
+
+def select_shard(entries: Iterable[Entry], k: int, n: int) -> list[Entry]:
+    """Host ``k``'s share (1-based) when ``entries`` are split over ``n`` hosts.
+
+    Whole projects, balanced by bytes, deterministic: shards ``1..n`` are disjoint and together
+    hold every entry.
+
+    :raises BadInputError: when ``k`` is not in ``1..n``.
+    """
+    if n < 1 or not 1 <= k <= n:
+        raise BadInputError(f"shard {k}/{n} is out of range: K must be 1..N and N at least 1")
+    return partition(entries, n)[k - 1]
+
+
+def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:
+    """``manifest`` reduced to shard ``k`` of ``n`` (projects without files are dropped too)."""
+    entries = select_shard(manifest.entries, k, n)
+    names = {e.project for e in entries}
+    return replace(
+        manifest,
+        entries=tuple(entries),
+        projects={p: v for p, v in manifest.projects.items() if p in names},
+        problems=tuple(p for p in manifest.problems if p.project in names),
+    )
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
+    """One manifest holding every file of ``manifests``.
+
+    Files are matched by (project, filename); the first manifest's facts win and the URLs of all
+    are kept, first manifest's first.  Requirements, targets, index URLs, projects and problems
+    are unioned in order.
+
+    :raises BadInputError: when the same file has different sha256 digests in two manifests,
+        or when no manifest is given.
+    """
+    if not manifests:
+        raise BadInputError("nothing to merge: no manifest given")
+    merged: dict[tuple[str, str], Entry] = {}
+    conflicts: list[str] = []
+    for manifest in manifests:
+        for entry in manifest.entries:
+            key = (entry.project, entry.filename)
+            have = merged.get(key)
+            if have is None:
+                merged[key] = entry
+            elif have.sha256 != entry.sha256:
+                conflicts.append(
+                    f"{entry.project}/{entry.filename}: sha256 {have.sha256} vs {entry.sha256}"
+                )
+            else:
+                urls = tuple(dict.fromkeys(have.urls + entry.urls))
+                size = have.size if have.size is not None else entry.size
+                merged[key] = replace(have, urls=urls, size=size)
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise BadInputError(
+            f"manifests disagree about a file: {conflicts[0]}{more}",
+            hint="the manifests were planned against indexes that serve different files",
+        )
+    projects: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for name, versions in manifest.projects.items():
+            projects.setdefault(name, set()).update(versions)
+
+    def union(values: Iterable[Iterable[Any]]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(v for group in values for v in group))
+
+    problems: tuple[Problem, ...] = union(m.problems for m in manifests)
+    return Manifest(
+        entries=tuple(merged.values()),
+        requirements=union(m.requirements for m in manifests),
+        index_urls=union(m.index_urls for m in manifests),
+        targets=union(m.targets for m in manifests),
+        all_versions=any(m.all_versions for m in manifests),
+        problems=problems,
+        projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
+    )
+
+
+# --------------------------------------------------------------------------- bundle
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    """What :func:`bundle` packed."""
+
+    path: Path
+    files: tuple[Entry, ...]
+    #: files of the manifest left out because the older manifest already had them
+    unchanged: int
+
+    @property
+    def size(self) -> int:
+        return sum(e.size or 0 for e in self.files)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def new_since(manifest: Manifest, since: Manifest | None) -> list[Entry]:
+    """Entries of ``manifest`` that ``since`` does not have, by (project, filename, sha256)."""
+    if since is None:
+        return list(manifest.entries)
+    old = {(e.project, e.filename, e.sha256) for e in since.entries}
+    return [e for e in manifest.entries if (e.project, e.filename, e.sha256) not in old]
+
+
+def bundle(
+    manifest: Manifest,
+    root: str | os.PathLike[str],
+    *,
+    since: Manifest | None,
+    out: str | os.PathLike[str],
+) -> BundleReport:
+    """Pack the files of ``manifest`` that are new since ``since`` into the tar ``out``.
+
+    The files come from the mirror at ``root``; each is hashed while it is copied into the tar
+    and must match the manifest.  Members, in order: :data:`BUNDLE_HEADER`,
+    :data:`BUNDLE_MANIFEST`, then ``packages/<project>/<filename>`` for every file.  The tar is
+    written beside ``out`` under a temporary name and renamed when complete.
+
+    :raises BadInputError: when files are missing from the mirror or do not match the manifest
+        (every such file is named; no bundle is left behind).
+    """
+    root = Path(root)
+    out = Path(out)
+    files = new_since(manifest, since)
+    sizes: dict[str, int] = {}
+    problems: list[str] = []
+    for entry in files:
+        path = _mirror_path(root, entry)
+        try:
+            st = path.stat()
+        except OSError:
+            problems.append(f"{entry.relpath} is not in the mirror")
+            continue
+        if entry.size is not None and st.st_size != entry.size:
+            problems.append(
+                f"{entry.relpath} has {st.st_size} bytes, the manifest says {entry.size}"
+            )
+            continue
+        sizes[entry.relpath] = st.st_size
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BadInputError(
+            f"cannot bundle: {problems[0]}{more}",
+            context=str(root),
+            hint="run 'pypidl download' for this manifest first",
+        )
+    manifest_text = manifest.dumps().encode("utf-8")
+    header = {
+        "schema": BUNDLE_SCHEMA,
+        "version": BUNDLE_VERSION,
+        "generator": f"pypidl {__version__}",
+        "created": _now(),
+        "manifest": {
+            "relpath": BUNDLE_MANIFEST,
+            "sha256": _digest(manifest_text),
+            "size": len(manifest_text),
+        },
+        "since": None if since is None else {"created": since.created, "files": len(since.entries)},
+        "files": [
+            {
+                "relpath": e.relpath,
+                "project": e.project,
+                "filename": e.filename,
+                "sha256": e.sha256,
+                "size": sizes[e.relpath],
+            }
+            for e in files
+        ],
+    }
+    header_text = (json.dumps(header, indent=1) + "\n").encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tar", dir=out.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                _add_bytes(tar, BUNDLE_HEADER, header_text)
+                _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
+                for entry in files:
+                    _add_file(tar, entry, _mirror_path(root, entry), sizes[entry.relpath])
+            raw.flush()
+            os.fsync(raw.fileno())
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info(
+        "bundled %d file(s) into %s (%d unchanged since the older manifest)",
+        len(files),
+        out,
+        len(manifest.entries) - len(files),
+    )
+    return BundleReport(path=out, files=tuple(files), unchanged=len(manifest.entries) - len(files))
+
+
+def _digest(data: bytes) -> str:
+    h = new_hasher()
+    h.update(data)
+    return h.hexdigest()
+
+
+def _mirror_path(root: Path, entry: Entry) -> Path:
+    return safe_join(root, PACKAGES_DIR, entry.project, entry.filename)
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0  # the same files make the same bundle
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads through to ``fh`` and hashes what passes."""
+
+    def __init__(self, fh: IO[bytes]):
+        self._fh = fh
+        self.hasher = new_hasher()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.hasher.update(data)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:  # pragma: no cover - tarfile calls read()
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _add_file(tar: tarfile.TarFile, entry: Entry, path: Path, size: int) -> None:
+    with open(path, "rb") as fh:
+        reader = _HashingReader(fh)
+        try:
+            tar.addfile(_tarinfo(entry.relpath, size), reader)
+        except OSError as exc:  # the file shrank while we read it
+            raise BadInputError(f"{entry.relpath} changed while being bundled: {exc}") from None
+        if reader.count != size or fh.read(1):
+            raise BadInputError(f"{entry.relpath} changed size while being bundled")
+    actual = reader.hasher.hexdigest()
+    if actual != entry.sha256:
+        raise BadInputError(
+            f"{entry.relpath} in the mirror does not match the manifest: "
+            f"expected sha256 {entry.sha256}, got {actual}",
+            hint="run 'pypidl verify' (or download) to repair the mirror, then bundle again",
+        )
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :func:`import_bundle` (or :func:`adopt`) added to the mirror."""
+
+    added: tuple[Entry, ...]
+    #: files the mirror already held, verified
+    present: tuple[Entry, ...]
+    #: what :func:`pypidl.index_builder.build_index` returned, or None when it did not run
+    index: Any = None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    entry: Entry
+    member: tarfile.TarInfo
+    size: int
+
+
+def import_bundle(
+    tar_path: str | os.PathLike[str], into: str | os.PathLike[str], *, build_index: bool = True
+) -> ImportReport:
+    """Add the files of the bundle at ``tar_path`` to the mirror at ``into``, then index it.
+
+    Before anything is written the whole tar is checked against its header: only regular
+    files, every member named in the header exactly once, sizes as the header says, paths of
+    the form ``packages/<project>/<filename>`` that match the bundled manifest.  Each file is
+    then streamed to a temporary file beside its final place while being hashed; only when
+    every file matched are they renamed into place and recorded in the catalog.
+
+    :raises BundleError: for a malformed, unsafe or tampered bundle; no file reaches a final name.
+    """
+    tar_path = Path(tar_path)
+    into = Path(into)
+    where = str(tar_path)
+    try:
+        tar = tarfile.open(tar_path, mode="r:*")  # noqa: SIM115  # closed by the with below
+    except (OSError, tarfile.TarError) as exc:
+        raise BundleError(f"cannot read bundle: {exc}", context=where) from None
+    with tar:
+        try:
+            members = tar.getmembers()
+        except (OSError, tarfile.TarError) as exc:
+            raise BundleError(f"cannot read bundle: {exc}", context=where) from None
+        manifest, plan = _check_bundle(tar, members, where)
+        catalog = Catalog(into)
+        present: list[Entry] = []
+        todo: list[tuple[_Planned, Path]] = []
+        for item in plan:
+            final = _mirror_path(into, item.entry)
+            if catalog.current(item.entry):
+                present.append(item.entry)
+            else:
+                todo.append((item, final))
+        staged: list[tuple[Entry, Path, Path]] = []
+        try:
+            problems: list[str] = []
+            for item, final in todo:
+                tmp, problem = _stage(tar, item, final)
+                if problem is not None:
+                    problems.append(problem)
+                else:
+                    staged.append((item.entry, tmp, final))
+            if problems:
+                raise BundleError.collect(where, problems)
+        except BaseException:
+            for _, tmp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            raise
+    added: list[Entry] = []
+    for entry, tmp, final in staged:
+        if final.exists():
+            log.warning("replacing %s, which did not match the bundle's sha256", final)
+        tmp.replace(final)
+        catalog.add(entry, final)
+        added.append(entry)
+    _keep_manifest(into, manifest)
+    log.info("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
+    index = _build_index(into) if build_index else None
+    return ImportReport(added=tuple(added), present=tuple(present), index=index)
+
+
+def _check_bundle(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str
+) -> tuple[Manifest, list[_Planned]]:
+    """Validate every member against the header and manifest; write nothing.
+
+    :raises BundleError: listing every problem found.
+    """
+    if not members or members[0].name != BUNDLE_HEADER or not members[0].isreg():
+        raise BundleError(
+            f"not a pypidl bundle: the first member is not {BUNDLE_HEADER}", context=where
+        )
+    header = _read_json_member(tar, members[0], where)
+    problems: list[str] = []
+    expected = _check_header(header, problems)
+    if problems:
+        raise BundleError.collect(where, problems)
+    manifest_info = header["manifest"]
+    seen: dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        name = member.name
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
+            problems.append(f"member {name!r} has an absolute or non-POSIX path")
+        elif any(part in ("..", ".", "") for part in name.split("/")):
+            problems.append(f"member {name!r} has a '..', '.' or empty path component")
+        if not member.isreg():
+            kind = (
+                "symlink"
+                if member.issym()
+                else "hard link"
+                if member.islnk()
+                else "directory"
+                if member.isdir()
+                else "device or special file"
+            )
+            problems.append(f"member {name!r} is a {kind}; only regular files are allowed")
+        if name in seen:
+            problems.append(f"member {name!r} appears more than once")
+            continue
+        seen[name] = member
+        want = (
+            0
+            if name == BUNDLE_HEADER
+            else manifest_info["size"]
+            if name == BUNDLE_MANIFEST
+            else expected[name]["size"]
+            if name in expected
+            else None
+        )
+        if want is None:
+            problems.append(f"member {name!r} is not listed in the bundle header")
+        elif name != BUNDLE_HEADER and member.isreg() and member.size != want:
+            problems.append(f"member {name!r} has {member.size} bytes, the header says {want}")
+    for name in [BUNDLE_MANIFEST, *expected]:
+        if name not in seen:
+            problems.append(f"{name} is listed in the header but missing from the bundle")
+    if problems:
+        raise BundleError.collect(where, problems)
+
+    manifest_member = seen[BUNDLE_MANIFEST]
+    raw = _read_member(tar, manifest_member, where)
+    if _digest(raw) != manifest_info["sha256"]:
+        raise BundleError(
+            f"{BUNDLE_MANIFEST} does not match the sha256 in the header", context=where
+        )
+    try:
+        manifest = loads(raw.decode("utf-8"), source=f"{where}:{BUNDLE_MANIFEST}")
+    except UnicodeDecodeError:
+        raise BundleError(f"{BUNDLE_MANIFEST} is not UTF-8", context=where) from None
+    entries = {e.relpath: e for e in manifest.entries}
+    plan: list[_Planned] = []
+    for relpath, item in expected.items():
+        entry = entries.get(relpath)
+        if entry is None:
+            problems.append(f"{relpath} is in the header but not in the bundled manifest")
+        elif entry.sha256 != item["sha256"]:
+            problems.append(f"{relpath}: header and manifest disagree about its sha256")
+        elif entry.size is not None and entry.size != item["size"]:
+            problems.append(f"{relpath}: header and manifest disagree about its size")
+        else:
+            plan.append(_Planned(entry, seen[relpath], item["size"]))
+    if problems:
+        raise BundleError.collect(where, problems)
+    return manifest, plan
+
+
+def _check_header(header: Any, problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Relpath -> file record of a well-formed header; appends to ``problems`` otherwise."""
+    if not isinstance(header, dict) or header.get("schema") != BUNDLE_SCHEMA:
+        problems.append(f"{BUNDLE_HEADER} is not a pypidl bundle header")
+        return {}
+    if header.get("version") != BUNDLE_VERSION:
+        problems.append(
+            f"bundle version {header.get('version')!r} is not supported (this pypidl reads "
+            f"version {BUNDLE_VERSION})"
+        )
+        return {}
+    info = header.get("manifest")
+    if not (
+        isinstance(info, dict) and is_sha256(info.get("sha256")) and _is_size(info.get("size"))
+    ):
+        problems.append("the header's 'manifest' record is missing or malformed")
+    files = header.get("files")
+    if not isinstance(files, list):
+        problems.append("the header's 'files' list is missing")
+        return {}
+    expected: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(files):
+        where = f"header files[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected an object")
+            continue
+        relpath, project, filename = item.get("relpath"), item.get("project"), item.get("filename")
+        if not (
+            isinstance(relpath, str) and isinstance(project, str) and isinstance(filename, str)
+        ):
+            problems.append(f"{where}: relpath, project and filename must be strings")
+            continue
+        try:
+            check_basename(project)
+            check_basename(filename)
+        except UnsafeFilenameError as exc:
+            problems.append(f"{where}: {exc.message}")
+            continue
+        if relpath != str(PurePosixPath(PACKAGES_DIR, project, filename)):
+            problems.append(
+                f"{where}: relpath {relpath!r} is not {PACKAGES_DIR}/<project>/<filename>"
+            )
+            continue
+        if not is_sha256(item.get("sha256")) or not _is_size(item.get("size")):
+            problems.append(f"{where}: sha256 or size is missing or malformed")
+            continue
+        if relpath in expected or relpath in (BUNDLE_HEADER, BUNDLE_MANIFEST):
+            problems.append(f"{where}: {relpath} is listed twice")
+            continue
+        expected[relpath] = item
+    return expected
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+    if member.size > _MAX_JSON_MEMBER:
+        raise BundleError(
+            f"{member.name} is implausibly large ({member.size} bytes)", context=where
+        )
+    fh = tar.extractfile(member)
+    if fh is None:  # pragma: no cover - only regular files get here
+        raise BundleError(f"{member.name} cannot be read", context=where)
+    with fh:
+        return fh.read()
+
+
+def _read_json_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> Any:
+    try:
+        return json.loads(_read_member(tar, member, where).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{member.name} is not valid JSON: {exc}", context=where) from None
+
+
+def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str | None]:
+    """Copy one member to a temp file beside ``final``, hashing it; ``(temp, problem)``.
+
+    On a problem the temp file is already removed.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{item.entry.filename}.", suffix=".part", dir=final.parent
+    )
+    tmp = Path(name)
+    try:
+        src = tar.extractfile(item.member)
+        if src is None:  # pragma: no cover - checked to be a regular file
+            raise BundleError(f"{item.member.name} cannot be read")
+        with src, os.fdopen(fd, "wb") as dst:
+            digest, size = _copy_hashing(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    problem = None
+    if size != item.size:
+        problem = f"{item.entry.relpath}: read {size} bytes, expected {item.size}"
+    elif digest != item.entry.sha256:
+        problem = (
+            f"{item.entry.relpath}: sha256 mismatch, expected {item.entry.sha256}, got {digest}"
+        )
+    if problem is not None:
+        tmp.unlink()
+    return tmp, problem
+
+
+def _copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
+    hasher = new_hasher()
+    size = 0
+    while chunk := src.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        dst.write(chunk)
+        size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def _keep_manifest(into: Path, manifest: Manifest) -> None:
+    """Keep the imported manifest in the mirror's state directory, for the record."""
+    stamp = re.sub(r"[^0-9A-Za-z]", "", manifest.created) or "unknown"
+    path = into / STATE_DIR / _IMPORTS_DIR / f"manifest-{stamp}.json"
+    atomic_write_text(path, manifest.dumps())
+
+
+def _build_index(root: Path) -> Any:
+    try:
+        from pypidl.index_builder import build_index  # lazily: written alongside
+    except ImportError:
+        log.warning("the index builder is not available; %s was not indexed", root)
+        return None
+    return build_index(root)
+
+
+# --------------------------------------------------------------------------- adopt
+
+
+@dataclass(frozen=True)
+class AdoptReport:
+    """What :func:`adopt` found for each file of the manifest."""
+
+    added: tuple[Entry, ...] = ()
+    present: tuple[Entry, ...] = ()
+    missing: tuple[Entry, ...] = ()
+    #: files whose bytes did not hash to the manifest's sha256 (left where they were, unrecorded)
+    mismatched: tuple[Entry, ...] = ()
+    index: Any = field(default=None, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.mismatched
+
+
+def adopt(
+    root: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    build_index: bool = False,
+) -> AdoptReport:
+    """Record in the catalog the files of ``manifest`` that another tool downloaded.
+
+    With ``source`` None the files are expected in place (``<root>/packages/<project>/<file>``,
+    as an aria2c export puts them).  With a ``source`` directory, each file is looked for at
+    ``<source>/packages/<project>/<file>`` and then ``<source>/<file>`` (a flat wget directory)
+    and copied into ``root`` through a temp file, hashing on the way.  Every file is hashed;
+    only matching files are recorded.  Files the catalog already vouches for are not reread.
+    """
+    root = Path(root)
+    catalog = Catalog(root)
+    added: list[Entry] = []
+    present: list[Entry] = []
+    missing: list[Entry] = []
+    mismatched: list[Entry] = []
+    same_place = source is None or Path(source).resolve() == root.resolve()
+    for entry in manifest.entries:
+        final = _mirror_path(root, entry)
+        if catalog.current(entry):
+            present.append(entry)
+            continue
+        if same_place:
+            found: Path | None = final if final.is_file() else None
+        else:
+            found = _find_in(Path(source), entry)  # type: ignore[arg-type]
+        if found is None:
+            missing.append(entry)
+            continue
+        if found == final:
+            with open(final, "rb") as fh:
+                digest, _ = hash_stream(fh)
+            ok = digest == entry.sha256
+        else:
+            ok = _copy_verified(found, final, entry)
+        if ok:
+            catalog.add(entry, final)
+            added.append(entry)
+        else:
+            log.warning("%s does not hash to the manifest's sha256; not adopted", found)
+            mismatched.append(entry)
+    index = _build_index(root) if build_index else None
+    return AdoptReport(tuple(added), tuple(present), tuple(missing), tuple(mismatched), index)
+
+
+def _find_in(source: Path, entry: Entry) -> Path | None:
+    for candidate in (
+        _mirror_path(source, entry),
+        safe_join(source, entry.filename),
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _copy_verified(src: Path, final: Path, entry: Entry) -> bool:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{entry.filename}.", suffix=".part", dir=final.parent
+    )
+    tmp = Path(name)
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            digest, _ = _copy_hashing(fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if digest != entry.sha256:
+            tmp.unlink()
+            return False
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
