@@ -485,6 +485,19 @@ class Target:
         parts.append(self.platform)
         return "-".join(parts)
 
+    def __getstate__(self) -> dict[str, object]:
+        # The per-instance rank cache is rebuilt on demand, not shipped to workers.
+        return {k: v for k, v in self.__dict__.items() if k != "_ranks_cache"}
+
+    def _ranks(self) -> dict[Tag, int]:
+        # Kept on the instance: the planner asks once per file per target, and hashing the
+        # key of the module-level cache (every platform tag) each time would dominate.
+        ranks: dict[Tag, int] | None = self.__dict__.get("_ranks_cache")
+        if ranks is None:
+            ranks = _rank_map(self.implementation, self.python, self.platform_tags, self.abis)
+            object.__setattr__(self, "_ranks_cache", ranks)
+        return ranks
+
     def tags(self) -> tuple[Tag, ...]:
         """Every tag this target installs, best first, ranked as pip ranks them."""
         return _compute_tags(self.implementation, self.python, self.platform_tags, self.abis)
@@ -495,13 +508,14 @@ class Target:
         :param file_tags: a wheel's tags (``packaging.utils.parse_wheel_filename(name)[3]``).
         :returns: ``None`` when no tag fits.
         """
-        ranks = _rank_map(self.implementation, self.python, self.platform_tags, self.abis)
+        ranks = self._ranks()
         found = [ranks[tag] for tag in file_tags if tag in ranks]
         return min(found) if found else None
 
     def supports(self, file_tags: Iterable[Tag]) -> bool:
         """Whether a wheel with these tags installs on this target."""
-        return self.rank(file_tags) is not None
+        ranks = self._ranks()
+        return any(tag in ranks for tag in file_tags)
 
     def marker_environment(self, extra: str = "") -> dict[str, str]:
         """The full PEP 508 environment, for :meth:`packaging.markers.Marker.evaluate`.

@@ -658,10 +658,14 @@ def test_is_python3_wheel(wheel: str, python3: bool) -> None:
 
 def test_target_pickles_and_keeps_working() -> None:
     target = one(python_versions=["3.13"], platforms=["macos-arm64"], abis=["cp313t"])
+    wheel = wheel_tags("x-1-cp313-cp313t-macosx_11_0_arm64.whl")
+    assert target.supports(wheel)  # fills the per-instance cache, which must not travel
     copy = pickle.loads(pickle.dumps(target))  # noqa: S301  # our own bytes
     assert copy == target
     assert copy.label == target.label
     assert copy.tags() == target.tags()
+    assert "_ranks_cache" not in copy.__dict__
+    assert copy.rank(wheel) == target.rank(wheel) == target.tags().index(next(iter(wheel)))
 
 
 def test_direct_construction_fills_the_default_full_version() -> None:
