@@ -213,10 +213,6 @@ _WIN_RE = re.compile(rf"win32|win_({_ARCH})")
 _LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
-def _linux_machine(arch: str) -> str:
-    return {"armv7l": "armv7l", "i686": "i686"}.get(arch, arch)
-
-
 def expand_platform(value: str) -> tuple[str, tuple[str, ...]]:
     """The canonical name and the ranked platform tags of a ``--platform`` value.
 
@@ -247,7 +243,10 @@ def expand_platform(value: str) -> tuple[str, tuple[str, ...]]:
         version = (int(match.group(1)), int(match.group(2)))
         tags = _macos_tags(version, match.group(3))
         if not tags:
-            raise TargetError(f"platform {value!r} names no macOS release wheels exist for")
+            raise TargetError(
+                f"platform {value!r} matches no macOS wheel tag; give macOS 10.4 or later, "
+                "such as macosx_11_0_arm64"
+            )
         return name, tuple(tags)
     if _LINUX_RE.fullmatch(name) or _WIN_RE.fullmatch(name):
         return name, (name,)
@@ -261,7 +260,7 @@ def _platform_environment(platform: str) -> dict[str, str]:
     for pattern in (_MANYLINUX_RE, _MUSLLINUX_RE, _LEGACY_MANYLINUX_RE, _LINUX_RE):
         match = pattern.fullmatch(platform)
         if match:
-            return {**_LINUX_ENV, "platform_machine": _linux_machine(match.groups()[-1])}
+            return {**_LINUX_ENV, "platform_machine": match.groups()[-1]}
     match = _MACOSX_RE.fullmatch(platform)
     if match:
         arch = match.group(3)
@@ -294,7 +293,7 @@ def default_full_version(python: tuple[int, int]) -> str:
     return f"{python[0]}.{python[1]}.{_LATEST_PATCH.get(python, 0)}"
 
 
-_PY2_HINT = "Python 2 packages are not mirrored; give a Python 3 version such as 3.11"
+_PY2_HINT = "give a Python 3 version such as 3.11"
 _VERSION_HELP = "3.11, 311, cp311, py311, 3.11.4, py3 (every default 3.x) or py2.py3"
 _TAG_SET_RE = re.compile(r"(?:py|cp)\d+(?:\.(?:py|cp)\d+)+")
 _DOTTED_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
@@ -314,7 +313,10 @@ def _parse_python_version(value: str) -> list[tuple[tuple[int, int], str]]:
                 if not re.fullmatch(r"(?:py|cp)2\d*", part):
                     raise
         if not found:
-            raise TargetError(f"Python version {value!r} names only Python 2", hint=_PY2_HINT)
+            raise TargetError(
+                f"Python version {value!r} names only Python 2, which is not mirrored",
+                hint=_PY2_HINT,
+            )
         return found
     full = ""
     match = _DOTTED_RE.fullmatch(text)
@@ -329,13 +331,17 @@ def _parse_python_version(value: str) -> list[tuple[tuple[int, int], str]]:
         major = int(match.group(1))
         if match.group(2) is None:
             if major == 2:
-                raise TargetError(f"Python version {value!r} is Python 2", hint=_PY2_HINT)
+                raise TargetError(
+                    f"Python version {value!r} is Python 2, which is not mirrored", hint=_PY2_HINT
+                )
             if major != 3:
                 raise TargetError(f"Python version {value!r} is not Python 3; use {_VERSION_HELP}")
             return [(_version_tuple(v), "") for v in DEFAULT_PYTHON_VERSIONS]
         minor = int(match.group(2))
     if major == 2:
-        raise TargetError(f"Python version {value!r} is Python 2", hint=_PY2_HINT)
+        raise TargetError(
+            f"Python version {value!r} is Python 2, which is not mirrored", hint=_PY2_HINT
+        )
     if major != 3:
         raise TargetError(f"Python version {value!r} is not Python 3; use {_VERSION_HELP}")
     if minor > 99:
@@ -363,7 +369,7 @@ def _parse_abi(value: str) -> tuple[str, str | None]:
         raise TargetError(f"ABI {value!r} is not understood; use {_ABI_HELP}")
     nodot = match.group(1) or match.group(2)
     if nodot is not None and nodot.startswith("2"):
-        raise TargetError(f"ABI {value!r} is a Python 2 ABI", hint=_PY2_HINT)
+        raise TargetError(f"ABI {value!r} is for Python 2, which is not mirrored", hint=_PY2_HINT)
     return abi, nodot
 
 
