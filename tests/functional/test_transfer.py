@@ -216,13 +216,18 @@ def test_bundle_import_round_trip_reproduces_the_index(
     assert all(p.name.startswith("manifest-") for p in kept)
 
 
-def test_bundle_is_deterministic_and_streams_the_delta_only(
+def test_bundle_holds_only_the_delta(
     tmp_path: Path, outside: Path, dists: dict[str, tuple[Path, Entry]]
 ) -> None:
     new = manifest_of(dists, *dists)
     report = transfer.bundle(new, outside, since=new, out=tmp_path / "empty.tar")
     assert report.files == ()
     assert report.unchanged == 4
+    # an empty delta still imports cleanly (the inside mirror may not exist yet)
+    imported = transfer.import_bundle(report.path, tmp_path / "fresh")
+    assert imported.added == ()
+    assert imported.index is not None
+    assert imported.index.files == 0
     # a changed sha256 for the same filename counts as new
     old = Manifest(entries=(Entry(**{**dists["beta-2.0"][1].__dict__, "sha256": "1" * 64}),))
     report = transfer.bundle(new, outside, since=old, out=tmp_path / "d.tar")
@@ -436,3 +441,23 @@ def test_requirements_export_installs_with_require_hashes(
     assert sorted(p.name for p in out.iterdir()) == sorted(
         dists[k][1].filename for k in ("alpha-1.1", "beta-2.0")
     )
+
+
+def test_cli_usage_errors_and_stdout_export(
+    tmp_path: Path, dists: dict[str, tuple[Path, Entry]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    man = manifest_of(dists, "alpha-1.0")
+    path = tmp_path / "m.json"
+    dump(man, path)
+    assert main(["export", str(path), "-f", "urls", "--all-urls"]) == 0
+    assert capsys.readouterr().out == man.entries[0].urls[0] + "\n"
+    assert main(["export", str(path), "-f", "aria2c", "--all-urls"]) == 2
+    assert main(["import", str(tmp_path), "--into", str(tmp_path / "m")]) == 2  # no --manifest
+    assert main(["import", str(tmp_path / "absent.tar"), "--into", str(tmp_path / "m")]) == 2
+    path.write_text('{"schema": "pypidl-manifest", "version": 1, "files": [{"filename": "../x"}]}')
+    assert main(["bundle", str(path), "-o", str(tmp_path / "b.tar")]) == 2
+    assert not (tmp_path / "b.tar").exists()
+    err = capsys.readouterr().err
+    assert "--all-urls only applies" in err
+    assert "--manifest" in err
+    assert "../x" in err
