@@ -43,7 +43,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from pypidl._fs import TEMP_PREFIX, atomic_write_bytes, atomic_write_text, safe_join
+from pypidl._fs import TEMP_PREFIX, atomic_write, safe_join
 from pypidl.catalog import Catalog, Record
 from pypidl.errors import BadInputError, PypidlError
 from pypidl.hashing import file_sha256, new_hasher
@@ -248,6 +248,7 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
     sidecar = wheel.parent / (wheel.name + METADATA_SUFFIX)
     with contextlib.suppress(OSError):
         if sidecar.stat().st_mtime_ns >= wheel.stat().st_mtime_ns:
+            _make_public(sidecar)
             return _bytes_sha256(sidecar.read_bytes()), False
     try:
         data = wheel_metadata(wheel)
@@ -255,7 +256,7 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
         log.warning("%s: cannot read its METADATA (%s); listed without a metadata file", wheel, exc)
         _remove_sidecar(wheel)
         return None, False
-    atomic_write_bytes(sidecar, data)
+    _publish(sidecar, data)
     log.debug("%s: wrote its PEP 658 metadata file", wheel.name)
     return _bytes_sha256(data), True
 
@@ -396,14 +397,36 @@ def render_root_json(projects: Iterable[str]) -> str:
 # Writing
 
 
+#: Pages and sidecars are as public as the files they describe: the web server's user must read
+#: them (a temporary file starts out readable by its owner only).
+PUBLIC_MODE = 0o644
+
+
+def _publish(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by everyone before it appears."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)  # type: ignore[arg-type]  # binary mode
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the directory's ACL decides
+            os.fchmod(fh.fileno(), PUBLIC_MODE)
+
+
+def _make_public(path: Path) -> None:
+    """Add read permission for everyone to an existing page (older pypidl wrote them 0600)."""
+    with contextlib.suppress(OSError):
+        mode = path.stat().st_mode
+        if os.name != "nt" and mode & 0o444 != 0o444:
+            path.chmod(mode | 0o444)
+
+
 def _write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` atomically unless it already holds exactly that."""
     try:
         if path.read_text(encoding="utf-8") == text:
+            _make_public(path)
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    atomic_write_text(path, text)
+    _publish(path, text.encode("utf-8"))
     return True
 
 

@@ -189,6 +189,20 @@ def test_json_page_and_root_pages(mirror: Path) -> None:
     assert [a["href"] for a in anchors] == ["aaa/", "foo-bar/"]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_pages_and_sidecars_are_readable_by_a_web_server(mirror: Path) -> None:
+    build_index(mirror)
+    page = mirror / "simple" / "aaa" / "index.html"
+    sidecar = mirror / "packages" / "aaa" / "aaa-0.1-py3-none-any.whl.metadata"
+    for path in (page, mirror / "simple" / "index.json", sidecar):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    page.chmod(0o600)  # as an older build left it: fixed even though the text is unchanged
+    sidecar.chmod(0o600)
+    assert build_index(mirror).pages_written == 0
+    assert page.stat().st_mode & 0o444 == 0o444
+    assert sidecar.stat().st_mode & 0o444 == 0o444
+
+
 def test_unchanged_rebuild_writes_nothing(mirror: Path) -> None:
     first = build_index(mirror)
     assert (first.pages_written, first.pages_unchanged) == (6, 0)
