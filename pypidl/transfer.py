@@ -639,16 +639,19 @@ def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str
     )
     tmp = Path(name)
     try:
-        src = tar.extractfile(item.member)
-        if src is None:  # pragma: no cover - checked to be a regular file
-            raise BundleError(f"{item.member.name} cannot be read")
-        with src, os.fdopen(fd, "wb") as dst:
-            digest, size = _copy_hashing(src, dst)
+        with os.fdopen(fd, "wb") as dst:
+            src = tar.extractfile(item.member)
+            if src is None:  # pragma: no cover - checked to be a regular file
+                raise BundleError(f"{item.member.name} cannot be read")
+            with src:
+                digest, size = _copy_hashing(src, dst)
             dst.flush()
             os.fsync(dst.fileno())
+    except (tarfile.TarError, EOFError) as exc:  # the tar is damaged or shorter than its headers
+        tmp.unlink(missing_ok=True)
+        return tmp, f"{item.entry.relpath}: cannot be read from the bundle: {exc}"
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
         raise
     problem = None
     if size != item.size:

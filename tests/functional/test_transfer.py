@@ -389,11 +389,21 @@ def test_tampered_bundle_is_refused_and_writes_nothing(
     assert main(["import", str(bad), "--into", str(inside), "-q"]) == 2
 
 
-def test_not_a_tar_is_a_clear_error(tmp_path: Path) -> None:
+def test_not_a_tar_or_a_truncated_one_is_a_clear_error(
+    tmp_path: Path, outside: Path, dists: dict[str, tuple[Path, Entry]]
+) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar file at all" * 30)
     with pytest.raises(transfer.BundleError, match="cannot read bundle"):
         transfer.import_bundle(junk, tmp_path / "inside")
+    good = tmp_path / "good.tar"
+    transfer.bundle(manifest_of(dists, *dists), outside, since=None, out=good)
+    data = good.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: len(data) - 30_000])
+    with pytest.raises(transfer.BundleError):
+        transfer.import_bundle(cut, tmp_path / "inside")
+    assert final_files(tmp_path / "inside") == []
 
 
 # --------------------------------------------------------------------------- adopt
