@@ -78,6 +78,9 @@ JSON_PAGE = "index.json"
 BACKENDS = ("pypidl", "dir2pi")
 
 _DIR2PI_HINT = "install it with: pip install 'pypidl[dir2pi]'"
+_PKG_RESOURCES_HINT = (
+    "pip2pi imports pkg_resources, which setuptools 82 removed: pip install 'setuptools<82'"
+)
 
 
 @dataclass(frozen=True)
@@ -528,6 +531,10 @@ def _build_dir2pi(root: Path) -> IndexReport:
         raise BadInputError(
             "the dir2pi index backend needs pip2pi, which is not installed", hint=_DIR2PI_HINT
         )
+    if importlib.util.find_spec("pkg_resources") is None:
+        raise BadInputError(
+            "pip2pi cannot run: the pkg_resources module is missing", hint=_PKG_RESOURCES_HINT
+        )
     by_project, dropped, _ = _collect(root)
     simple = root / SIMPLE_DIR
     before = {p.name for p in simple.iterdir() if p.is_dir()} if simple.is_dir() else set()
@@ -553,7 +560,7 @@ def _build_dir2pi(root: Path) -> IndexReport:
             detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             hint = _DIR2PI_HINT
             if "pkg_resources" in result.stderr:
-                hint = "pip2pi imports pkg_resources: install setuptools<81 beside it"
+                hint = _PKG_RESOURCES_HINT
             raise PypidlError(
                 f"dir2pi failed (exit {result.returncode}): {detail}", context=str(root), hint=hint
             )

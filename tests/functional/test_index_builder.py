@@ -324,16 +324,23 @@ def test_bad_input() -> None:
         build_index("/nonexistent/mirror")
 
 
-def test_dir2pi_missing_is_bad_input(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("module", "hint"),
+    [("libpip2pi", "pypidl[dir2pi]"), ("pkg_resources", "setuptools<82")],
+)
+def test_dir2pi_missing_is_bad_input(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch, module: str, hint: str
+) -> None:
     real = index_builder.importlib.util.find_spec
     monkeypatch.setattr(
         index_builder.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "libpip2pi" else real(name, *a),
+        lambda name, *a: None if name == module else real(name, *a),
     )
     with pytest.raises(BadInputError) as info:
         build_index(mirror, backend="dir2pi")
-    assert "pypidl[dir2pi]" in (info.value.hint or "")
+    assert hint in (info.value.hint or "")
+    assert not (mirror / "simple").exists()
 
 
 def test_upload_time_formats() -> None:
