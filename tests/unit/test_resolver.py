@@ -1,0 +1,256 @@
+"""Resolver logic over an in-memory index (a fake page source and metadata source)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+
+from pypidl.index_client import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.metadata import CoreMetadata, MetadataError
+from pypidl.resolver import UNKNOWN_DEPENDENCIES, resolve_closure
+from pypidl.targets import Target, parse_targets
+
+
+class FakeIndex:
+    """Pages and metadata from dicts; counts calls, and is called from many threads."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[RemoteFile]] = {}
+        self.meta: dict[tuple[str, str], CoreMetadata] = {}
+        self.page_calls: Counter[str] = Counter()
+        self.meta_calls: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        name: str,
+        version: str,
+        *,
+        deps: Sequence[str] = (),
+        tags: Sequence[str] = ("py3-none-any",),
+        requires_python: str | None = None,
+        page_requires_python: bool = True,
+        yanked: bool = False,
+        sdist: bool = False,
+        known: bool = True,
+    ) -> None:
+        project = canonicalize_name(name)
+        files = self.files.setdefault(project, [])
+        stem = f"{project.replace('-', '_')}-{version}"
+        filenames = [f"{stem}.tar.gz"] if sdist else [f"{stem}-{tag}.whl" for tag in tags]
+        for filename in filenames:
+            files.append(
+                RemoteFile(
+                    project=project,
+                    filename=filename,
+                    url=f"https://index.invalid/{filename}",
+                    version=version,
+                    kind="sdist" if sdist else "wheel",
+                    sha256=None,
+                    requires_python=requires_python if page_requires_python else None,
+                    yanked=yanked,
+                    tags=frozenset() if sdist else parse_wheel_filename(filename)[3],
+                )
+            )
+        self.meta[(project, version)] = CoreMetadata(
+            project=project,
+            version=version,
+            requires_dist=tuple(Requirement(d) for d in deps) if known else (),
+            requires_python=requires_python,
+            provides_extra=frozenset(),
+            dependencies_known=known,
+            unknown_reason=None if known else f"{UNKNOWN_DEPENDENCIES}: dynamic",
+        )
+
+    def page(self, name: str) -> ProjectPage:
+        with self._lock:
+            self.page_calls[name] += 1
+        time.sleep(0.001)  # let other threads run into the same name
+        if name not in self.files:
+            raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
+        return ProjectPage(NormalizedName(name), tuple(self.files[name]), "fake", "")
+
+    def release(
+        self, project: NormalizedName, version: str, files: Sequence[RemoteFile]
+    ) -> CoreMetadata:
+        with self._lock:
+            self.meta_calls[(project, version)] += 1
+        assert files, "the resolver passes the release's files"
+        try:
+            return self.meta[(project, version)]
+        except KeyError:
+            raise MetadataError(f"no metadata for {project} {version}") from None
+
+    def resolve(self, reqs: Sequence[str], targets: Sequence[Target], **kwargs: object):  # type: ignore[no-untyped-def]
+        return resolve_closure(
+            [Requirement(r) for r in reqs],
+            targets,
+            pages=self.page,
+            metadata=self,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+T311 = parse_targets(python_versions=["3.11"], platforms=["linux-x86_64"])
+T38_311 = parse_targets(python_versions=["3.8", "3.11"], platforms=["linux-x86_64"])
+
+
+def test_dependency_cycle_resolves() -> None:
+    idx = FakeIndex()
+    idx.add("a", "1.0", deps=["b"])
+    idx.add("b", "1.0", deps=["a>=1"])
+    sel = idx.resolve(["a"], T311)
+    assert set(sel.versions) == {"a", "b"}
+    assert not sel.problems
+
+
+def test_backtracks_over_a_conflict() -> None:
+    idx = FakeIndex()
+    idx.add("app", "2.0", deps=["lib<2", "other"])
+    idx.add("lib", "1.0")
+    idx.add("lib", "2.0")
+    idx.add("other", "2.0", deps=["lib>=2"])
+    idx.add("other", "1.0", deps=["lib>=1"])
+    sel = idx.resolve(["app"], T311)
+    assert not sel.problems
+    assert set(sel.versions["lib"]) == {"1.0"}
+    assert set(sel.versions["other"]) == {"1.0"}
+
+
+def test_conflicting_user_requirements_are_named_and_parts_still_selected() -> None:
+    idx = FakeIndex()
+    idx.add("a", "1.0", deps=["lib==1.0"])
+    idx.add("b", "1.0", deps=["lib==2.0"])
+    idx.add("lib", "1.0")
+    idx.add("lib", "2.0")
+    sel = idx.resolve(["a", "b"], T311)
+    assert {p.project for p in sel.problems} == {"lib"}
+    assert all(p.target == "cp311-linux-x86_64" for p in sel.problems)
+    assert any("conflicts with other requirements" in p.reason for p in sel.problems)
+    # each requirement alone is installable, so the mirror still gets both sides
+    assert set(sel.versions["lib"]) == {"1.0", "2.0"}
+
+
+def test_metadata_requires_python_is_a_dependency_on_the_target_python() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "2.0", requires_python=">=3.9", page_requires_python=False)
+    idx.add("lib", "1.0")
+    sel = idx.resolve(["lib"], T38_311)
+    assert sel.versions["lib"] == {
+        "1.0": frozenset({"cp38-linux-x86_64"}),
+        "2.0": frozenset({"cp311-linux-x86_64"}),
+    }
+
+
+def test_pin_to_metadata_only_requires_python_names_the_target() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "2.0", requires_python=">=3.9", page_requires_python=False)
+    sel = idx.resolve(["lib==2.0"], T38_311)
+    assert [p.target for p in sel.problems] == ["cp38-linux-x86_64"]
+    assert "requires Python >=3.9" in sel.problems[0].reason
+    assert "3.8.20" in sel.problems[0].reason
+
+
+def test_no_matching_version_lists_what_exists() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "1.0")
+    sel = idx.resolve(["lib>=5"], T311)
+    assert len(sel.problems) == 1
+    assert "no version matches (available: 1.0)" in sel.problems[0].reason
+
+
+def test_yanked_release_is_explained() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "1.0", yanked=True)
+    sel = idx.resolve(["lib>=1"], T311)
+    assert "1.0 is yanked" in sel.problems[0].reason
+    assert idx.resolve(["lib==1.0"], T311).versions["lib"] == {"1.0": frozenset({T311[0].label})}
+
+
+def test_sdist_counts_as_installable_when_no_wheel_fits() -> None:
+    idx = FakeIndex()
+    idx.add("native", "1.0", tags=("cp311-cp311-win_amd64",))
+    idx.add("native", "1.0", sdist=True)
+    sel = idx.resolve(["native"], T311)
+    assert sel.versions["native"] == {"1.0": frozenset({T311[0].label})}
+
+
+def test_unknown_extra_and_invalid_marker_are_not_fatal() -> None:
+    idx = FakeIndex()
+    idx.add("app", "1.0", deps=['odd; platform_release >= "x"', 'ext; extra == "real"'])
+    idx.add("ext", "1.0")
+    idx.add("odd", "1.0")
+    sel = idx.resolve(["app[nonexistent]"], T311)
+    assert not sel.problems
+    assert "ext" not in sel.versions
+
+
+def test_direct_url_requirement_is_reported() -> None:
+    idx = FakeIndex()
+    sel = idx.resolve(["thing @ https://example.invalid/thing-1.0.tar.gz"], T311)
+    assert sel.problems[0].project == "thing"
+    assert "direct URL" in sel.problems[0].reason
+
+
+def test_unknown_dependencies_only_for_selected_releases() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "2.0", sdist=True, known=False)
+    idx.add("lib", "1.0", sdist=True, known=False)
+    sel = idx.resolve(["lib"], T38_311)
+    assert [(p.project, p.requirement) for p in sel.problems] == [
+        ("lib", "lib==2.0"),
+        ("lib", "lib==2.0"),
+    ]
+    assert {p.target for p in sel.problems} == {t.label for t in T38_311}
+
+
+def test_unreadable_metadata_is_a_problem_not_a_silent_gap() -> None:
+    idx = FakeIndex()
+    idx.add("lib", "1.0")
+    del idx.meta[("lib", "1.0")]
+    sel = idx.resolve(["lib"], T311)
+    assert sel.versions["lib"] == {"1.0": frozenset({T311[0].label})}
+    assert sel.problems[0].reason.startswith(f"{UNKNOWN_DEPENDENCIES}: metadata unreadable")
+
+
+def test_forty_two_targets_over_thirty_projects_is_fast_and_fetches_once() -> None:
+    idx = FakeIndex()
+    names = [f"p{i:02d}" for i in range(30)]
+    for i, name in enumerate(names):
+        deps = [f"{names[j]}>=1" for j in (i + 1, i + 2) if j < len(names)]
+        deps.append(f'{names[(i + 5) % 30]}; sys_platform == "win32"')
+        deps.append(f'{names[(i + 7) % 30]}; python_version < "3.10"')
+        for minor in range(5):
+            idx.add(name, f"1.{minor}", deps=deps, tags=("py3-none-any",))
+        idx.add(name, "2.0", deps=deps, requires_python=">=3.10")
+    targets = parse_targets()
+    started = time.monotonic()
+    sel = idx.resolve([names[0]], targets, preferred=dict.fromkeys(names, "1.3"))
+    elapsed = time.monotonic() - started
+    assert not sel.problems
+    assert set(sel.versions) == set(names)
+    assert max(idx.page_calls.values()) == 1, "a page was fetched twice"
+    assert max(idx.meta_calls.values()) == 1, "a release's metadata was read twice"
+    assert set(sel.versions["p00"]) == {"1.3"}, "host pins are preferred on every target"
+    assert elapsed < 15, f"42 targets x 30 projects took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(None, {"1.0", "1.1", "2.0"}), (1, {"1.1", "2.0"}), (0, {"1.1"})],
+)
+def test_all_versions_limit(limit: int | None, expected: set[str]) -> None:
+    idx = FakeIndex()
+    idx.add("lib", "1.0")
+    idx.add("lib", "1.1")
+    idx.add("lib", "2.0")
+    idx.add("lib", "3.0b1")
+    sel = idx.resolve(["lib<2"], T311, all_versions=True, all_versions_limit=limit)
+    assert set(sel.versions["lib"]) == expected
+    assert sel.all_versions_added.get(canonicalize_name("lib"), frozenset()) == expected - {"1.1"}
