@@ -8,7 +8,11 @@ import http.client
 import json
 import logging
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -458,3 +462,29 @@ def test_make_server_refuses_a_missing_directory(tmp_path: Path) -> None:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX")
+def test_cli_serve_stops_cleanly_on_ctrl_c(mirror: Path) -> None:
+    build_index(mirror)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pypidl", "serve", str(mirror), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/simple/", line)
+        assert match, line
+        status, headers, _ = _get(int(match.group(1)), "/simple/aaa/", JSON_TYPE)
+        assert (status, headers["content-type"]) == (200, JSON_TYPE)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "Stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
