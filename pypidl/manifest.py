@@ -139,6 +139,8 @@ class Entry:
             not urls or not all(isinstance(u, str) and u.startswith(_URL_SCHEMES) for u in urls)
         ):
             problems.append(f"{where}: urls must be a non-empty list of http(s) or file URLs")
+        elif urls is not None and any(ch.isspace() or ord(ch) < 32 for u in urls for ch in u):
+            problems.append(f"{where}: urls must not contain white space or control characters")
         elif urls is not None and any(urlsplit(u).username or urlsplit(u).password for u in urls):
             problems.append(
                 f"{where}: urls must not carry credentials (use the index URL or .netrc)"
@@ -187,6 +189,13 @@ class Problem:
     reason: str
     requirement: str | None = None
     target: str | None = None
+    #: "error": something the mirror lacks (the run exits 1); "warning": a possible gap pypidl
+    #: cannot rule out (an sdist whose dependencies are only known after a build)
+    severity: str = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity != "warning"
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -213,6 +222,11 @@ class Manifest:
         if not self.created:
             now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
             object.__setattr__(self, "created", now.replace("+00:00", "Z"))
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """Problems that make the plan incomplete (warnings excluded)."""
+        return tuple(p for p in self.problems if p.is_error)
 
     @property
     def total_size(self) -> int:
@@ -308,6 +322,7 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
                         reason=str(p.get("reason", "")),
                         requirement=p.get("requirement"),
                         target=p.get("target"),
+                        severity="warning" if p.get("severity") == "warning" else "error",
                     )
                 )
     if problems:

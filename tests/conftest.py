@@ -134,3 +134,31 @@ def venv_factory(tmp_path: Path) -> Callable[[], Path]:
         return python
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_pypidl(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pypidl run in-process reads pip's configuration and its cache: give it neither.
+
+    This machine's pip.conf (extra indexes, constraints, find-links) must not leak into what a
+    test plans, and pip-tools' dependency cache is keyed by name and version, which tests reuse
+    with different contents.
+    """
+    for key in list(os.environ):
+        if key.startswith(("PIP_", "UV_")) or key.lower() in _PROXY_VARS | {"requests_ca_bundle"}:
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("PYPIDL_CACHE_DIR", str(tmp_path_factory.mktemp("pypidl-cache")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``network`` talk to the real default index: opt-in with PYPIDL_LIVE_TESTS=1."""
+    if os.environ.get("PYPIDL_LIVE_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="live index test; set PYPIDL_LIVE_TESTS=1 to run it")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)

@@ -121,11 +121,17 @@ def parent_parsers() -> SimpleNamespace:
         default=[],
         metavar="PLAT",
         help="a pip platform tag (manylinux_2_17_x86_64, win_amd64, macosx_11_0_arm64, any) or a "
-        "family: linux-x86_64, linux-aarch64, win-amd64, win-arm64, macos-x86_64, macos-arm64",
+        "family: linux-x86_64, linux-aarch64, musllinux-x86_64, musllinux-aarch64, win-amd64, "
+        "win-arm64, win32, macos-x86_64, macos-arm64",
     )
     g.add_argument("--abi", action="append", default=[], metavar="ABI", help="cp311, abi3, none")
     g.add_argument(
         "--implementation", action="append", default=[], metavar="IMPL", help="cp (default)"
+    )
+    g.add_argument(
+        "--targets-file",
+        metavar="FILE",
+        help="targets, one set per line (python=3.8,3.11 platform=linux-x86_64); adds to the flags",
     )
     return SimpleNamespace(output=output, network=network, targets=targets)
 
@@ -184,11 +190,19 @@ def network_from_args(
 
 
 def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
-    from pypidl.targets import parse_targets
+    from pypidl.targets import load_targets_file, parse_targets
 
-    return parse_targets(
-        python_versions=args.python_version,
-        platforms=args.platform,
-        abis=args.abi,
-        implementations=args.implementation,
+    from_file = load_targets_file(args.targets_file) if getattr(args, "targets_file", None) else ()
+    flags_given = args.python_version or args.platform or args.abi or args.implementation
+    from_flags = (
+        parse_targets(
+            python_versions=args.python_version,
+            platforms=args.platform,
+            abis=args.abi,
+            implementations=args.implementation,
+        )
+        if flags_given or not from_file
+        else ()
     )
+    unique = {t.label: t for t in (*from_file, *from_flags)}
+    return tuple(unique.values())

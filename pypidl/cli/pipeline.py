@@ -214,7 +214,8 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
     )
     for problem in manifest.problems:
         where = f" [{problem.target}]" if problem.target else ""
-        ui.warning("%s%s: %s", problem.project, where, problem.reason)
+        say = ui.error if problem.is_error else ui.warning
+        say("%s%s: %s", problem.project, where, problem.reason)
     return manifest
 
 
@@ -228,7 +229,7 @@ def run_plan(args: argparse.Namespace, ui: UI) -> int:
         dump(manifest, args.manifest)
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
     _summary(ui, manifest, None)
-    return EXIT_FAILED if manifest.problems else EXIT_OK
+    return EXIT_FAILED if manifest.errors else EXIT_OK
 
 
 def run_sync(args: argparse.Namespace, ui: UI) -> int:
@@ -247,7 +248,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
             dump(manifest, args.manifest)
             ui.info("Manifest written to %s", os.path.abspath(args.manifest))
         _summary(ui, manifest, None)
-        return EXIT_FAILED if manifest.problems else EXIT_OK
+        return EXIT_FAILED if manifest.errors else EXIT_OK
     manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
     dump(manifest, manifest_path)
     ui.debug("Manifest written to %s", manifest_path)
@@ -257,24 +258,12 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
 def run_download(args: argparse.Namespace, ui: UI) -> int:
     manifest = load(args.manifest)
     if args.shard:
-        from pypidl.transfer import parse_shard, select_shard
+        from pypidl.transfer import parse_shard, shard_manifest
 
         k, n = parse_shard(args.shard)
-        entries = select_shard(manifest.entries, k, n)
-        ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(entries), len(manifest.entries))
-        manifest = Manifest(
-            entries=tuple(entries),
-            requirements=manifest.requirements,
-            index_urls=manifest.index_urls,
-            targets=manifest.targets,
-            all_versions=manifest.all_versions,
-            problems=(),
-            projects={
-                p: v for p, v in manifest.projects.items() if any(e.project == p for e in entries)
-            },
-            created=manifest.created,
-            generator=manifest.generator,
-        )
+        total = len(manifest.entries)
+        manifest = shard_manifest(manifest, k, n)
+        ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(manifest.entries), total)
     root = Path(args.download_dir).resolve()
     ui.info("Packages will be downloaded to %s", root)
     return _download_and_index(args, ui, manifest, root)
@@ -303,7 +292,7 @@ def _download_and_index(args: argparse.Namespace, ui: UI, manifest: Manifest, ro
     if report.interrupted:
         ui.error("Interrupted: partial downloads are kept and resume on the next run")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed or manifest.problems else EXIT_OK
+    return EXIT_FAILED if report.failed or manifest.errors else EXIT_OK
 
 
 def _write_url_list(manifest: Manifest, path: str, root: Path) -> None:
@@ -324,7 +313,7 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
         for result in report.results:
             results.setdefault(result.entry.project, []).append(result)
     problems: dict[str, list[str]] = {}
-    for p in manifest.problems:
+    for p in manifest.errors:
         problems.setdefault(p.project, []).append(
             f"{p.target}: {p.reason}" if p.target else p.reason
         )

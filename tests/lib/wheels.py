@@ -203,7 +203,7 @@ def make_sdist(
     requires_dist: Iterable[str] = (),
     requires_python: str | None = None,
 ) -> Path:
-    """Write a plausible, setuptools-buildable ``<name>-<version>.tar.gz`` and return it.
+    """Write a ``<name>-<version>.tar.gz`` that pip builds offline, and return it.
 
     The name in the file name and base directory is normalized with underscores,
     as the current source distribution spec asks.
@@ -222,44 +222,82 @@ def make_sdist(
         requires_python=requires_python,
         provides_extra=(),
     )
+    # Metadata 2.2: Requires-Dist is static (not listed as Dynamic), so it can be trusted
+    # without building the sdist, as for sdists made by current build back ends.
+    pkg_info = pkg_info.replace(b"Metadata-Version: 2.1\n", b"Metadata-Version: 2.2\n", 1)
+    # An in-tree PEP 517 backend with no build requirements: pip (and pip-compile) can build
+    # this sdist offline, against an index that holds nothing but the test's own files.
     pyproject = (
-        b"[build-system]\n"
-        b'requires = ["setuptools>=40.8.0"]\n'
-        b'build-backend = "setuptools.build_meta"\n'
+        b'[build-system]\nrequires = []\nbuild-backend = "_sdist_backend"\nbackend-path = ["."]\n'
     )
-    cfg = [
-        "[metadata]",
-        f"name = {name}",
-        f"version = {version}",
-        "description = test package",
-        "",
-        "[options]",
-        f"packages = {module}",
-    ]
-    if requires_python is not None:
-        cfg.append(f"python_requires = {requires_python}")
-    if requires_dist:
-        cfg.append("install_requires =")
-        cfg.extend(f"    {req}" for req in requires_dist)
-    setup_cfg = ("\n".join(cfg) + "\n").encode()
     init = f'"""Test package {name}."""\n\n__version__ = "{version}"\n'.encode()
 
     members = [
         (f"{base}/PKG-INFO", pkg_info),
         (f"{base}/pyproject.toml", pyproject),
-        (f"{base}/setup.cfg", setup_cfg),
+        (f"{base}/_sdist_backend.py", _SDIST_BACKEND.encode()),
         (f"{base}/{module}/__init__.py", init),
     ]
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirname in (base, f"{base}/{module}"):
+        for dirname in (base, f"{base}/{module}"):  # directories first, as sdists have them
             tar.addfile(_tar_info(dirname, 0, is_dir=True))
         for arcname, data in members:
             tar.addfile(_tar_info(arcname, len(data)), io.BytesIO(data))
     out = directory / f"{base}.tar.gz"
     out.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
     return out
+
+
+_SDIST_BACKEND = '''"""A minimal PEP 517 backend: the wheel is PKG-INFO plus the one package directory."""
+import base64, hashlib, os, zipfile
+
+def _meta():
+    with open("PKG-INFO", "rb") as fh:
+        data = fh.read()
+    fields = dict(line.split(": ", 1) for line in data.decode().splitlines() if ": " in line)
+    return data, fields["Name"], fields["Version"]
+
+def _dist(name, version):
+    return name.replace("-", "_").replace(".", "_").lower() + "-" + version
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    data, name, version = _meta()
+    info = _dist(name, version) + ".dist-info"
+    os.makedirs(os.path.join(metadata_directory, info))
+    with open(os.path.join(metadata_directory, info, "METADATA"), "wb") as fh:
+        fh.write(data)
+    with open(os.path.join(metadata_directory, info, "WHEEL"), "wb") as fh:
+        fh.write(b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+    return info
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    data, name, version = _meta()
+    dist = _dist(name, version)
+    files = {dist + ".dist-info/METADATA": data,
+             dist + ".dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    for folder, _, names in os.walk("."):
+        for n in names:
+            path = os.path.join(folder, n)[2:].replace(os.sep, "/")
+            if "/" in path and path.endswith(".py"):
+                with open(path, "rb") as fh:
+                    files[path] = fh.read()
+    record = []
+    for arc, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        record.append(f"{arc},sha256={digest},{len(content)}")
+    record.append(dist + ".dist-info/RECORD,,")
+    files[dist + ".dist-info/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    filename = dist + "-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as zf:
+        for arc, content in files.items():
+            zf.writestr(arc, content)
+    return filename
+'''
 
 
 def _tar_info(arcname: str, size: int, *, is_dir: bool = False) -> tarfile.TarInfo:
