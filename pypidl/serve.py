@@ -240,7 +240,7 @@ def serve(
     real_port = server.server_address[1]
     shown = f"[{bind}]" if ":" in bind else bind
     url = f"http://{shown}:{real_port}/{SIMPLE_DIR}/"
-    log.info("serving %s at %s", directory, url)
+    log.debug("serving %s at %s", directory, url)
     if on_ready is not None:
         on_ready(url)
     try:
