@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from pypidl.index_client import RemoteFile
 
 __all__ = [
+    "METADATA_SUFFIX",
     "CoreMetadata",
     "MetadataError",
     "MetadataFetcher",
@@ -62,6 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: PEP 658: a wheel's METADATA is served at the wheel's URL plus this suffix.
+METADATA_SUFFIX = ".metadata"
 #: Bytes fetched from the end of a wheel by the first range request: enough for the end
 #: records and the central directory of almost every wheel, so most reads take two requests.
 TAIL_SIZE = 64 * 1024
@@ -374,7 +377,7 @@ class MetadataFetcher:
             return _sdist_pkg_info(fh, rf.filename), "download"
 
     def _read_sidecar(self, rf: RemoteFile) -> bytes:
-        url = rf.url + ".metadata"
+        url = rf.url + METADATA_SUFFIX
         with self.session.get(url, headers=_HEADERS, timeout=self._timeout, stream=True) as resp:
             resp.raise_for_status()
             data = _read_bounded(resp, MAX_METADATA, url)
@@ -615,7 +618,7 @@ def _sdist_pkg_info(fh: IO[bytes], filename: str) -> bytes:
 def _read_local(rf: RemoteFile) -> bytes:
     parts = urlsplit(rf.url)
     path = Path(url2pathname(parts.path))
-    sidecar = path.with_name(path.name + ".metadata")
+    sidecar = path.with_name(path.name + METADATA_SUFFIX)
     if rf.kind == "wheel":
         if sidecar.is_file() and sidecar.stat().st_size <= MAX_METADATA:
             return sidecar.read_bytes()

@@ -1,0 +1,177 @@
+"""Prove, offline and from the mirror alone, that every target can install the requirements.
+
+``pypidl check`` runs the same per-target resolver as planning (:mod:`pypidl.resolver`), but its
+pages come from the mirror's catalog (the files the built index lists, and that are still on
+disk) and its metadata from the ``.metadata`` sidecars beside the wheels, or from the files
+themselves.  A target passes when its whole closure resolves from those files; otherwise the
+report says exactly what is missing for it and why.  No network is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+
+from pypidl.catalog import Catalog
+from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.index_client import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.manifest import Entry, Problem
+from pypidl.metadata import METADATA_SUFFIX, MetadataFetcher
+from pypidl.resolver import UNKNOWN_DEPENDENCIES, resolve_closure
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from packaging.tags import Tag
+
+    from pypidl.targets import Target
+
+__all__ = ["CheckReport", "TargetCheck", "check_mirror", "mirror_pages"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """The verdict for one target."""
+
+    target: str
+    #: what prevents installing the requirements on this target (empty: it can)
+    missing: tuple[Problem, ...] = ()
+    #: releases installed from sdists whose dependencies cannot be known without building them
+    warnings: tuple[Problem, ...] = ()
+    #: project -> version the target would install
+    pins: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    root: str
+    results: tuple[TargetCheck, ...]
+    #: problems that concern no single target (a direct URL requirement)
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> tuple[TargetCheck, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+
+class _MirrorPages:
+    """Project pages built from the catalog of the mirror at ``root`` (files present on disk)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.catalog = Catalog(root)
+        self.projects = set(self.catalog.projects())
+
+    def __call__(self, name: str) -> ProjectPage:
+        project = canonicalize_name(name)
+        if project not in self.projects:
+            raise ProjectNotFound(f"the mirror has no files of {name!r}", context=name)
+        files = []
+        for filename, record in sorted(self.catalog.load(project).items()):
+            try:
+                path = self.catalog.file_path(record.entry)
+            except UnsafeFilenameError:
+                continue
+            if not path.is_file():
+                log.debug("%s is in the catalog but not on disk", path)
+                continue
+            rf = _remote_file(record.entry.project, filename, path, record.entry)
+            if rf is not None:
+                files.append(rf)
+        if not files:
+            raise ProjectNotFound(f"the mirror has no files of {name!r}", context=name)
+        return ProjectPage(NormalizedName(project), tuple(files), "mirror", self.root.as_uri())
+
+
+def _remote_file(project: str, filename: str, path: Path, entry: Entry) -> RemoteFile | None:
+    tags: frozenset[Tag] = frozenset()
+    if entry.kind == "wheel":
+        try:
+            tags = parse_wheel_filename(filename)[3]
+        except InvalidWheelFilename:
+            return None
+    sidecar = path.with_name(path.name + METADATA_SUFFIX)
+    return RemoteFile(
+        project=NormalizedName(project),
+        filename=filename,
+        url=path.resolve().as_uri(),
+        version=entry.version,
+        kind=entry.kind,
+        sha256=entry.sha256,
+        requires_python=entry.requires_python,
+        yanked=entry.yanked,
+        yanked_reason=entry.yanked_reason,
+        size=entry.size,
+        has_core_metadata=sidecar.is_file(),
+        tags=tags,
+        mirror="mirror",
+    )
+
+
+def mirror_pages(root: str | os.PathLike[str]) -> _MirrorPages:
+    """A page source (for :func:`pypidl.resolver.resolve_closure`) over a local mirror.
+
+    :raises BadInputError: when ``root`` holds no pypidl catalog.
+    """
+    base = Path(root)
+    pages = _MirrorPages(base)
+    if not pages.projects:
+        raise BadInputError(
+            "no catalog of mirrored files found",
+            context=str(base),
+            hint="give the directory a pypidl download wrote (it holds .pypidl/catalog/)",
+        )
+    return pages
+
+
+def check_mirror(
+    root: str | os.PathLike[str],
+    requirements: Sequence[Requirement],
+    targets: Sequence[Target],
+    *,
+    constraints: Sequence[Requirement] = (),
+    workers: int = 8,
+) -> CheckReport:
+    """Whether every target can install ``requirements`` from the mirror at ``root`` alone.
+
+    :raises BadInputError: when ``root`` is not a pypidl mirror.
+    """
+    pages = mirror_pages(root)
+    with MetadataFetcher(workers=workers) as metadata:
+        selection = resolve_closure(
+            requirements,
+            targets,
+            pages=pages,
+            metadata=metadata,
+            constraints=constraints,
+            workers=workers,
+        )
+    general = tuple(p for p in selection.problems if p.target is None)
+    results = []
+    for target in targets:
+        mine = [p for p in selection.problems if p.target == target.label]
+        warnings = tuple(p for p in mine if p.reason.startswith(UNKNOWN_DEPENDENCIES))
+        missing = tuple(p for p in mine if p not in warnings)
+        pins = {str(k): v for k, v in selection.pins.get(target.label, {}).items()}
+        results.append(TargetCheck(target.label, missing, warnings, pins))
+    return CheckReport(str(root), tuple(results), general)

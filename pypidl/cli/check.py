@@ -1,0 +1,79 @@
+"""``pypidl check DIR -r requirements.txt``: can every target install the requirements offline?"""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pypidl.cli._output import UI
+
+__all__ = ["register", "run"]
+
+EXIT_OK = 0
+EXIT_MISSING = 1
+
+
+def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
+    """Add the ``check`` command to ``sub``."""
+    parser = sub.add_parser(
+        "check",
+        parents=[parents.output, parents.targets],
+        help="prove, offline, that every target can install the requirements from a mirror",
+        description=(
+            "Resolve the requirements for every target from the mirror in DIR alone (its "
+            "catalog and files; no network), the way planning resolves them against an index. "
+            "Prints one line per target: OK, or what is missing and why. Exit code 0 when every "
+            "target can install everything, 1 when some cannot."
+        ),
+    )
+    parser.add_argument("directory", metavar="DIR", help="the mirror (the --download-dir of sync)")
+    parser.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirements",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="requirements file in pip's format (repeatable; -c constraints inside are honoured)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from pypidl.check import check_mirror
+    from pypidl.cli._common import targets_from_args
+    from pypidl.requirements import parse_requirement_files
+
+    targets = targets_from_args(args)
+    parsed = parse_requirement_files(args.requirements)
+    requirements = [r.requirement for r in parsed.requirements]
+    constraints = [c.requirement for c in parsed.constraints]
+    ui.info(
+        "Checking %d requirement(s) for %d target(s) against %s",
+        len(requirements),
+        len(targets),
+        args.directory,
+    )
+    report = check_mirror(args.directory, requirements, targets, constraints=constraints)
+
+    rows: list[tuple[str, str, str]] = []
+    for problem in report.problems:
+        rows.append(("(all)", "MISSING", problem.reason))
+    for result in report.results:
+        if result.ok:
+            rows.append((result.target, "OK", f"{len(result.pins)} project(s)"))
+        for n, problem in enumerate(result.missing):
+            rows.append(
+                (result.target if n == 0 else "", "MISSING" if n == 0 else "", problem.reason)
+            )
+        for problem in result.warnings:
+            ui.warning("%s: %s", result.target, problem.reason)
+    ui.table("Mirror Check", ("Target", "Status", "Details"), rows)
+    failed = len(report.failed)
+    if report.ok:
+        ui.info("Every target can install the requirements from %s", args.directory)
+        return EXIT_OK
+    ui.error("%d of %d target(s) cannot install the requirements", failed, len(report.results))
+    return EXIT_MISSING
