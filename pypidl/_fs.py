@@ -18,6 +18,9 @@ __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_bas
 #: Prefix of every temporary file pypidl writes; index builders and verify skip these.
 TEMP_PREFIX = ".pypidl-"
 
+#: Mode of the files pypidl publishes (pages, sidecars, manifests): world-readable.
+PUBLIC_FILE_MODE = 0o644
+
 
 def check_basename(name: str) -> str:
     """Return ``name`` if it is a plain file name that cannot leave its directory.
@@ -64,6 +67,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[s
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes 0600 files; mirror pages and sidecars must be readable by a web server
+        os.chmod(tmp, PUBLIC_FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

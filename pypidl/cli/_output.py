@@ -31,6 +31,7 @@ class UI:
         self._handler.setLevel(level)
         self.log.addHandler(self._handler)
         self.log.setLevel(logging.DEBUG if verbose >= 1 else level)
+        self._saved = (self.log.level, self.log.propagate)
         self.log.propagate = False
         # pypidl's own module loggers say more with -v; third-party chatter only with -vv
         for noisy in ("urllib3", "requests", "filelock"):
@@ -39,7 +40,10 @@ class UI:
             self._handler.setLevel(logging.DEBUG)
 
     def close(self) -> None:
+        """Undo what __init__ did to the ``pypidl`` logger (main() may run many times in one process)."""
         self.log.removeHandler(self._handler)
+        self.log.setLevel(self._saved[0])
+        self.log.propagate = self._saved[1]
 
     def info(self, msg: str, *args: object) -> None:
         self.log.info(msg, *args)
