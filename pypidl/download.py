@@ -42,7 +42,7 @@ from pypidl._fs import TEMP_PREFIX, atomic_write_text, safe_join
 from pypidl.catalog import Catalog, Record
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
-from pypidl.hashing import CHUNK_SIZE, new_hasher
+from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
 from pypidl.index_client import new_session
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.mirrors import redact_url, strip_credentials
@@ -93,7 +93,8 @@ class FileResult:
     """What happened to one entry.
 
     :param status: ``"downloaded"``, ``"skipped"`` (already present and verified) or ``"failed"``.
-    :param bytes: size of the verified file (0 when it failed).
+    :param bytes: size of the file this run placed under its final name (0 when skipped or failed,
+        so the sum over a report is what the run fetched).
     :param mirror: the mirror (``host:port``) it came from, when downloaded.
     :param error: why it failed; credentials are never part of it.
     :param attempts: HTTP attempts made for it.
@@ -619,13 +620,13 @@ class Downloader:
         records = self._project_records(entry.project)
         record = records.get(entry.filename)
         if record is not None and record.entry.sha256 == entry.sha256 and record.matches_stat(st):
-            return FileResult(entry, SKIPPED, bytes=st.st_size)
+            return FileResult(entry, SKIPPED)
         if entry.size is None or st.st_size == entry.size:
-            digest, size = _hash_file(final)
+            digest = file_sha256(final)
             if digest == entry.sha256:
                 records[entry.filename] = self.catalog.add(entry, final)
                 log.debug("verified existing %s by rehashing it", entry.filename)
-                return FileResult(entry, SKIPPED, bytes=size)
+                return FileResult(entry, SKIPPED)
             why = f"sha256 {digest} instead of {entry.sha256}"
         else:
             why = f"{st.st_size} bytes instead of {entry.size}"
@@ -818,16 +819,6 @@ def _content_range_start(value: str | None) -> int | None:
     if unit.lower() != "bytes" or not sep or not first.isdigit():
         return None
     return int(first)
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    h = new_hasher()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _all_failed(reasons: dict[str, str]) -> str:

@@ -123,7 +123,7 @@ class ProgressEvents:
             log.info("Downloaded: %s", name)
         elif result.status == "skipped":
             log.debug("Skipped (verified): %s", name)
-            self._shrink(result.bytes)  # no transfer will count these bytes
+            self._shrink(result.entry.size or 0)  # no transfer will count these bytes
         else:
             log.error("Failed: %s: %s", name, result.error)
             self._shrink(result.entry.size or 0)

@@ -16,7 +16,7 @@ from pypidl.manifest import Entry
 def result(name: str, status: str, size: int = 1000, error: str | None = None) -> FileResult:
     e = Entry(project=name, version="1.0", filename=f"{name}-1.0.tar.gz", urls=("http://127.0.0.1/x",),
               sha256="0" * 64, size=size)
-    return FileResult(e, status, bytes=size if status != "failed" else 0, error=error)
+    return FileResult(e, status, bytes=size if status == "downloaded" else 0, error=error)
 
 
 @pytest.fixture
