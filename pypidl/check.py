@@ -28,7 +28,7 @@ from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.index_client import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.manifest import Entry, Problem
 from pypidl.metadata import METADATA_SUFFIX, MetadataFetcher
-from pypidl.resolver import UNKNOWN_DEPENDENCIES, resolve_closure
+from pypidl.resolver import resolve_closure
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -170,7 +170,7 @@ def check_mirror(
     results = []
     for target in targets:
         mine = [p for p in selection.problems if p.target == target.label]
-        warnings = tuple(p for p in mine if p.reason.startswith(UNKNOWN_DEPENDENCIES))
+        warnings = tuple(p for p in mine if not p.is_error)
         missing = tuple(p for p in mine if p not in warnings)
         pins = {str(k): v for k, v in selection.pins.get(target.label, {}).items()}
         results.append(TargetCheck(target.label, missing, warnings, pins))

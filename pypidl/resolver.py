@@ -58,7 +58,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Every problem about a release whose dependencies could not be known starts with this.
+#: Every problem about a release whose dependencies could not be known starts with this (and has
+#: ``severity="warning"``: a possible gap, not a known one).
 UNKNOWN_DEPENDENCIES = "dependencies unknown"
 
 #: resolvelib rounds per resolution; one round pins one project, so this is generous.
@@ -225,7 +226,12 @@ class _Shared:
 
     def metadata(self, name: str, version: Version) -> CoreMetadata:
         """:raises MetadataError: when the release's metadata cannot be read."""
-        return self._meta_future(name, version).result()
+        try:
+            return self._meta_future(name, version).result()
+        except MetadataError:
+            raise
+        except Exception as exc:  # a source's unexpected failure must not stop every target
+            raise MetadataError(f"{type(exc).__name__}: {exc}", context=name) from exc
 
 
 # ---------------------------------------------------------------------------------- provider
@@ -504,7 +510,10 @@ def _unknown(shared: _Shared, mapping: _Mapping, label: str) -> list[Problem]:
             if meta.dependencies_known:
                 continue
             reason = meta.unknown_reason or UNKNOWN_DEPENDENCIES
-        problems.append(Problem(cand.name, reason, f"{cand.name}=={cand.version}", label))
+        # a possible gap, not a known one: pip-compile built it for the host; say so, don't fail
+        problems.append(
+            Problem(cand.name, reason, f"{cand.name}=={cand.version}", label, severity="warning")
+        )
     return problems
 
 

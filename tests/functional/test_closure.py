@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -269,18 +271,45 @@ def test_prereleases_only_when_asked_or_alone(
     assert resolve(server, ["pre"], ts).versions["pre"] == {"0.1a1": labels(ts)}
 
 
-def test_sdist_only_dependency_with_unknown_dependencies_is_named(
+def _dynamic_sdist(directory: Path, name: str, version: str) -> Path:
+    """An sdist whose PKG-INFO (Metadata-Version 2.1) cannot be trusted for dependencies."""
+    raw = io.BytesIO()
+    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: six\n\n"
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data.encode()))
+    path = directory / f"{name}-{version}.tar.gz"
+    path.write_bytes(raw.getvalue())
+    return path
+
+
+def test_sdist_only_dependency_with_unknown_dependencies_is_a_warning(
     index_server: Callable[..., IndexServer], wheel_dir: Path
 ) -> None:
     server = index_server()
     server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["srconly"]))
-    server.add_file(make_sdist(wheel_dir, "srconly", "1.0", requires_dist=["six"]))
+    server.add_file(_dynamic_sdist(wheel_dir, "srconly", "1.0"))
     ts = targets(("3.11",), ("linux-x86_64", "win-amd64"))
     sel = resolve(server, ["app"], ts)
     assert sel.versions["srconly"] == {"1.0": labels(ts)}, "an sdist is installable"
+    assert "six" not in sel.versions, "dependencies of dynamic metadata are not guessed"
     assert {p.target for p in sel.problems} == labels(ts)
     assert all(p.project == "srconly" for p in sel.problems)
     assert all(p.reason.startswith(UNKNOWN_DEPENDENCIES) for p in sel.problems)
+    assert all(p.severity == "warning" for p in sel.problems)
+
+
+def test_sdist_with_static_metadata_brings_its_dependencies(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    server = index_server()
+    server.add_file(make_sdist(wheel_dir, "srconly", "1.0", requires_dist=["six"]))
+    server.add_file(make_wheel(wheel_dir, "six", "1.16.0"))
+    ts = targets(("3.11",), ("linux-x86_64",))
+    sel = resolve(server, ["srconly"], ts)
+    assert not sel.problems
+    assert sel.versions["six"] == {"1.16.0": labels(ts)}
 
 
 def test_all_versions_brings_each_versions_own_closure(
