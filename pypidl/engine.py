@@ -347,9 +347,9 @@ def run(
     reported: set[tuple[str, str]] = set()
     dead: set[int] = set()
     try:
-        for i, group in enumerate(groups):
-            futures[i] = pool.submit(_work, i, group)
         try:
+            for i, group in enumerate(groups):
+                futures[i] = pool.submit(_work, i, group)
             _drain(out, futures, pending, report, reported, dead, ev, deadline=None)
         except KeyboardInterrupt:
             report.interrupted = True

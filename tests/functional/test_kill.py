@@ -27,7 +27,7 @@ from tests.lib.server import IndexServer, ServedFile, Stall
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals to a process group are POSIX")
 
 DRIVER = """
-import json, resource, sys
+import json, resource, signal, sys
 from pypidl import engine
 from pypidl.config import NetworkSettings
 from pypidl.manifest import Entry
@@ -40,6 +40,9 @@ class Events:
     def on_log(self, level, message): pass
 
 def main():
+    def on_term(signum, frame):  # what the CLI does: SIGTERM stops a run like Ctrl-C
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
     with open(sys.argv[1]) as fh:
         spec = json.load(fh)
     entries = [Entry.from_json(e, "spec")[0] for e in spec["entries"]]
@@ -137,13 +140,14 @@ def rerun_completes(server: IndexServer, files: list[ServedFile], root: Path) ->
     assert server.requests == []
 
 
-def test_ctrl_c_stops_the_tree_keeps_parts_and_a_rerun_completes(index_server, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_the_tree_keeps_parts_and_a_rerun_completes(index_server, tmp_path, signum):
     server, files = scenario(index_server, tmp_path)
     root = tmp_path / "mirror"
     proc = start_driver(tmp_path, [entry_for(f) for f in files], root)
     try:
         wait_for(lambda: len(parts_with_data(root)) == 4 and len(final_files(root)) == 4)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        os.killpg(proc.pid, signum)  # the whole tree, as a terminal's Ctrl-C or a service stop
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
