@@ -61,8 +61,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[s
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
     try:
+        binary = "b" in mode
         with os.fdopen(
-            fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})
+            fd, mode, encoding=None if binary else "utf-8", newline=None if binary else "\n"
         ) as fh:
             yield fh
             fh.flush()

@@ -78,7 +78,7 @@ class _MirrorPages:
     """Project pages built from the catalog of the mirror at ``root`` (files present on disk)."""
 
     def __init__(self, root: Path):
-        self.root = root
+        self.root = root.resolve()  # as_uri() below needs an absolute path
         self.catalog = Catalog(root)
         self.projects = set(self.catalog.projects())
 

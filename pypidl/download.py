@@ -186,7 +186,12 @@ class _Retry(Exception):
     """This attempt failed in a way that may succeed later or on another mirror."""
 
     def __init__(
-        self, reason: str, *, retry_after: float | None = None, health: bool = True, progressed: bool = False
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        health: bool = True,
+        progressed: bool = False,
     ):
         super().__init__(reason)
         self.reason = reason
@@ -272,7 +277,10 @@ class _MirrorBoard:
 
     def snapshot(self) -> dict[str, MirrorStats]:
         with self._lock:
-            return {k: MirrorStats(v.files, v.bytes, v.failures, v.set_aside) for k, v in self._stats.items()}
+            return {
+                k: MirrorStats(v.files, v.bytes, v.failures, v.set_aside)
+                for k, v in self._stats.items()
+            }
 
 
 # --------------------------------------------------------------------------- stall watchdog
@@ -317,7 +325,9 @@ class _Watchdog:
     seconds.
     """
 
-    def __init__(self, stall_timeout: float, cancel: Callable[[], bool], on_cancel: Callable[[], None]):
+    def __init__(
+        self, stall_timeout: float, cancel: Callable[[], bool], on_cancel: Callable[[], None]
+    ):
         self.stall_timeout = max(0.05, stall_timeout)
         self._cancel = cancel
         self._on_cancel = on_cancel
@@ -365,8 +375,11 @@ class _Watchdog:
                 expired = [w for w in self._active if now > w.deadline and not w.stalled]
             for w in expired:
                 w.stalled = True
-                log.debug("no progress for %.1fs on %s; abandoning the transfer", self.stall_timeout,
-                          redact_url(w.response.url or ""))
+                log.debug(
+                    "no progress for %.1fs on %s; abandoning the transfer",
+                    self.stall_timeout,
+                    redact_url(w.response.url or ""),
+                )
                 _abort(w.response)
 
 
@@ -423,7 +436,9 @@ class _Part:
     def remember(self, response: requests.Response, mirror: str) -> None:
         """Keep what ``If-Range`` needs to resume against the same mirror after a crash."""
         etag = response.headers.get("ETag")
-        validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+        validator = (
+            etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+        )
         if validator == self.validator and mirror == self.validator_mirror:
             return
         self.validator, self.validator_mirror = validator, mirror
@@ -531,7 +546,9 @@ class Downloader:
     # ------------------------------------------------------------------ lifecycle
 
     def _cancel_requested(self) -> bool:
-        return self._stop.is_set() or (self._external_cancel is not None and self._external_cancel.is_set())
+        return self._stop.is_set() or (
+            self._external_cancel is not None and self._external_cancel.is_set()
+        )
 
     @property
     def cancelled(self) -> bool:
@@ -593,7 +610,9 @@ class Downloader:
         try:
             present = self._check_present(entry, final)
         except OSError as exc:
-            return FileResult(entry, FAILED, error=f"cannot check the existing file: {exc.strerror or exc}")
+            return FileResult(
+                entry, FAILED, error=f"cannot check the existing file: {exc.strerror or exc}"
+            )
         if present is not None:
             return present
         part = _Part(final, entry)
@@ -604,10 +623,14 @@ class Downloader:
             return FileResult(entry, FAILED, error="interrupted (partial download kept for resume)")
         except _WriteError as exc:
             part.close()
-            return FileResult(entry, FAILED, error=f"cannot write {entry.relpath}: {exc.error.strerror or exc}")
+            return FileResult(
+                entry, FAILED, error=f"cannot write {entry.relpath}: {exc.error.strerror or exc}"
+            )
         except OSError as exc:
             part.close()
-            return FileResult(entry, FAILED, error=f"cannot write {entry.relpath}: {exc.strerror or exc}")
+            return FileResult(
+                entry, FAILED, error=f"cannot write {entry.relpath}: {exc.strerror or exc}"
+            )
 
     def _check_present(self, entry: Entry, final: Path) -> FileResult | None:
         """A result when the final file is already right; removes it when it is wrong."""
@@ -616,7 +639,9 @@ class Downloader:
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(st.st_mode):
-            return FileResult(entry, FAILED, error=f"{entry.relpath} exists and is not a regular file")
+            return FileResult(
+                entry, FAILED, error=f"{entry.relpath} exists and is not a regular file"
+            )
         records = self._project_records(entry.project)
         record = records.get(entry.filename)
         if record is not None and record.entry.sha256 == entry.sha256 and record.matches_stat(st):
@@ -673,8 +698,13 @@ class Downloader:
                     progressed = progressed or exc.progressed
                     if exc.retry_after is not None:
                         wait_at_least = max(wait_at_least or 0.0, exc.retry_after)
-                    log.debug("%s: attempt %d from %s failed: %s", entry.filename, attempts,
-                              redact_url(url), exc.reason)
+                    log.debug(
+                        "%s: attempt %d from %s failed: %s",
+                        entry.filename,
+                        attempts,
+                        redact_url(url),
+                        exc.reason,
+                    )
                 else:
                     self._board.success(key)
                     return self._publish(entry, final, part, mirror=key, attempts=attempts)
@@ -692,7 +722,9 @@ class Downloader:
         part.cleanup_if_empty()
         return FileResult(entry, FAILED, error=_all_failed(reasons), attempts=attempts)
 
-    def _publish(self, entry: Entry, final: Path, part: _Part, *, mirror: str | None, attempts: int) -> FileResult:
+    def _publish(
+        self, entry: Entry, final: Path, part: _Part, *, mirror: str | None, attempts: int
+    ) -> FileResult:
         size = part.offset
         part.finish(final)
         records = self._project_records(entry.project)
@@ -737,7 +769,9 @@ class Downloader:
         if code in _FINAL_STATUSES:
             raise _Final(_http_reason(resp))
         if code == 429 or code >= 500:
-            raise _Retry(_http_reason(resp), retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+            raise _Retry(
+                _http_reason(resp), retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
+            )
         if code == 416:
             # Our part is longer than the server's file, or the server is confused: start over.
             part.discard()
@@ -749,8 +783,10 @@ class Downloader:
                 raise _Retry(f"unusable Content-Range {resp.headers.get('Content-Range')!r}")
         elif code == 200:
             if part.offset:
-                log.debug("%s: the server sent the whole file instead of a range; starting over",
-                          entry.filename)
+                log.debug(
+                    "%s: the server sent the whole file instead of a range; starting over",
+                    entry.filename,
+                )
                 part.reset()
         else:
             raise _Final(f"unexpected answer {_http_reason(resp)}")
@@ -764,7 +800,9 @@ class Downloader:
                 raise _Final(f"the server's file has {total} bytes, expected {entry.size}")
         return part.offset
 
-    def _stream(self, entry: Entry, resp: requests.Response, key: str, part: _Part, start: int) -> None:
+    def _stream(
+        self, entry: Entry, resp: requests.Response, key: str, part: _Part, start: int
+    ) -> None:
         length = resp.headers.get("Content-Length")
         expected = start + int(length) if length is not None and length.isdigit() else entry.size
         watch = self._watchdog.watch(resp)
@@ -790,11 +828,17 @@ class Downloader:
                 if self._cancel_requested():
                     raise _Cancelled from None
                 if watch.stalled:
-                    raise _Retry(f"stalled: no progress for {self._watchdog.stall_timeout:g}s",
-                                 progressed=received > 0) from None
+                    raise _Retry(
+                        f"stalled: no progress for {self._watchdog.stall_timeout:g}s",
+                        progressed=received > 0,
+                    ) from None
                 if isinstance(exc, (requests.Timeout, socket.timeout)) or "timed out" in str(exc):
-                    raise _Retry(f"timed out after {part.offset} bytes", progressed=received > 0) from None
-                raise _Retry(f"connection lost after {part.offset} bytes", progressed=received > 0) from None
+                    raise _Retry(
+                        f"timed out after {part.offset} bytes", progressed=received > 0
+                    ) from None
+                raise _Retry(
+                    f"connection lost after {part.offset} bytes", progressed=received > 0
+                ) from None
         finally:
             self._watchdog.unwatch(watch)
             self._board.received(key, received)

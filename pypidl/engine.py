@@ -90,7 +90,9 @@ class RunReport:
         mirrors = dict(self.mirrors)
         for key, stats in other.mirrors.items():
             mirrors[key] = mirrors[key] + stats if key in mirrors else stats
-        return RunReport(self.results + other.results, mirrors, self.interrupted or other.interrupted)
+        return RunReport(
+            self.results + other.results, mirrors, self.interrupted or other.interrupted
+        )
 
     def _with(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -145,7 +147,10 @@ def default_processes(entries: Sequence[Entry], concurrency: int) -> int:
     by_files = math.ceil(len(entries) / _FILES_PER_PROCESS)
     total = sum(e.size or 0 for e in entries)
     by_bytes = math.ceil(total / _BYTES_PER_PROCESS) if total else by_files
-    return max(1, min(_usable_cpus(), MAX_DEFAULT_PROCESSES, projects, concurrency, max(by_files, by_bytes)))
+    return max(
+        1,
+        min(_usable_cpus(), MAX_DEFAULT_PROCESSES, projects, concurrency, max(by_files, by_bytes)),
+    )
 
 
 # --------------------------------------------------------------------------- worker side
@@ -156,7 +161,9 @@ _worker: _WorkerState | None = None
 class _WorkerState:
     """What a worker process keeps between the initializer and its tasks."""
 
-    def __init__(self, out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float):
+    def __init__(
+        self, out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float
+    ):
         self.out = out
         self.cancel = cancel
         self.root = root
@@ -202,7 +209,9 @@ class _QueueLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def _init_worker(out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float) -> None:
+def _init_worker(
+    out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float
+) -> None:
     global _worker
     # The parent coordinates Ctrl-C; a worker dying of it would break the pool mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -234,14 +243,18 @@ def _work(group: int, entries: list[Entry]) -> None:
     flush_thread = threading.Thread(target=flusher, name="pypidl-progress", daemon=True)
     flush_thread.start()
     try:
-        with Downloader(state.root, state.net, cancel=_Cancel(state), on_bytes=state.add_bytes) as dl:
+        with Downloader(
+            state.root, state.net, cancel=_Cancel(state), on_bytes=state.add_bytes
+        ) as dl:
 
             def one(entry: Entry) -> None:
                 try:
                     result = dl.fetch(entry)
                 except Exception as exc:  # one file's bug must not lose the others
                     logging.getLogger(__name__).exception("unexpected error on %s", entry.filename)
-                    result = FileResult(entry, FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+                    result = FileResult(
+                        entry, FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
+                    )
                 if result is not None:
                     state.flush_bytes()  # bytes before the file, so the bar never lags the count
                     state.out.put(("file", result))
@@ -331,7 +344,9 @@ def run(
     processes = options.processes or default_processes(work, options.concurrency)
     groups = [g for g in partition(work, processes) if g]
     threads = math.ceil(options.concurrency / len(groups))
-    log.debug("downloading %d file(s) with %d process(es) x %d thread(s)", len(work), len(groups), threads)
+    log.debug(
+        "downloading %d file(s) with %d process(es) x %d thread(s)", len(work), len(groups), threads
+    )
 
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
@@ -412,7 +427,9 @@ def _drain(
         elif kind == "done":
             pending.discard(msg[1])
             for key, stats in msg[2].items():
-                report.mirrors[key] = report.mirrors[key] + stats if key in report.mirrors else stats
+                report.mirrors[key] = (
+                    report.mirrors[key] + stats if key in report.mirrors else stats
+                )
 
 
 def _shutdown(pool: ProcessPoolExecutor, *, clean: bool) -> None:

@@ -127,7 +127,8 @@ class _HostAuth(requests.auth.AuthBase):
         netloc = urlsplit(r.url or "").netloc
         found = self._by_netloc.get(netloc)
         if found:
-            return requests.auth.HTTPBasicAuth(*found)(r)
+            authed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(*found)(r)
+            return authed
         return r
 
 

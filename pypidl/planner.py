@@ -30,6 +30,7 @@ from pypidl.resolve import compile_host
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
+    from pypidl.metadata import MetadataFetcher
     from pypidl.requirements import RequirementSet
     from pypidl.targets import Target
 
@@ -145,7 +146,9 @@ class Planner:
         if self.options.all_versions and (self.options.no_deps or not self.options.closure):
             self._select_all_versions(selection)
         entries = self._files(selection)
-        projects = {name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()}
+        projects: dict[str, tuple[str, ...]] = {
+            name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
+        }
         for name in missing:
             projects.setdefault(NormalizedName(name), ())
         return Manifest(
@@ -215,9 +218,17 @@ class Planner:
             for version, labels in versions.items():
                 selection.add(name, version, labels)
         selection.problems.extend(result.problems)
+        added = sum(len(v) for v in result.all_versions_added.values())
+        if added:
+            log.info(
+                "--all-versions added %d release(s) of %d project(s) beyond the resolved ones "
+                "(each with its own dependencies); --all-versions-limit N keeps the newest N",
+                added,
+                len(result.all_versions_added),
+            )
 
-    def _metadata_source(self) -> object:
-        from pypidl.metadata import MetadataFetcher  # type: ignore[attr-defined]
+    def _metadata_source(self) -> MetadataFetcher:
+        from pypidl.metadata import MetadataFetcher
         from pypidl.resolve import cache_dir
 
         return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")

@@ -127,8 +127,10 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
                 what = f"wrong size: {st.st_size} bytes, expected {record.size}"
             else:
                 digest = _hash(path, count_bytes)
-                what = None if digest == record.entry.sha256 else (
-                    f"wrong sha256: {digest}, expected {record.entry.sha256}"
+                what = (
+                    None
+                    if digest == record.entry.sha256
+                    else (f"wrong sha256: {digest}, expected {record.entry.sha256}")
                 )
                 if what is None and repair and not record.matches_stat(os.stat(path)):
                     catalog.add(record.entry, path)  # verified again just now: trust it by stat
@@ -200,25 +202,39 @@ def verify_mirror(
     """
     base = Path(root).resolve()
     if not base.is_dir():
-        raise BadInputError(f"{root} is not a directory", hint="give the mirror's download directory")
+        raise BadInputError(
+            f"{root} is not a directory", hint="give the mirror's download directory"
+        )
     if processes is not None and processes < 1:
         raise BadInputError("processes must be at least 1")
     catalog = Catalog(base)
     entries = [r.entry for p in catalog.projects() for r in _safe_load(catalog, p).values()]
     packages = base / PACKAGES_DIR
-    on_disk = sorted(
-        p.name for p in packages.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ) if packages.is_dir() else []
-    stray_files = sorted(
-        p.name for p in packages.iterdir() if not p.is_dir() and not p.name.startswith(TEMP_PREFIX)
-    ) if packages.is_dir() else []
+    on_disk = (
+        sorted(p.name for p in packages.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if packages.is_dir()
+        else []
+    )
+    stray_files = (
+        sorted(
+            p.name
+            for p in packages.iterdir()
+            if not p.is_dir() and not p.name.startswith(TEMP_PREFIX)
+        )
+        if packages.is_dir()
+        else []
+    )
     total_bytes = sum(e.size or 0 for e in entries)
     if events is not None:
         events.on_start(len(entries), total_bytes)
 
-    report = VerifyReport(problems=[(f"{PACKAGES_DIR}/{n}", "not in the catalog") for n in stray_files])
+    report = VerifyReport(
+        problems=[(f"{PACKAGES_DIR}/{n}", "not in the catalog") for n in stray_files]
+    )
     known = {e.project for e in entries}
-    projects_by_group = [sorted({e.project for e in g}) for g in _groups(entries, processes, total_bytes)]
+    projects_by_group = [
+        sorted({e.project for e in g}) for g in _groups(entries, processes, total_bytes)
+    ]
     extra = [p for p in on_disk if p not in known]  # only a directory listing: cheap
     if extra:
         if not projects_by_group:
@@ -230,9 +246,13 @@ def verify_mirror(
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     pending = set(range(len(projects_by_group)))
-    with ProcessPoolExecutor(len(projects_by_group), mp_context=ctx, initializer=_init_worker,
-                             initargs=(out,)) as pool:
-        futures = [pool.submit(_work, i, str(base), group, repair) for i, group in enumerate(projects_by_group)]
+    with ProcessPoolExecutor(
+        len(projects_by_group), mp_context=ctx, initializer=_init_worker, initargs=(out,)
+    ) as pool:
+        futures = [
+            pool.submit(_work, i, str(base), group, repair)
+            for i, group in enumerate(projects_by_group)
+        ]
         try:
             while pending:
                 try:
@@ -271,5 +291,7 @@ def _groups(entries: list[Any], processes: int | None, total_bytes: int) -> list
     if not entries:
         return []
     projects = len({e.project for e in entries})
-    wanted = processes or max(1, min(_usable_cpus(), projects, math.ceil(total_bytes / _BYTES_PER_PROCESS) or 1))
+    wanted = processes or max(
+        1, min(_usable_cpus(), projects, math.ceil(total_bytes / _BYTES_PER_PROCESS) or 1)
+    )
     return [g for g in partition(entries, min(wanted, projects)) if g]

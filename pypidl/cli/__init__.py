@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
         ui.close()
 
 
-def _install_sigterm() -> signal.Handlers | object:
+def _install_sigterm() -> signal._HANDLER:
     """Turn SIGTERM into KeyboardInterrupt so both stop a run the same clean way."""
 
     def handler(signum: int, frame: FrameType | None) -> None:

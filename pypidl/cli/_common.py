@@ -95,6 +95,12 @@ def parent_parsers() -> SimpleNamespace:
         help="seconds without a byte before a read is abandoned and retried (default 60)",
     )
     g.add_argument(
+        "--stall-timeout",
+        type=positive_float,
+        metavar="S",
+        help="abandon and retry a transfer that makes no progress for S seconds (default: --timeout)",
+    )
+    g.add_argument(
         "--retries",
         type=int,
         default=4,
@@ -180,13 +186,19 @@ def network_from_args(
         user_agent=user_agent(),
         connect_timeout=getattr(args, "connect_timeout", 15.0),
         read_timeout=getattr(args, "read_timeout", 60.0),
-        stall_timeout=getattr(args, "read_timeout", 60.0),
+        stall_timeout=_stall_timeout(args),
         verify=verify,
         client_cert=str(client_cert) if client_cert else None,
         retries=max(1, getattr(args, "retries", 4)),
     )
     raw = urls or ([file_index_url] if file_index_url else [])
     return mirrors, net.with_credentials_from(raw)
+
+
+def _stall_timeout(args: argparse.Namespace) -> float:
+    stall: float | None = getattr(args, "stall_timeout", None)
+    read: float = getattr(args, "read_timeout", 60.0)
+    return stall if stall is not None else read
 
 
 def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:

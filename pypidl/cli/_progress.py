@@ -75,7 +75,9 @@ class ProgressEvents:
             # Log lines go through tqdm.write so they do not tear the bars.
             self._exit.enter_context(logging_redirect_tqdm(loggers=[log]))
         elif not self.quiet:
-            self._ticker = threading.Thread(target=self._tick, name="pypidl-progress-lines", daemon=True)
+            self._ticker = threading.Thread(
+                target=self._tick, name="pypidl-progress-lines", daemon=True
+            )
             self._ticker.start()
         return self
 
@@ -103,12 +105,24 @@ class ProgressEvents:
             from tqdm import tqdm
 
             self._bytes_bar = tqdm(
-                total=total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024,
-                desc="Bytes", file=self.stream, position=0, leave=False, dynamic_ncols=True,
+                total=total_bytes or None,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc="Bytes",
+                file=self.stream,
+                position=0,
+                leave=False,
+                dynamic_ncols=True,
             )
             self._files_bar = tqdm(
-                total=total_files, unit="file", desc="Files", file=self.stream, position=1,
-                leave=False, dynamic_ncols=True,
+                total=total_files,
+                unit="file",
+                desc="Files",
+                file=self.stream,
+                position=1,
+                leave=False,
+                dynamic_ncols=True,
             )
 
     def on_bytes(self, n: int) -> None:

@@ -364,6 +364,11 @@ def _status(entries: list, results: list, problems: list[str], report: object) -
         ), detail_problems or f"{len(entries)} file(s)"
     failed = [r for r in results if r.status == "failed"]
     done = [r for r in results if r.status in {"downloaded", "skipped"}]
+    if getattr(report, "interrupted", False) and (len(done) < len(entries)):
+        return (
+            "Interrupted",
+            f"{len(done)} of {len(entries)} file(s) processed; run again to resume",
+        )
     if failed:
         reason = failed[0].error or "failed"
         more = f" ({len(failed)} of {len(entries)} file(s) failed)" if len(entries) > 1 else ""

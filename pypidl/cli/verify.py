@@ -55,7 +55,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
     ui.info("Verifying the mirror in %s", args.directory)
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
-        report = verify_mirror(args.directory, processes=args.processes, repair=args.repair, events=events)
+        report = verify_mirror(
+            args.directory, processes=args.processes, repair=args.repair, events=events
+        )
     if report.problems:
         ui.table("Verification Problems", ("File", "Problem"), report.problems)
     ui.info(
