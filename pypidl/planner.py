@@ -145,7 +145,7 @@ class Planner:
             self._select_pins(pins, selection)
         if self.options.all_versions and (self.options.no_deps or not self.options.closure):
             self._select_all_versions(selection)
-        entries = self._files(selection)
+        entries = self._files(selection, _hash_pins(reqs))
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
         }
@@ -277,7 +277,14 @@ class Planner:
 
     # -- files ------------------------------------------------------------------------------
 
-    def _files(self, selection: _Selection) -> list[Entry]:
+    def _files(
+        self, selection: _Selection, hash_pins: Mapping[str, tuple[str, frozenset[str]]]
+    ) -> list[Entry]:
+        """The entries of every selected release.
+
+        :param hash_pins: project -> (where, sha256 digests) from ``--hash`` options: pip with
+            ``--require-hashes`` accepts only those files, so only those are worth mirroring.
+        """
         by_label = {t.label: t for t in self.targets}
         entries: list[Entry] = []
         for name in sorted(selection.versions):
@@ -288,6 +295,19 @@ class Planner:
                 targets = [by_label[label] for label in sorted(labels) if label in by_label]
                 files = [f for f in page.files if _same_version(f.version, version)]
                 chosen = choose_files(files, targets, sdist=self.options.sdist)
+                if name in hash_pins and chosen:
+                    where, allowed = hash_pins[name]
+                    kept = [f for f in chosen if f.sha256 in allowed]
+                    if not kept:
+                        selection.problems.append(
+                            Problem(
+                                name,
+                                f"no file of {name} {version} for these targets matches the "
+                                f"--hash values at {where}",
+                            )
+                        )
+                        continue
+                    chosen = kept
                 if not chosen:
                     selection.problems.append(
                         Problem(name, f"no file of {name} {version} fits any target", target=None)
@@ -408,6 +428,18 @@ def _newest_installable(
         if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto"):
             return str(version)
     return None
+
+
+def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:
+    """sha256 digests the requirements pin with ``--hash``, by project (other algorithms cannot
+    be checked against what an index publishes, so they do not narrow the choice)."""
+    pins: dict[str, tuple[str, frozenset[str]]] = {}
+    for r in reqs.requirements:
+        digests = {h.split(":", 1)[1] for h in r.hashes if h.startswith("sha256:")}
+        if digests:
+            where, before = pins.get(r.name, (r.source, frozenset()))
+            pins[r.name] = (where, before | digests)
+    return pins
 
 
 def _problem_for(name: str, exc: IndexError_, requirement: str | None = None) -> Problem:

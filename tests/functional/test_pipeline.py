@@ -342,3 +342,25 @@ def test_broken_manifest_is_exit_2_and_downloads_nothing(
     assert "not a safe file name" in err
     assert not (tmp_path / "m").exists()
     assert not list(tmp_path.parent.glob("evil*"))
+
+
+def test_hash_pins_choose_exactly_the_pinned_files(index: IndexServer, tmp_path: Path) -> None:
+    served = {f.filename: f for f in index.files}
+    linux = served["native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]
+    reqs = write_reqs(
+        tmp_path, f"native==1.0 --hash=sha256:{linux.sha256}", "beta --hash=sha256:" + "0" * 64
+    )
+    manifest_path = tmp_path / "m.json"
+    code = main(
+        [
+            "plan", "-r", str(reqs), "--index-url", index.simple_url, "-o", str(manifest_path),
+            "--python-version", "3.11", "--platform", "linux-x86_64", "--platform", "win-amd64",
+        ]
+    )  # fmt: skip
+    data = json.loads(manifest_path.read_text())
+    # both targets could use a native wheel, but pip --require-hashes would accept only this one
+    assert [f["filename"] for f in data["files"]] == [linux.filename]
+    # a hash that matches nothing is a problem naming the requirement's line, and exit 1
+    assert code == 1
+    (problem,) = [p for p in data["problems"] if p["project"] == "beta"]
+    assert "requirements.txt:2" in problem["reason"]
