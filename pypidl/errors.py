@@ -14,6 +14,7 @@ __all__ = [
     "HashMismatchError",
     "IndexError_",
     "ManifestError",
+    "ProblemsError",
     "PypidlError",
     "RequirementsError",
     "ResolutionError",
@@ -68,8 +69,14 @@ class TargetError(BadInputError):
     """A target Python version, platform, ABI or implementation cannot be understood."""
 
 
-class ManifestError(BadInputError):
-    """A manifest cannot be loaded.  ``problems`` holds every problem found, not only the first."""
+class ProblemsError(BadInputError):
+    """Bad input with several problems: ``problems`` holds every one found, not only the first.
+
+    The message is the first problem and how many more there are; the CLI lists the rest.
+    """
+
+    #: what the user can do when the input is refused as a whole (subclasses say)
+    default_hint: str | None = None
 
     def __init__(
         self,
@@ -83,11 +90,15 @@ class ManifestError(BadInputError):
         self.problems = list(problems)
 
     @classmethod
-    def collect(cls, path: str, problems: Iterable[str]) -> ManifestError:
+    def collect(cls, where: str, problems: Iterable[str]) -> ProblemsError:
         found = list(problems)
-        first = found[0] if found else "invalid manifest"
+        first = found[0] if found else "invalid input"
         more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
-        return cls(first + more, context=path, problems=found)
+        return cls(first + more, context=where, hint=cls.default_hint, problems=found)
+
+
+class ManifestError(ProblemsError):
+    """A manifest cannot be loaded."""
 
 
 class UnsafeFilenameError(BadInputError):

@@ -32,7 +32,7 @@ from packaging.version import Version
 from pypidl import __version__
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, safe_join
 from pypidl.catalog import STATE_DIR, Catalog
-from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, hash_stream, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, Problem, loads, partition
 
@@ -69,32 +69,10 @@ _MAX_JSON_MEMBER = 256 * 1024 * 1024
 _IMPORTS_DIR = "imports"
 
 
-class BundleError(BadInputError):
-    """A bundle is malformed, unsafe or tampered with; nothing was written.
+class BundleError(ProblemsError):
+    """A bundle is malformed, unsafe or tampered with; nothing was written."""
 
-    ``problems`` holds every problem found, not only the first.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        context: str | None = None,
-        hint: str | None = None,
-        problems: Sequence[str] = (),
-    ):
-        super().__init__(message, context=context, hint=hint)
-        self.problems = list(problems)
-
-    @classmethod
-    def collect(cls, path: str, problems: Sequence[str]) -> BundleError:
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        return cls(
-            problems[0] + more,
-            context=path,
-            problems=problems,
-            hint="the bundle was refused as a whole; make it again on the outside host",
-        )
+    default_hint = "the bundle was refused as a whole; make it again on the outside host"
 
 
 # --------------------------------------------------------------------------- shards

@@ -97,17 +97,6 @@ def clean_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def _find_uv() -> str | None:
-    try:
-        import uv  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return str(uv.find_uv_bin())
-    except FileNotFoundError:
-        return None
-
-
 @pytest.fixture
 def venv_factory(tmp_path: Path) -> Callable[[], Path]:
     """Factory: ``venv_factory()`` creates a new virtualenv with pip, returns its python.

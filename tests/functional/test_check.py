@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pypidl.catalog import Catalog
 from pypidl.check import check_mirror
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.manifest import Entry
 from pypidl.targets import parse_targets
+from tests.lib.mirror import add_to_mirror
 from tests.lib.server import IndexServer
-from tests.lib.wheels import make_wheel, wheel_metadata
+from tests.lib.wheels import make_wheel
 
 TARGETS = parse_targets(python_versions=["3.8", "3.11"], platforms=["linux-x86_64", "win-amd64"])
 TARGET_FLAGS = [
@@ -27,26 +24,9 @@ TARGET_FLAGS = [
 ]
 
 
-def publish(
-    root: Path, wheel: Path, *, requires_python: str | None = None, sidecar: bool = True
-) -> None:
-    """Put a wheel into the mirror the way the download engine does: file, catalog line, sidecar."""
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    project = canonicalize_name(name)
-    dest = root / "packages" / project / wheel.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(wheel, dest)
-    entry = Entry(
-        project=project,
-        version=str(version),
-        filename=wheel.name,
-        urls=(f"http://127.0.0.1:1/{wheel.name}",),
-        sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
-        requires_python=requires_python,
-    )
-    Catalog(root).add(entry, dest)
-    if sidecar:
-        dest.with_name(dest.name + ".metadata").write_bytes(wheel_metadata(dest))
+def publish(root: Path, wheel: Path, *, sidecar: bool = True, **facts: Any) -> None:
+    """Into the mirror with its .metadata file, as a built index has it."""
+    add_to_mirror(root, wheel, sidecar=sidecar, **facts)
 
 
 @pytest.fixture

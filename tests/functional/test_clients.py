@@ -6,57 +6,25 @@ that changes the mirror builds its own.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pypidl.catalog import Catalog
 from pypidl.index_builder import build_index
-from pypidl.manifest import Entry
 from pypidl.serve import make_server
+from tests.lib.mirror import add_to_mirror, find_uv
 from tests.lib.wheels import make_wheel
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(180)]
 
 TOO_NEW = ">=3.99"  # a Requires-Python no running interpreter satisfies
-
-
-def add_wheel(root: Path, wheel: Path, **facts: Any) -> None:
-    """Put ``wheel`` into the mirror at ``root`` and record it in the catalog."""
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    project = canonicalize_name(name)
-    dest = root / "packages" / project / wheel.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(wheel, dest)
-    entry = Entry(
-        project=project,
-        version=str(version),
-        filename=wheel.name,
-        urls=(f"http://127.0.0.1:9/{wheel.name}",),
-        sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
-        **facts,
-    )
-    Catalog(root).add(entry, dest)
-
-
-def _find_uv() -> str | None:
-    try:
-        import uv  # type: ignore[import-not-found]
-
-        return str(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +34,7 @@ def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {
         k: v for k, v in os.environ.items() if k.lower() not in {"virtual_env", "pythonwarnings"}
     }
-    uv = _find_uv()
+    uv = find_uv()
     made = False
     if uv is not None:
         cmd = [uv, "venv", "--seed", "--quiet", "--python", sys.executable, str(target)]
@@ -85,17 +53,17 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dists = tmp_path_factory.mktemp("dists")
     root = tmp_path_factory.mktemp("mirror")
     # first run: gamma and what it needs, plus delta (tampered by one test)
-    add_wheel(root, make_wheel(dists, "alpha", "1.0"))
-    add_wheel(
+    add_to_mirror(root, make_wheel(dists, "alpha", "1.0"))
+    add_to_mirror(
         root, make_wheel(dists, "alpha", "2.0", requires_python=TOO_NEW), requires_python=TOO_NEW
     )
-    add_wheel(root, make_wheel(dists, "gamma", "1.0", requires_dist=["alpha"]))
-    add_wheel(root, make_wheel(dists, "gamma", "2.0", requires_dist=["alpha>=1"]))
-    add_wheel(root, make_wheel(dists, "delta", "1.0"))
+    add_to_mirror(root, make_wheel(dists, "gamma", "1.0", requires_dist=["alpha"]))
+    add_to_mirror(root, make_wheel(dists, "gamma", "2.0", requires_dist=["alpha>=1"]))
+    add_to_mirror(root, make_wheel(dists, "delta", "1.0"))
     assert build_index(root).projects == 3
     # second run, another requirement set: beta, whose newest release is yanked
-    add_wheel(root, make_wheel(dists, "beta", "1.0"))
-    add_wheel(root, make_wheel(dists, "beta", "2.0"), yanked=True, yanked_reason="broken build")
+    add_to_mirror(root, make_wheel(dists, "beta", "1.0"))
+    add_to_mirror(root, make_wheel(dists, "beta", "2.0"), yanked=True, yanked_reason="broken build")
     report = build_index(root)
     assert (report.projects, report.files) == (4, 7)
     assert build_index(root).pages_written == 0
@@ -159,7 +127,7 @@ def pip(
 def uv(
     env: dict[str, str], *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    uv_bin = _find_uv()
+    uv_bin = find_uv()
     if uv_bin is None:
         pytest.skip("the uv package is not installed")
     cmd = [uv_bin, "pip", *args, "--no-config"]
@@ -269,8 +237,8 @@ def test_deleted_file_is_gone_for_clients_after_rebuild(
     tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
     root = tmp_path / "m"
-    add_wheel(root, make_wheel(tmp_path / "d", "omega", "1.0"))
-    add_wheel(root, make_wheel(tmp_path / "d", "omega", "2.0"))
+    add_to_mirror(root, make_wheel(tmp_path / "d", "omega", "1.0"))
+    add_to_mirror(root, make_wheel(tmp_path / "d", "omega", "2.0"))
     build_index(root)
     index = file_url(root / "simple")
     compile_args = ("compile", "-", "--index-url", index, "--python", sys.executable, "--no-header")
@@ -286,8 +254,8 @@ def test_dir2pi_backend_is_installable_by_pip(
     python: Path, tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
     root = tmp_path / "m"
-    add_wheel(root, make_wheel(tmp_path / "d", "Zeta_Pkg", "1.0"))
-    add_wheel(root, make_wheel(tmp_path / "d", "Zeta_Pkg", "1.1"))
+    add_to_mirror(root, make_wheel(tmp_path / "d", "Zeta_Pkg", "1.0"))
+    add_to_mirror(root, make_wheel(tmp_path / "d", "Zeta_Pkg", "1.1"))
     report = build_index(root, backend="dir2pi")
     assert (report.backend, report.projects) == ("dir2pi", 1)
     result = pip(python, clean_env, file_url(root / "simple"), "zeta-pkg")

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,43 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from pypidl import index_builder
 from pypidl.catalog import Catalog
 from pypidl.cli import main
 from pypidl.errors import BadInputError
 from pypidl.index_builder import build_index
-from pypidl.manifest import Entry
 from pypidl.serve import choose_media_type, make_server
+from tests.lib.mirror import add_to_mirror
 from tests.lib.wheels import make_sdist, make_wheel, wheel_metadata
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-
-
-def add_to_mirror(root: Path, dist: Path, **facts: Any) -> Entry:
-    """Put ``dist`` into the mirror at ``root`` and record it in the catalog, as the engine does."""
-    if dist.name.endswith(".whl"):
-        name, version, _, _ = parse_wheel_filename(dist.name)
-        kind = "wheel"
-    else:
-        name, version = parse_sdist_filename(dist.name)
-        kind = "sdist"
-    project = canonicalize_name(name)
-    dest = root / "packages" / project / dist.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(dist, dest)
-    entry = Entry(
-        project=project,
-        version=str(version),
-        filename=dist.name,
-        urls=(f"http://127.0.0.1:9/{dist.name}",),
-        sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
-        kind=kind,
-        **facts,
-    )
-    Catalog(root).add(entry, dest)
-    return entry
 
 
 class _Anchors(html.parser.HTMLParser):

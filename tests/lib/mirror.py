@@ -1,0 +1,57 @@
+"""Filling a mirror directly, the way the download engine leaves it: file, catalog line."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+from pypidl.catalog import Catalog
+from pypidl.manifest import Entry
+from tests.lib.wheels import wheel_metadata
+
+__all__ = ["add_to_mirror", "find_uv"]
+
+
+def add_to_mirror(root: Path, dist: Path, *, sidecar: bool = False, **facts: Any) -> Entry:
+    """Copy ``dist`` into the mirror at ``root`` and record it in the catalog, as the engine does.
+
+    :param sidecar: also write the PEP 658 ``.metadata`` file (the index builder makes them too).
+    :param facts: more :class:`~pypidl.manifest.Entry` fields (requires_python, yanked, ...).
+    """
+    if dist.name.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(dist.name)
+        kind = "wheel"
+    else:
+        name, version = parse_sdist_filename(dist.name)
+        kind = "sdist"
+    project = canonicalize_name(name)
+    dest = root / "packages" / project / dist.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dist, dest)
+    entry = Entry(
+        project=project,
+        version=str(version),
+        filename=dist.name,
+        urls=(f"http://127.0.0.1:9/{dist.name}",),
+        sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
+        kind=kind,
+        **facts,
+    )
+    Catalog(root).add(entry, dest)
+    if sidecar and kind == "wheel":
+        dest.with_name(dest.name + ".metadata").write_bytes(wheel_metadata(dest))
+    return entry
+
+
+def find_uv() -> str | None:
+    """The uv binary the ``uv`` package ships, if it is installed."""
+    try:
+        import uv  # type: ignore[import-not-found]
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return None
