@@ -36,7 +36,9 @@ def entry_for(served: ServedFile, *servers: IndexServer) -> Entry:
 
 def build(wheel_dir: Path, name: str, version: str = "1.0", size: int = 50_000) -> Path:
     data = random.Random(f"{name}-{version}").randbytes(size)  # noqa: S311 - test data
-    return make_wheel(wheel_dir, name, version, extra_files={f"{name.replace('-', '_')}/blob.bin": data})
+    return make_wheel(
+        wheel_dir, name, version, extra_files={f"{name.replace('-', '_')}/blob.bin": data}
+    )
 
 
 class Recorder:
@@ -67,14 +69,19 @@ def leftovers(root: Path) -> list[str]:
 
 def test_many_projects_across_processes(index_server, wheel_dir, tmp_path):
     server = index_server()
-    files = [server.add_file(build(wheel_dir, f"proj{i}", size=20_000 + i * 1000)) for i in range(12)]
+    files = [
+        server.add_file(build(wheel_dir, f"proj{i}", size=20_000 + i * 1000)) for i in range(12)
+    ]
     files.append(server.add_file(build(wheel_dir, "proj0", "2.0")))
     entries = [entry_for(f) for f in files]
     root = tmp_path / "mirror"
     events = Recorder()
 
     report = engine.run(
-        entries, root, options=engine.EngineOptions(concurrency=6, processes=2, net=FAST), events=events
+        entries,
+        root,
+        options=engine.EngineOptions(concurrency=6, processes=2, net=FAST),
+        events=events,
     )
 
     assert not report.failed
@@ -93,7 +100,9 @@ def test_many_projects_across_processes(index_server, wheel_dir, tmp_path):
     assert leftovers(root) == []
 
 
-def test_rerun_over_complete_mirror_sends_nothing_and_rehashes_nothing(index_server, wheel_dir, tmp_path):
+def test_rerun_over_complete_mirror_sends_nothing_and_rehashes_nothing(
+    index_server, wheel_dir, tmp_path
+):
     server = index_server()
     files = [server.add_file(build(wheel_dir, f"p{i}")) for i in range(3)]
     entries = [entry_for(f) for f in files]
@@ -126,9 +135,13 @@ def test_existing_file_without_record_is_rehashed_not_fetched(index_server, whee
     for f in (good, bad):
         (root / "packages" / f.project).mkdir(parents=True)
     (root / "packages" / "good" / good.filename).write_bytes(good.data)
-    (root / "packages" / "bad" / bad.filename).write_bytes(b"x" * bad.size)  # right size, wrong bytes
+    (root / "packages" / "bad" / bad.filename).write_bytes(
+        b"x" * bad.size
+    )  # right size, wrong bytes
 
-    report = engine.run([entry_for(good), entry_for(bad)], root, options=engine.EngineOptions(net=FAST))
+    report = engine.run(
+        [entry_for(good), entry_for(bad)], root, options=engine.EngineOptions(net=FAST)
+    )
 
     by_name = {r.entry.project: r.status for r in report.results}
     assert by_name == {"good": "skipped", "bad": "downloaded"}
@@ -185,7 +198,9 @@ def test_single_mirror_404_reads_like_the_seed(index_server, wheel_dir, tmp_path
         ("ok", "/etc/evil-1.0-py3-none-any.whl"),
     ],
 )
-def test_unsafe_names_are_refused_without_writing(index_server, wheel_dir, tmp_path, project, filename):
+def test_unsafe_names_are_refused_without_writing(
+    index_server, wheel_dir, tmp_path, project, filename
+):
     server = index_server()
     f = server.add_file(build(wheel_dir, "ok"))
     evil = Entry(project=project, version="1.0", filename=filename, urls=(f.url,), sha256=f.sha256)
@@ -214,7 +229,9 @@ def test_credentials_are_sent_and_never_shown(index_server, wheel_dir, tmp_path,
     events = Recorder()
     caplog.set_level(logging.DEBUG)
 
-    report = engine.run(entries, tmp_path / "m", options=engine.EngineOptions(net=net), events=events)
+    report = engine.run(
+        entries, tmp_path / "m", options=engine.EngineOptions(net=net), events=events
+    )
 
     assert [r.entry.project for r in report.downloaded] == ["private"]
     assert all(r.headers.get("Authorization", "").startswith("Basic ") for r in server.requests)
@@ -234,8 +251,14 @@ def test_without_credentials_a_private_index_fails_cleanly(index_server, wheel_d
 def test_default_processes_fit_the_work():
     def entries(n: int, projects: int, size: int) -> list[Entry]:
         return [
-            Entry(project=f"p{i % projects}", version="1.0", filename=f"p{i}-1.0.tar.gz",
-                  urls=("http://127.0.0.1/x",), sha256="0" * 64, size=size)
+            Entry(
+                project=f"p{i % projects}",
+                version="1.0",
+                filename=f"p{i}-1.0.tar.gz",
+                urls=("http://127.0.0.1/x",),
+                sha256="0" * 64,
+                size=size,
+            )
             for i in range(n)
         ]
 

@@ -26,14 +26,23 @@ def blob(directory: Path, name: str, size: int = 40_000) -> Path:
 
 
 def entry_for(served: ServedFile) -> Entry:
-    return Entry(project=served.project, version=served.version, filename=served.filename,
-                 urls=(served.url,), sha256=served.sha256, size=served.size)
+    return Entry(
+        project=served.project,
+        version=served.version,
+        filename=served.filename,
+        urls=(served.url,),
+        sha256=served.sha256,
+        size=served.size,
+    )
 
 
 @pytest.fixture
 def mirror(index_server, tmp_path) -> tuple[Path, IndexServer, list[Entry]]:
     server = index_server()
-    files = [server.add_file(blob(tmp_path, n), metadata=False) for n in ("alpha", "beta", "gamma", "delta")]
+    files = [
+        server.add_file(blob(tmp_path, n), metadata=False)
+        for n in ("alpha", "beta", "gamma", "delta")
+    ]
     entries = [entry_for(f) for f in files]
     root = tmp_path / "mirror"
     assert not engine.run(entries, root, options=engine.EngineOptions(net=FAST)).failed
@@ -52,7 +61,9 @@ def damage(root: Path, entries: list[Entry]) -> dict[str, str]:
     beta.write_bytes(beta.read_bytes()[:-1])
     gamma.unlink()
     (root / "packages" / "delta" / "stray-1.0.tar.gz").write_bytes(b"?")
-    (root / "packages" / "delta" / ".pypidl-stray.part").write_bytes(b"in progress")  # not a problem
+    (root / "packages" / "delta" / ".pypidl-stray.part").write_bytes(
+        b"in progress"
+    )  # not a problem
     (root / "packages" / "unknown").mkdir()
     (root / "packages" / "unknown" / "unknown-1.0.tar.gz").write_bytes(b"?")
     return {

@@ -61,7 +61,10 @@ class Recorder:
 
 def run(entries, root, net=FAST, concurrency=8, events=None):
     return engine.run(
-        entries, root, options=engine.EngineOptions(concurrency=concurrency, processes=1, net=net), events=events
+        entries,
+        root,
+        options=engine.EngineOptions(concurrency=concurrency, processes=1, net=net),
+        events=events,
     )
 
 
@@ -289,8 +292,14 @@ def test_416_drops_the_part_and_starts_over(index_server, tmp_path):
 def test_a_file_whose_size_differs_from_the_manifest_is_never_published(index_server, tmp_path):
     server = index_server()
     (f,) = serve(server, tmp_path, "a")
-    entry = Entry(project=f.project, version=f.version, filename=f.filename, urls=(f.url,),
-                  sha256=f.sha256, size=f.size + 1)
+    entry = Entry(
+        project=f.project,
+        version=f.version,
+        filename=f.filename,
+        urls=(f.url,),
+        sha256=f.sha256,
+        size=f.size + 1,
+    )
     report = run([entry], tmp_path / "m")
     assert report.failed[0].error == (
         f"All mirrors failed: the server's file has {f.size} bytes, expected {f.size + 1}"

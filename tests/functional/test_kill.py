@@ -73,26 +73,48 @@ def blob(directory: Path, name: str, size: int) -> Path:
 
 
 def entry_for(served: ServedFile) -> Entry:
-    return Entry(project=served.project, version=served.version, filename=served.filename,
-                 urls=(served.url,), sha256=served.sha256, size=served.size)
+    return Entry(
+        project=served.project,
+        version=served.version,
+        filename=served.filename,
+        urls=(served.url,),
+        sha256=served.sha256,
+        size=served.size,
+    )
 
 
-def start_driver(tmp_path: Path, entries: list[Entry], root: Path, *, processes: int = 2,
-                 concurrency: int = 8, net: dict | None = None) -> subprocess.Popen[str]:
+def start_driver(
+    tmp_path: Path,
+    entries: list[Entry],
+    root: Path,
+    *,
+    processes: int = 2,
+    concurrency: int = 8,
+    net: dict | None = None,
+) -> subprocess.Popen[str]:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({
-        "entries": [e.to_json() for e in entries],
-        "root": str(root),
-        "processes": processes,
-        "concurrency": concurrency,
-        "net": net or {"backoff": 0.01, "retries": 3, "stall_timeout": 60, "read_timeout": 60},
-    }))
+    spec.write_text(
+        json.dumps(
+            {
+                "entries": [e.to_json() for e in entries],
+                "root": str(root),
+                "processes": processes,
+                "concurrency": concurrency,
+                "net": net
+                or {"backoff": 0.01, "retries": 3, "stall_timeout": 60, "read_timeout": 60},
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     return subprocess.Popen(
         [sys.executable, str(script), str(spec)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
         cwd=tmp_path,
     )
 
@@ -111,14 +133,23 @@ def parts_with_data(root: Path) -> list[Path]:
 
 def final_files(root: Path) -> list[Path]:
     packages = root / "packages"
-    return [p for p in packages.rglob("*") if p.is_file() and not p.name.startswith(".")] if packages.exists() else []
+    return (
+        [p for p in packages.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        if packages.exists()
+        else []
+    )
 
 
 def scenario(index_server, tmp_path: Path) -> tuple[IndexServer, list[ServedFile]]:
     """Four files that finish at once, four that stall after two chunks for a long time."""
     server = index_server()
-    quick = [server.add_file(blob(tmp_path, f"quick{i}", 100_000), metadata=False) for i in range(4)]
-    slow = [server.add_file(blob(tmp_path, f"slow{i}", 6 * CHUNK_SIZE), metadata=False) for i in range(4)]
+    quick = [
+        server.add_file(blob(tmp_path, f"quick{i}", 100_000), metadata=False) for i in range(4)
+    ]
+    slow = [
+        server.add_file(blob(tmp_path, f"slow{i}", 6 * CHUNK_SIZE), metadata=False)
+        for i in range(4)
+    ]
     for f in slow:
         server.fail(f.url_path, Stall(2 * CHUNK_SIZE + 10, 60))
     return server, quick + slow
@@ -128,7 +159,9 @@ def rerun_completes(server: IndexServer, files: list[ServedFile], root: Path) ->
     server.clear_faults()
     server.clear_requests()
     entries = [entry_for(f) for f in files]
-    report = engine.run(entries, root, options=engine.EngineOptions(net=NetworkSettings(backoff=0.01)))
+    report = engine.run(
+        entries, root, options=engine.EngineOptions(net=NetworkSettings(backoff=0.01))
+    )
     assert report.failed == []
     for f in files:
         assert file_sha256(root / "packages" / f.project / f.filename) == f.sha256
@@ -194,7 +227,9 @@ def test_memory_stays_flat_on_a_large_file(index_server, tmp_path):
     big = server.add_file(blob(tmp_path, "big", 64 * 1024 * 1024), metadata=False)
 
     def peak(served: ServedFile, where: str) -> int:
-        proc = start_driver(tmp_path, [entry_for(served)], tmp_path / where, processes=1, concurrency=1)
+        proc = start_driver(
+            tmp_path, [entry_for(served)], tmp_path / where, processes=1, concurrency=1
+        )
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         report = json.loads(out.split("report ", 1)[1])

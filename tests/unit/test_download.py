@@ -64,7 +64,13 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
 
 @pytest.mark.parametrize(
     ("value", "start"),
-    [("bytes 100-199/200", 100), ("bytes 0-0/1", 0), ("bytes */200", None), (None, None), ("items 1-2/3", None)],
+    [
+        ("bytes 100-199/200", 100),
+        ("bytes 0-0/1", 0),
+        ("bytes */200", None),
+        (None, None),
+        ("items 1-2/3", None),
+    ],
 )
 def test_content_range_start(value, start):
     assert download._content_range_start(value) == start
@@ -79,10 +85,15 @@ def test_failure_text_lists_each_mirror_only_when_several():
 
 
 def test_mirror_key_never_carries_credentials():
-    assert download.mirror_key("https://user:pw@host.example:8443/packages/x.whl") == "host.example:8443"
+    assert (
+        download.mirror_key("https://user:pw@host.example:8443/packages/x.whl")
+        == "host.example:8443"
+    )
 
 
-def entry(name: str = "demo", data: bytes = b"payload", url: str = "http://127.0.0.1:9/x", **kw) -> Entry:
+def entry(
+    name: str = "demo", data: bytes = b"payload", url: str = "http://127.0.0.1:9/x", **kw
+) -> Entry:
     fields = {
         "project": name,
         "version": "1.0",
@@ -98,8 +109,11 @@ def entry(name: str = "demo", data: bytes = b"payload", url: str = "http://127.0
 def test_reports_add_up():
     a, b = entry("a"), entry("b")
     left = RunReport([FileResult(a, "downloaded", 7)], {"m": MirrorStats(1, 7, 0)})
-    right = RunReport([FileResult(b, "failed", error="x")], {"m": MirrorStats(0, 3, 2, True), "n": MirrorStats(1)},
-                      interrupted=True)
+    right = RunReport(
+        [FileResult(b, "failed", error="x")],
+        {"m": MirrorStats(0, 3, 2, True), "n": MirrorStats(1)},
+        interrupted=True,
+    )
     total = left + right
     assert total.mirrors == {"m": MirrorStats(1, 10, 2, True), "n": MirrorStats(1)}
     assert [r.entry.project for r in total.downloaded] == ["a"]
@@ -165,8 +179,14 @@ def test_a_trickling_server_cannot_hold_a_thread(trickler, tmp_path):
 
 
 def served_entry(served: ServedFile) -> Entry:
-    return Entry(project=served.project, version=served.version, filename=served.filename,
-                 urls=(served.url,), sha256=served.sha256, size=served.size)
+    return Entry(
+        project=served.project,
+        version=served.version,
+        filename=served.filename,
+        urls=(served.url,),
+        sha256=served.sha256,
+        size=served.size,
+    )
 
 
 def blob(directory: Path, name: str, size: int) -> Path:

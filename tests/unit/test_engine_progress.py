@@ -14,8 +14,14 @@ from pypidl.manifest import Entry
 
 
 def result(name: str, status: str, size: int = 1000, error: str | None = None) -> FileResult:
-    e = Entry(project=name, version="1.0", filename=f"{name}-1.0.tar.gz", urls=("http://127.0.0.1/x",),
-              sha256="0" * 64, size=size)
+    e = Entry(
+        project=name,
+        version="1.0",
+        filename=f"{name}-1.0.tar.gz",
+        urls=("http://127.0.0.1/x",),
+        sha256="0" * 64,
+        size=size,
+    )
     return FileResult(e, status, bytes=size if status == "downloaded" else 0, error=error)
 
 
@@ -94,5 +100,7 @@ def test_verify_events(records):
         ev.on_checked("packages/a/a.whl", None)
         ev.on_checked("packages/b/b.whl", "missing")
     assert ev.files_done == 2
-    assert ("WARNING", "Bad: packages/b/b.whl: missing") in [(r.levelname, r.getMessage()) for r in records.records]
+    assert ("WARNING", "Bad: packages/b/b.whl: missing") in [
+        (r.levelname, r.getMessage()) for r in records.records
+    ]
     assert ev.status_line().startswith("Progress: 2/2 files, 0 B, ")
