@@ -527,6 +527,7 @@ class Downloader:
         cancel: CancelFlag | None = None,
         on_bytes: Callable[[int], None] | None = None,
         set_aside_after: int = SET_ASIDE_AFTER,
+        pool_size: int = 10,
     ):
         self.root = Path(root).resolve()
         self.net = net
@@ -535,8 +536,9 @@ class Downloader:
         self._stop = threading.Event()
         self._on_bytes = on_bytes or (lambda n: None)
         self._board = _MirrorBoard(set_aside_after)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        # One session for the process, its pool as large as the threads sharing it: connections
+        # to a mirror are reused across files. The engine retries and rotates itself.
+        self._session = new_session(net, pool_size=pool_size, retry_statuses=False)
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Record]] = {}
         self._project_locks: dict[str, threading.Lock] = {}
@@ -561,10 +563,7 @@ class Downloader:
 
     def close(self) -> None:
         self._watchdog.close()
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self._session.close()
 
     def __enter__(self) -> Downloader:
         return self
@@ -574,15 +573,6 @@ class Downloader:
 
     def mirror_stats(self) -> dict[str, MirrorStats]:
         return self._board.snapshot()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = new_session(self.net, pool_size=4, retry_statuses=False)
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
 
     def _project_records(self, project: str) -> dict[str, Record]:
         """The project's catalog, read once per downloader however many files it has."""
@@ -744,7 +734,7 @@ class Downloader:
             if part.validator and part.validator_mirror == key:
                 headers["If-Range"] = part.validator
         try:
-            resp = self._session().get(
+            resp = self._session.get(
                 url,
                 headers=headers,
                 stream=True,

@@ -244,7 +244,11 @@ def _work(group: int, entries: list[Entry]) -> None:
     flush_thread.start()
     try:
         with Downloader(
-            state.root, state.net, cancel=_Cancel(state), on_bytes=state.add_bytes
+            state.root,
+            state.net,
+            cancel=_Cancel(state),
+            on_bytes=state.add_bytes,
+            pool_size=state.threads,
         ) as dl:
 
             def one(entry: Entry) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html.parser
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -144,15 +143,8 @@ class IndexClient:
         self.mirrors = mirrors
         self.net = net
         self.workers = workers
-        self._local = threading.local()
-
-    @property
-    def session(self) -> requests.Session:
-        # A Session is not documented as thread-safe; one per thread shares nothing mutable.
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session(self.net, pool_size=4)
-        return session
+        # one session shared by the page-fetching threads, its pool sized for them
+        self.session = new_session(net, pool_size=workers)
 
     def project(self, name: str) -> ProjectPage:
         """The project's page from the first mirror that has it.

@@ -231,7 +231,8 @@ class MetadataFetcher:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.workers = workers
         self.max_download = max_download
-        self._local = threading.local()
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
         self._releases = _Once()
         self._files = _Once()
         self._pool: ThreadPoolExecutor | None = None
@@ -293,12 +294,13 @@ class MetadataFetcher:
 
     @property
     def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            from pypidl.index_client import new_session
+        """One session for every metadata thread, its pool sized for them (made on first use)."""
+        with self._session_lock:  # not _pool_lock: close() holds that while pool threads finish
+            if self._session is None:
+                from pypidl.index_client import new_session
 
-            session = self._local.session = new_session(self.net, pool_size=4)
-        return session
+                self._session = new_session(self.net, pool_size=self.workers)
+            return self._session
 
     @property
     def _timeout(self) -> tuple[float, float]:
