@@ -567,7 +567,7 @@ def resolve_closure(
     :param metadata: core metadata of releases (:class:`pypidl.metadata.MetadataFetcher`).
     :param constraints: ``-c`` lines: they narrow candidates but select nothing.
     :param preferred: the host's pip-compile pins, tried first wherever they fit.
-    :param all_versions: also select every Python 3 version of each requested project, each with
+    :param all_versions: also select every Python 3 version of each project of the closure, each with
         its own closure, on the targets that can install it.
     :param all_versions_limit: at most this many versions per project (newest first).
     :param workers: threads for fetching and for resolving targets.
@@ -637,7 +637,7 @@ def resolve_closure(
         added: dict[str, set[str]] = {}
         if all_versions:
             extra_results = _all_versions(
-                shared, providers, targets, reqs, markers, all_versions_limit, workers
+                shared, providers, targets, reqs, markers, pins, all_versions_limit, workers
             )
             for label, mapping in extra_results:
                 take(label, mapping, False)
@@ -684,14 +684,23 @@ def _all_versions(
     targets: Sequence[Target],
     reqs: Sequence[_Req],
     markers: Sequence[Marker | None],
+    pins: Mapping[str, Mapping[NormalizedName, str]],
     limit: int | None,
     workers: int,
 ) -> list[tuple[str, _Mapping]]:
-    """Every Python 3 version of each requested project, with its own closure, per target."""
+    """Every Python 3 version of each project of the closure, with its own closure, per target.
+
+    As the original tool did with pip-compile's list, "each project" includes the dependencies a
+    target's main resolution chose; the versions' own new dependencies get their resolved
+    versions (not every version), so the growth stops after one round.
+    """
     jobs: list[tuple[_Provider, _Req]] = []
     seen_names: dict[str, frozenset[str]] = {}
     for req in reqs:
         seen_names[req.name] = seen_names.get(req.name, frozenset()) | req.extras
+    for chosen_by_target in pins.values():
+        for dep in chosen_by_target:
+            seen_names.setdefault(dep, frozenset())
     for name, extras in seen_names.items():
         try:
             releases = shared.releases(name)
@@ -708,7 +717,10 @@ def _all_versions(
             chosen = chosen[: max(0, limit)]
         for target in targets:
             provider = providers[target.label]
-            if not any(r.name == name and provider.applies(m) for r, m in zip(reqs, markers)):
+            needed = name in pins.get(target.label, {}) or any(
+                r.name == name and provider.applies(m) for r, m in zip(reqs, markers)
+            )
+            if not needed:
                 continue
             available = {v for v, _files in provider.table(name)}
             for version in chosen:

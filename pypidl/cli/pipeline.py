@@ -120,7 +120,8 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--all-versions",
         action="store_true",
-        help="every version with a Python 3 file, not only the resolved ones",
+        help="every release with a Python 3 file of every project in the closure (dependencies "
+        "included), each with its own dependencies; not only the resolved versions",
     )
     g.add_argument(
         "--all-versions-limit",

@@ -201,30 +201,37 @@ def test_plan_then_download_then_index(index: IndexServer, tmp_path: Path) -> No
     assert index.requests == []
 
 
-def test_all_versions_takes_every_python3_release(index: IndexServer, tmp_path: Path) -> None:
+def test_all_versions_takes_every_python3_release(
+    index: IndexServer, tmp_path: Path, wheel_dir: Path
+) -> None:
+    index.add_file(make_wheel(wheel_dir / "more", "beta", "0.9"))
     reqs = write_reqs(tmp_path, "alpha", "legacy")
     manifest_path = tmp_path / "m.json"
-    code = main(
-        [
-            "plan",
-            "-r",
-            str(reqs),
-            "--index-url",
-            index.simple_url,
-            "-o",
-            str(manifest_path),
-            "--all-versions",
-            *TARGET,
-        ]
-    )
-    assert code == 0
-    names = {f["filename"] for f in json.loads(manifest_path.read_text())["files"]}
-    assert {
+
+    def plan(*extra: str) -> set[str]:
+        code = main(
+            ["plan", "-r", str(reqs), "--index-url", index.simple_url, "-o", str(manifest_path),
+             "--all-versions", *extra, *TARGET]
+        )  # fmt: skip
+        assert code == 0
+        return {f["filename"] for f in json.loads(manifest_path.read_text())["files"]}
+
+    names = plan()
+    # every release of every project of the closure, dependencies included (the seed's meaning)
+    assert names == {
         "alpha-1.0-py3-none-any.whl",
         "alpha-2.0-py3-none-any.whl",
+        "beta-0.9-py3-none-any.whl",
+        "beta-1.0-py3-none-any.whl",
         "legacy-1.0-py3-none-any.whl",
-    } <= names
+    }
     assert "legacy-0.9-py2-none-any.whl" not in names
+    # --all-versions-limit keeps the newest N of each project
+    assert plan("--all-versions-limit", "1") == {
+        "alpha-2.0-py3-none-any.whl",
+        "beta-1.0-py3-none-any.whl",
+        "legacy-1.0-py3-none-any.whl",
+    }
 
 
 def test_missing_project_fails_alone(
