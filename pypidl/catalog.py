@@ -137,10 +137,16 @@ class Catalog:
         self._append(project, {"removed": True, "filename": filename})
 
     def _append(self, project: str, data: dict[str, Any]) -> None:
-        line = json.dumps(data, sort_keys=True) + "\n"
+        line = (json.dumps(data, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
             self.dir.mkdir(parents=True, exist_ok=True)
-            with open(self.path_for(project), "a", encoding="utf-8") as fh:
+            with open(self.path_for(project), "a+b") as fh:
+                # after a crash tore the last line, start on a fresh line: glued to the torn
+                # one, this record would be unreadable too
+                if fh.seek(0, os.SEEK_END) > 0:
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        line = b"\n" + line
                 fh.write(line)
                 fh.flush()
                 os.fsync(fh.fileno())
