@@ -36,8 +36,12 @@ class Mirror:
 
     @classmethod
     def from_index_url(cls, url: str, name: str | None = None) -> Mirror:
-        clean = strip_credentials(url)  # credentials travel in NetworkSettings, never in URLs
-        return cls(name=name or urlsplit(clean).netloc or clean, simple_url=_slash(clean))
+        clean = _slash(strip_credentials(url))  # credentials travel in NetworkSettings only
+        return cls(
+            name=name or urlsplit(clean).netloc or clean,
+            simple_url=clean,
+            packages_url=_sibling_packages(clean),
+        )
 
     @classmethod
     def from_base(cls, name: str, base: str) -> Mirror:
@@ -50,6 +54,20 @@ class Mirror:
 
 def _slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
+
+
+def _sibling_packages(simple_url: str) -> str | None:
+    """``<root>/packages/`` for an index at ``<root>/simple/``, the layout bandersnatch and
+    pypidl's own mirrors use, so files another mirror listed can fall back to this index too.
+
+    A guess: on an index that keeps its files elsewhere it costs one 404, and only after every
+    mirror before it failed.
+    """
+    parts = urlsplit(simple_url)
+    if parts.scheme not in ("http", "https") or not parts.path.endswith("/simple/"):
+        return None
+    path = parts.path[: -len("simple/")] + "packages/"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def load_mirror_sets(path: str | Path | None = None) -> dict[str, tuple[Mirror, ...]]:

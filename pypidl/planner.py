@@ -99,6 +99,11 @@ class _PageCache:
         with self._lock:
             return {k: v for k, v in self._pages.items() if isinstance(v, IndexError_)}
 
+    def serving_mirrors(self) -> set[str]:
+        """Names of the mirrors that answered with at least one page so far."""
+        with self._lock:
+            return {p.mirror for p in self._pages.values() if isinstance(p, ProjectPage)}
+
 
 class Planner:
     def __init__(
@@ -169,7 +174,12 @@ class Planner:
         text = "".join(r.line() + "\n" for r in available)  # type: ignore[attr-defined]
         constraints = reqs.constraints_text()
         errors: list[ResolutionError] = []
-        for mirror in self.mirrors:
+        # A mirror that served no page (the pages were read first) is likely down, and pip then
+        # reports "no matching distribution" rather than a network failure: ask the mirrors that
+        # answered first, in their configured order, and the others only after them.
+        serving = self.pages.serving_mirrors()
+        ordered = sorted(self.mirrors, key=lambda m: m.name not in serving)
+        for mirror in ordered:
             try:
                 result = compile_host(
                     text,

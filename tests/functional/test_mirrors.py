@@ -1,0 +1,232 @@
+"""``--cn`` with a ``--mirrors-file``: mirror order, fall-back for pages, files and pip-compile.
+
+Two loopback servers in the bandersnatch layout (``<base>/web/simple/``, ``<base>/web/packages/``)
+stand in for the cn set; a third is the ``--index-url``, always the last resort.  All three serve
+the same wheel bytes, so a file's ``packages/<hash path>`` is the same everywhere and
+:func:`pypidl.mirrors.derive_file_url` can point at it on every mirror.  The packaged cn set names
+public hosts: every test here passes ``--mirrors-file``, so none of them is ever contacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pypidl.cli import main
+from tests.lib.server import Corrupt, IndexServer, RequestRecord
+from tests.lib.wheels import make_wheel
+
+TARGET = ["--python-version", "3.11", "--platform", "linux-x86_64"]
+WHEELS = {"alpha-2.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"}
+
+
+@dataclass
+class Mirrors:
+    cn1: IndexServer
+    cn2: IndexServer
+    index: IndexServer
+    mirrors_file: Path
+
+    @property
+    def all(self) -> tuple[IndexServer, IndexServer, IndexServer]:
+        return (self.cn1, self.cn2, self.index)
+
+    def port_key(self, server: IndexServer) -> str:
+        return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+def mirrors(index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path) -> Mirrors:
+    make_wheel(wheel_dir, "alpha", "1.0", requires_dist=["beta>=1.0"])
+    make_wheel(wheel_dir, "alpha", "2.0", requires_dist=["beta>=1.0"])
+    make_wheel(wheel_dir, "beta", "1.0")
+    cn1 = index_server(prefix="/pypi/web")
+    cn2 = index_server(prefix="/pypi/web")
+    index = index_server()
+    for server in (cn1, cn2, index):
+        server.add_dir(wheel_dir)
+    mirrors_file = tmp_path / "mirrors.json"
+    mirrors_file.write_text(
+        json.dumps(
+            {
+                "_comment": "two loopback stand-ins for the cn set",
+                "cn": [
+                    {"name": "cn-one", "base": f"http://127.0.0.1:{cn1.port}/pypi"},
+                    {"name": "cn-two", "base": f"http://127.0.0.1:{cn2.port}/pypi/"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return Mirrors(cn1, cn2, index, mirrors_file)
+
+
+def sync(m: Mirrors, tmp_path: Path, *extra: str) -> int:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    return main(
+        [
+            "sync", "-r", str(reqs), "--cn", "--mirrors-file", str(m.mirrors_file),
+            "--index-url", m.index.simple_url, "--download-dir", str(tmp_path / "mirror"),
+            "--manifest", str(tmp_path / "manifest.json"), "--retries", "1",
+            "--connect-timeout", "5", "--timeout", "10", *TARGET, *extra,
+        ]
+    )  # fmt: skip
+
+
+def downloaded(tmp_path: Path) -> dict[str, str]:
+    """File name -> sha256 of every distribution in the mirror."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (tmp_path / "mirror" / "packages").rglob("*.whl")
+    }
+
+
+def served_hashes(server: IndexServer) -> dict[str, str]:
+    return {f.filename: f.sha256 for f in server.files if f.filename in WHEELS}
+
+
+def page_requests(server: IndexServer) -> list[RequestRecord]:
+    return server.requests_matching("*/simple/*")
+
+
+def file_requests(server: IndexServer) -> list[RequestRecord]:
+    return server.requests_matching("*.whl")
+
+
+def from_pip(records: list[RequestRecord]) -> list[RequestRecord]:
+    """Requests made by pip-compile's pip, not by pypidl (both send a pip-style User-Agent)."""
+    return [r for r in records if '"name":"pip"' in r.headers.get("user-agent", "")]
+
+
+def from_pypidl(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [r for r in records if '"name":"pypidl"' in r.headers.get("user-agent", "")]
+
+
+def mirror_line(err: str, server: IndexServer) -> str:
+    """The summary's ``Mirror host:port: N file(s) ...`` line for ``server``."""
+    return next(line for line in err.splitlines() if f"Mirror 127.0.0.1:{server.port}:" in line)
+
+
+def test_manifest_lists_cn_mirrors_first_and_the_index_last(
+    mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sync(mirrors, tmp_path) == 0
+    err = capsys.readouterr().err
+    data = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert {f["filename"] for f in data["files"]} == WHEELS
+    for entry in data["files"]:
+        hash_path = mirrors.index.file_url(entry["filename"]).split("/packages/", 1)[1]
+        assert entry["urls"] == [
+            f"http://127.0.0.1:{mirrors.cn1.port}/pypi/web/packages/{hash_path}",
+            f"http://127.0.0.1:{mirrors.cn2.port}/pypi/web/packages/{hash_path}",
+            f"http://127.0.0.1:{mirrors.index.port}/packages/{hash_path}",
+        ]
+    assert data["index_urls"] == [
+        f"http://127.0.0.1:{mirrors.cn1.port}/pypi/web/simple/",
+        f"http://127.0.0.1:{mirrors.cn2.port}/pypi/web/simple/",
+        mirrors.index.simple_url,
+    ]
+    # everything healthy: the first cn mirror does all the work, pip-compile included
+    assert downloaded(tmp_path) == served_hashes(mirrors.cn1)
+    assert len(file_requests(mirrors.cn1)) == len(WHEELS)
+    assert from_pip(page_requests(mirrors.cn1))
+    for idle in (mirrors.cn2, mirrors.index):
+        assert idle.requests == []
+    assert "2 file(s)" in mirror_line(err, mirrors.cn1)
+
+
+def test_first_cn_mirror_down_second_serves_pages_files_and_pip_compile(
+    mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirrors.cn1.down = True
+    assert sync(mirrors, tmp_path) == 0
+    out, err = capsys.readouterr()
+    assert downloaded(tmp_path) == served_hashes(mirrors.cn2)
+    assert "Synchronized" in out
+    # the project pages: pypidl's own and pip-compile's both came from the second mirror
+    assert from_pypidl(page_requests(mirrors.cn2))
+    assert from_pip(page_requests(mirrors.cn2))
+    assert not from_pip(page_requests(mirrors.cn1))  # pip-compile went to the mirror that answered
+    assert {r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.cn2)} == WHEELS
+    # the dead mirror was asked (and failed); the index was never needed
+    assert file_requests(mirrors.cn1)
+    assert mirrors.index.requests == []
+    assert "2 file(s)" in mirror_line(err, mirrors.cn2)
+    assert "0 file(s)" in mirror_line(err, mirrors.cn1)
+    assert "0 failure(s)" not in mirror_line(err, mirrors.cn1)
+
+
+def test_both_cn_mirrors_down_the_index_serves_everything(
+    mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirrors.cn1.down = True
+    mirrors.cn2.down = True
+    assert sync(mirrors, tmp_path) == 0
+    err = capsys.readouterr().err
+    assert downloaded(tmp_path) == served_hashes(mirrors.index)
+    assert from_pypidl(page_requests(mirrors.index))
+    assert from_pip(page_requests(mirrors.index))
+    assert {r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.index)} == WHEELS
+    assert "2 file(s)" in mirror_line(err, mirrors.index)
+
+
+def test_file_corrupt_on_first_mirror_comes_verified_from_the_next(
+    mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirrors.cn1.fail_always("*/alpha-2.0-py3-none-any.whl", Corrupt())
+    assert sync(mirrors, tmp_path) == 0
+    err = capsys.readouterr().err
+    assert downloaded(tmp_path) == served_hashes(mirrors.index)
+    assert [r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.cn2)] == [
+        "alpha-2.0-py3-none-any.whl"
+    ]
+    assert file_requests(mirrors.index) == []
+    # the summary counts the bad transfer against the first mirror, the good one for the second
+    assert "1 file(s)" in mirror_line(err, mirrors.cn1)  # beta, intact
+    assert "1 failure(s)" in mirror_line(err, mirrors.cn1)
+    assert "1 file(s)" in mirror_line(err, mirrors.cn2)
+    assert not list((tmp_path / "mirror").rglob("*.part"))
+
+
+def test_mirrors_file_replaces_the_packaged_sets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mirrors file without a cn set is bad input: pypidl never falls back to the packaged one."""
+    other = tmp_path / "mirrors.json"
+    other.write_text(json.dumps({"eu": [{"name": "x", "base": "http://127.0.0.1:9/pypi"}]}))
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    code = main(
+        ["plan", "-r", str(reqs), "--cn", "--mirrors-file", str(other),
+         "--index-url", "http://127.0.0.1:9/simple/", "-o", str(tmp_path / "m.json"), *TARGET]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no 'cn' set" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("index_url", "packages_url"),
+    [
+        ("http://127.0.0.1:1/simple/", "http://127.0.0.1:1/packages/"),
+        ("http://u:pw@127.0.0.1:1/pypi/web/simple", "http://127.0.0.1:1/pypi/web/packages/"),
+        ("http://127.0.0.1:1/api/pypi/local/", None),  # files live who knows where: no guess
+        ("file:///srv/mirror/simple/", None),
+    ],
+)
+def test_an_index_url_falls_back_for_files_only_in_the_simple_layout(
+    index_url: str, packages_url: str | None
+) -> None:
+    from pypidl.mirrors import Mirror
+
+    mirror = Mirror.from_index_url(index_url)
+    assert mirror.packages_url == packages_url
+    assert "pw" not in mirror.simple_url
