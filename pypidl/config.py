@@ -86,12 +86,29 @@ def pip_config_value(key: str) -> Any:
         config.load()
     except Exception:
         return None
-    found = None
-    for name, value in config.items():
+    # as pip ranks them: a command's section overrides [global], PIP_* variables override both;
+    # within a rank, later files override earlier ones
+    rank = {"global": 0, "download": 1, "install": 1, ":env:": 2}
+    found: tuple[int, Any] | None = None
+    for name, value in _flat_items(config.items()):
         section, _, option = name.partition(".")
-        if option == key and section in {"global", "download", "install", ":env:"}:
-            found = value  # later items override earlier ones, as in pip
-    return found
+        if option == key and section in rank and (found is None or rank[section] >= found[0]):
+            found = (rank[section], value)
+    return found[1] if found else None
+
+
+def _flat_items(items: Any) -> list[tuple[str, Any]]:
+    """``(section.option, value)`` pairs of pip's ``Configuration.items()``.
+
+    Older pip yields those pairs; newer pip (26) yields ``(file, {section.option: value})``.
+    """
+    flat: list[tuple[str, Any]] = []
+    for name, value in items:
+        if isinstance(value, dict):
+            flat.extend(value.items())
+        else:
+            flat.append((name, value))
+    return flat
 
 
 def default_index_url() -> str:
