@@ -130,16 +130,23 @@ def derive_file_url(file_url: str, mirror: Mirror) -> str | None:
     return mirror.packages_url + path[at + len(marker) :]
 
 
+def _hostport(parts: SplitResult) -> str:
+    """The ``host[:port]`` of ``parts`` as written (host lower-cased, as requests sends it).
+
+    Taken from the text rather than rebuilt from ``.port``, which raises on a malformed port:
+    that URL then fails where it is fetched, with a message, instead of here.
+    """
+    return parts.netloc.rpartition("@")[2].lower()
+
+
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``(url without user:password, (user, password) or None)``."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit(SplitResult(parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    clean = urlunsplit(
+        SplitResult(parts.scheme, _hostport(parts), parts.path, parts.query, parts.fragment)
+    )
     return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
@@ -152,11 +159,10 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    hostport = host + (f":{parts.port}" if parts.port else "")
-    user = "****" if parts.password is None else f"{parts.username}:****"
+    # "token@host" and "token:@host" both carry the secret in the user part
+    user = "****" if not parts.password else f"{parts.username}:****"
     return urlunsplit(
-        SplitResult(parts.scheme, f"{user}@{hostport}", parts.path, parts.query, parts.fragment)
+        SplitResult(
+            parts.scheme, f"{user}@{_hostport(parts)}", parts.path, parts.query, parts.fragment
+        )
     )
