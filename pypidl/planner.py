@@ -60,6 +60,8 @@ class _Selection:
 
     versions: dict[NormalizedName, dict[str, set[str]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: project -> versions only --all-versions selected (for the growth report)
+    all_versions_added: dict[NormalizedName, set[str]] = field(default_factory=dict)
 
     def add(self, project: NormalizedName, version: str, labels: Iterable[str]) -> None:
         self.versions.setdefault(project, {}).setdefault(version, set()).update(labels)
@@ -151,6 +153,7 @@ class Planner:
         if self.options.all_versions and (self.options.no_deps or not self.options.closure):
             self._select_all_versions(selection)
         entries = self._files(selection, _hash_pins(reqs))
+        _report_growth(selection, entries)
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
         }
@@ -228,14 +231,9 @@ class Planner:
             for version, labels in versions.items():
                 selection.add(name, version, labels)
         selection.problems.extend(result.problems)
-        added = sum(len(v) for v in result.all_versions_added.values())
-        if added:
-            log.info(
-                "--all-versions added %d release(s) of %d project(s) beyond the resolved ones "
-                "(each with its own dependencies); --all-versions-limit N keeps the newest N",
-                added,
-                len(result.all_versions_added),
-            )
+        selection.all_versions_added = {
+            name: set(versions) for name, versions in result.all_versions_added.items()
+        }
 
     def _metadata_source(self) -> MetadataFetcher:
         from pypidl.metadata import MetadataFetcher
@@ -438,6 +436,24 @@ def _newest_installable(
         if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto"):
             return str(version)
     return None
+
+
+def _report_growth(selection: _Selection, entries: Sequence[Entry]) -> None:
+    """Say how much --all-versions grew the mirror, and how to cap it."""
+    added = selection.all_versions_added
+    if not added:
+        return
+    extra = [e for e in entries if e.version in added.get(NormalizedName(e.project), ())]
+    log.warning(
+        "--all-versions added %d release(s) of %d project(s): %d of %d file(s), %.1f of %.1f MiB; "
+        "--all-versions-limit N keeps the newest N releases of each project",
+        sum(len(v) for v in added.values()),
+        len(added),
+        len(extra),
+        len(entries),
+        sum(e.size or 0 for e in extra) / 2**20,
+        sum(e.size or 0 for e in entries) / 2**20,
+    )
 
 
 def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:

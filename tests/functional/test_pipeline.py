@@ -202,7 +202,7 @@ def test_plan_then_download_then_index(index: IndexServer, tmp_path: Path) -> No
 
 
 def test_all_versions_takes_every_python3_release(
-    index: IndexServer, tmp_path: Path, wheel_dir: Path
+    index: IndexServer, tmp_path: Path, wheel_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     index.add_file(make_wheel(wheel_dir / "more", "beta", "0.9"))
     reqs = write_reqs(tmp_path, "alpha", "legacy")
@@ -226,6 +226,11 @@ def test_all_versions_takes_every_python3_release(
         "legacy-1.0-py3-none-any.whl",
     }
     assert "legacy-0.9-py2-none-any.whl" not in names
+    # the growth is reported, with the way to cap it
+    assert (
+        "--all-versions added 2 release(s) of 2 project(s): 2 of 5 file(s)"
+        in capsys.readouterr().err
+    )
     # --all-versions-limit keeps the newest N of each project
     assert plan("--all-versions-limit", "1") == {
         "alpha-2.0-py3-none-any.whl",
