@@ -425,17 +425,19 @@ def _newest_installable(
             by_version.setdefault(Version(f.version), []).append(f)
         except InvalidVersion:
             continue
-    candidates = [v for v in by_version if spec.contains(v)]
-    if not candidates:  # as pip does: pre-releases only when nothing else satisfies
-        candidates = [v for v in by_version if spec.contains(v, prereleases=True)]
-    pinned = any(s.operator in {"==", "==="} for s in spec)
-    for version in sorted(candidates, reverse=True):
-        release = by_version[version]
-        if all(f.yanked for f in release) and not pinned:
-            continue
-        if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto"):
-            return str(version)
-    return None
+    # PEP 592: a yanked file only for an exact pin ("==" without a wildcard, or "===")
+    pinned = any(
+        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in spec
+    )
+    installable = [
+        version
+        for version, release in by_version.items()
+        if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto")
+    ]
+    # as pip does: pre-releases only when no final release this target can install matches.
+    # filter() applies that rule; contains() accepts pre-releases by default in recent packaging
+    matching = list(spec.filter(installable))
+    return str(max(matching)) if matching else None
 
 
 def _report_growth(selection: _Selection, entries: Sequence[Entry]) -> None:
