@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html.parser
 import logging
+import ssl
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def new_session(
     :param retry_statuses: let urllib3 retry 429/5xx with back-off (index pages); the download
         engine turns this off because it retries, rotates and resumes itself.
     """
-    session = requests.Session()
+    session = _Session()
     retry = Retry(
         total=net.retries if retry_statuses else 0,
         connect=net.retries if retry_statuses else 0,
@@ -116,8 +117,34 @@ def new_session(
     return session
 
 
+class _Session(requests.Session):
+    """A session whose own ``verify`` setting wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+
+    requests lets those variables replace a session's CA bundle on every request, so ``--cert``
+    would be ignored on any host where one of them is set.  pypidl has already weighed the
+    flag, the variable and pip's configuration (see ``cli._common.network_from_args``).
+    """
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
 class _HostAuth(requests.auth.AuthBase):
-    """Basic auth for the hosts whose index URL carried credentials, and no other host."""
+    """Basic auth for the hosts whose index URL carried credentials; ``.netrc`` for the others.
+
+    requests reads ``.netrc`` (or ``$NETRC``) only for a session without an auth object, so
+    once one index URL carries credentials, this object must consult it for every other host.
+    """
 
     def __init__(self, credentials: Iterable[tuple[str, str, str]]):
         self._by_netloc = {netloc: (user, password) for netloc, user, password in credentials}
@@ -125,6 +152,8 @@ class _HostAuth(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         netloc = urlsplit(r.url or "").netloc
         found = self._by_netloc.get(netloc)
+        if found is None and r.url:
+            found = requests.utils.get_netrc_auth(r.url)
         if found:
             authed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(*found)(r)
             return authed
@@ -209,11 +238,50 @@ class _NotFound(Exception):
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"{exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.exceptions.SSLError):  # before ConnectionError, its base class
+        return _describe_tls(exc)
     if isinstance(exc, requests.ConnectionError):
         return "connection failed"
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return str(exc) or type(exc).__name__
+
+
+def _describe_tls(exc: BaseException) -> str:
+    """What went wrong in the TLS handshake, in the TLS library's words, and which flag helps.
+
+    requests and urllib3 wrap the ``ssl`` error several times; its message is found by walking
+    the chain.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        err = todo.pop()
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ssl.SSLCertVerificationError):
+            why = err.verify_message or "certificate verify failed"
+            return (
+                f"TLS verification failed (certificate verify failed: {why}); "
+                "give the index's CA with --cert"
+            )
+        if isinstance(err, ssl.SSLEOFError):
+            # what a server that wants a client certificate often looks like from here: it
+            # hangs up before its alert arrives
+            return (
+                "TLS handshake failed: the server closed the connection (if it requires a "
+                "client certificate, give one with --client-cert)"
+            )
+        if isinstance(err, ssl.SSLError) and err.reason:
+            why = str(err.reason).lower().replace("_", " ")
+            if "certificate" in why:
+                return (
+                    f"TLS handshake refused ({why}); give a client certificate with --client-cert"
+                )
+            return f"TLS handshake failed ({why})"
+        todo.extend((*err.args, err.__cause__, err.__context__, getattr(err, "reason", None)))
+    return "TLS handshake failed"
 
 
 def _remote_file(

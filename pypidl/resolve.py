@@ -48,13 +48,21 @@ class HostResolution:
     pins: dict[NormalizedName, str]
 
 
-def _isolated_env(index_url: str, extra_index_urls: list[str]) -> dict[str, str]:
+def _isolated_env(
+    index_url: str, extra_index_urls: list[str], *, ca_bundle: str | None = None
+) -> dict[str, str]:
     """pip reads its configuration from files and ``PIP_*`` variables; pypidl decides instead.
 
     The index URL (possibly with credentials) goes through the environment, not argv, so it does
     not show in process listings.
+
+    :param ca_bundle: the CA bundle pypidl verifies with.  pip (through requests) lets
+        ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` override its ``--cert``, so they are set to
+        the same file.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    if ca_bundle:
+        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = ca_bundle
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_INPUT"] = "1"
@@ -116,7 +124,11 @@ def compile_host(
         proc = subprocess.run(
             cmd,
             cwd=tmpdir,
-            env=_isolated_env(index_url, extra_index_urls or []),
+            env=_isolated_env(
+                index_url,
+                extra_index_urls or [],
+                ca_bundle=net.verify if isinstance(net.verify, str) else None,
+            ),
             capture_output=True,
             text=True,
             encoding="utf-8",

@@ -23,6 +23,7 @@ import json as _json
 import re
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -322,11 +323,17 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, index: IndexServer) -> None:
+    def __init__(self, index: IndexServer, ssl_context: ssl.SSLContext | None = None) -> None:
         self.index = index
         self._conn_lock = threading.Lock()
         self._conns: dict[socket.socket, threading.Thread] = {}
         super().__init__(("127.0.0.1", 0), _Handler)
+        if ssl_context is not None:
+            # The handshake happens on the connection's first read, in its own thread, so a
+            # client that refuses the certificate cannot hold up the accepting thread.
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
@@ -410,7 +417,9 @@ class IndexServer:
         html: bool = True,
         metadata: bool = True,
         auth: tuple[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """:param ssl_context: serve HTTPS with this server context (see ``tests.lib.tls``)."""
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -430,7 +439,8 @@ class IndexServer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._httpd = _HTTPServer(self)
+        self.scheme = "https" if ssl_context is not None else "http"
+        self._httpd = _HTTPServer(self, ssl_context)
         self.port: int = self._httpd.server_address[1]
 
     # ----------------------------------------------------------- lifecycle
@@ -469,7 +479,7 @@ class IndexServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def simple_url(self) -> str:
@@ -521,7 +531,7 @@ class IndexServer:
             upload_time=upload_time,
             metadata=metadata,
             url_path=url_path,
-            url=f"http://127.0.0.1:{self.port}{url_path}",
+            url=f"{self.scheme}://127.0.0.1:{self.port}{url_path}",
         )
         with self._lock:
             old = self._files.pop(filename, None)
