@@ -25,25 +25,30 @@ class UI:
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr
         self.log = logging.getLogger("pypidl")
+        noisy = [logging.getLogger(name) for name in ("urllib3", "requests", "filelock")]
+        # what close() puts back, taken before anything changes
+        self._saved = (self.log.level, self.log.propagate, [(lg, lg.level) for lg in noisy])
         self._handler = logging.StreamHandler(self.stream)
         self._handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
         level = logging.WARNING if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
         self._handler.setLevel(level)
         self.log.addHandler(self._handler)
         self.log.setLevel(logging.DEBUG if verbose >= 1 else level)
-        self._saved = (self.log.level, self.log.propagate)
         self.log.propagate = False
         # pypidl's own module loggers say more with -v; third-party chatter only with -vv
-        for noisy in ("urllib3", "requests", "filelock"):
-            logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+        for lg in noisy:
+            lg.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
         if verbose == 1:
             self._handler.setLevel(logging.DEBUG)
 
     def close(self) -> None:
         """Undo what __init__ did to the ``pypidl`` logger (main() may run many times in one process)."""
         self.log.removeHandler(self._handler)
-        self.log.setLevel(self._saved[0])
-        self.log.propagate = self._saved[1]
+        level, propagate, noisy = self._saved
+        self.log.setLevel(level)
+        self.log.propagate = propagate
+        for lg, lg_level in noisy:
+            lg.setLevel(lg_level)
 
     def info(self, msg: str, *args: object) -> None:
         self.log.info(msg, *args)
