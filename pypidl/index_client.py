@@ -32,7 +32,7 @@ from urllib3.util.retry import Retry
 from pypidl._fs import check_basename
 from pypidl.config import NetworkSettings
 from pypidl.errors import IndexError_, UnsafeFilenameError
-from pypidl.hashing import STRONG_HASHES
+from pypidl.hashing import STRONG_HASHES, is_sha256
 from pypidl.mirrors import Mirror, redact_url, strip_credentials
 
 __all__ = [
@@ -313,12 +313,14 @@ def _remote_file(
         return None
     if wname != project:
         return None
-    sha256 = hashes.get("sha256") if isinstance(hashes, Mapping) else None
+    # a digest or Requires-Python the manifest could not hold is dropped here (the file then
+    # counts as unhashed), rather than making the whole manifest unloadable later
+    sha256 = _digest(hashes.get("sha256")) if isinstance(hashes, Mapping) else None
     core_sha = None
     has_core = bool(core_metadata)
     if isinstance(core_metadata, Mapping):
         value = core_metadata.get("sha256")
-        core_sha = value if isinstance(value, str) else None
+        core_sha = _digest(value)
     parts = urlsplit(url)
     clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
     if isinstance(yanked, str):
@@ -331,8 +333,10 @@ def _remote_file(
         url=clean,
         version=version,
         kind=kind,
-        sha256=sha256.lower() if isinstance(sha256, str) else None,
-        requires_python=(requires_python or None),
+        sha256=sha256,
+        requires_python=requires_python
+        if isinstance(requires_python, str) and requires_python
+        else None,
         yanked=is_yanked,
         yanked_reason=reason,
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
@@ -342,6 +346,12 @@ def _remote_file(
         tags=tags,
         mirror=mirror,
     )
+
+
+def _digest(value: Any) -> str | None:
+    """``value`` as a lowercase hex sha256 digest, or None when it is not one."""
+    digest = value.lower() if isinstance(value, str) else None
+    return digest if is_sha256(digest) else None
 
 
 def parse_json_page(
