@@ -43,7 +43,7 @@ from pypidl.catalog import Catalog, Record
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
-from pypidl.index_client import new_session
+from pypidl.index_client import describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.mirrors import redact_url, strip_credentials
 
@@ -742,6 +742,8 @@ class Downloader:
             )
         except requests.Timeout:
             raise _Retry("timed out") from None
+        except requests.exceptions.SSLError as exc:  # before ConnectionError, its base class
+            raise _Retry(describe_error(exc)) from None
         except requests.ConnectionError:
             if self._cancel_requested():
                 raise _Cancelled from None

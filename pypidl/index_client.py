@@ -40,6 +40,7 @@ __all__ = [
     "ProjectNotFound",
     "ProjectPage",
     "RemoteFile",
+    "describe_error",
     "new_session",
 ]
 
@@ -192,8 +193,8 @@ class IndexClient:
                 missing += 1
                 reasons.append(f"{mirror.name}: 404 Not Found")
             except (requests.RequestException, ValueError, UnsafeFilenameError) as exc:
-                reasons.append(f"{mirror.name}: {_describe(exc)}")
-                log.debug("reading %s failed: %s", redact_url(url), _describe(exc))
+                reasons.append(f"{mirror.name}: {describe_error(exc)}")
+                log.debug("reading %s failed: %s", redact_url(url), describe_error(exc))
         if missing == len(self.mirrors):
             raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
         raise IndexError_("all mirrors failed: " + "; ".join(reasons), context=name)
@@ -235,7 +236,8 @@ class _NotFound(Exception):
     pass
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """A short, credential-free reason for a failed request, as summaries show it."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"{exc.response.status_code} {exc.response.reason}"
     if isinstance(exc, requests.exceptions.SSLError):  # before ConnectionError, its base class

@@ -284,6 +284,29 @@ def test_tls_with_the_private_ca_works_end_to_end(
     assert "alpha-2.0-py3-none-any.whl" in page
 
 
+def test_download_without_the_plans_ca_names_tls_in_the_summary(
+    tls_index: IndexServer, pki: PKI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.json"
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    code = main(
+        ["plan", "-r", str(reqs), "--index-url", tls_index.simple_url, "--cert", str(pki.ca),
+         "-o", str(manifest), "--python-version", "3.11", "--platform", "linux-x86_64"]
+    )  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    # the downloading host forgot --cert: the summary must say why, not "connection failed"
+    code = main(
+        ["download", str(manifest), "--download-dir", str(tmp_path / "m"), "--retries", "1"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    row = next(line for line in out.splitlines() if line.startswith("| alpha"))
+    assert "TLS verification failed" in row
+    assert "Traceback" not in out + err
+
+
 def test_tls_client_certificate(
     index_server: Callable[..., IndexServer],
     pki: PKI,
