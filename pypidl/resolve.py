@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from pypidl.errors import ResolutionError
-from pypidl.mirrors import redact_url
+from pypidl.mirrors import redact_url, split_credentials
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
@@ -100,7 +102,9 @@ def compile_host(
             "-m",
             "piptools",
             "compile",
-            "--quiet",
+            # not --quiet: pip tells why a resolution is impossible ("The conflict is caused
+            # by: ...") only at this level, and the output is captured either way
+            "--verbose",
             "--no-header",
             "--no-annotate",
             "--no-emit-index-url",
@@ -135,13 +139,17 @@ def compile_host(
             errors="replace",
             check=False,
         )
+        # the temporary directory means nothing to a user: "-r requirements.in (line 2)"
+        output = _redact_all(f"{proc.stderr}\n{proc.stdout}", index_url).replace(
+            f"{tmpdir}{os.sep}", ""
+        )
+        log.debug("pip-compile said: %s", output)
         if proc.returncode != 0 or not outfile.exists():
             raise ResolutionError(
-                _explain(proc.stderr or proc.stdout, index_url),
+                _explain(output),
                 context="pip-compile",
                 hint="check the requirements for conflicts; -vv shows pip-compile's full output",
             )
-        log.debug("pip-compile said: %s", _redact_all(proc.stderr, index_url))
         return HostResolution(pins=parse_pins(outfile.read_text(encoding="utf-8")))
 
 
@@ -149,7 +157,8 @@ def parse_pins(text: str) -> dict[NormalizedName, str]:
     """``name==version`` lines of a compiled requirements file."""
     pins: dict[NormalizedName, str] = {}
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip().rstrip("\\").strip()
+        # cut comments and per-requirement options ("name==1.0 --hash=sha256:...")
+        line = re.split(r"\s(?:#|--)", raw, maxsplit=1)[0].strip().rstrip("\\").strip()
         if not line or line.startswith(("#", "-")):
             continue
         try:
@@ -164,18 +173,60 @@ def parse_pins(text: str) -> dict[NormalizedName, str]:
 
 
 def _redact_all(text: str, index_url: str) -> str:
+    """``text`` without the index's credentials, in the URL or anywhere else pip may echo them."""
     redacted = redact_url(index_url)
-    return text.replace(index_url, redacted) if redacted != index_url else text
+    if redacted != index_url:
+        text = text.replace(index_url, redacted)
+    _, creds = split_credentials(index_url)
+    if creds:
+        secret = creds[1] or creds[0]  # a lone user is a token
+        # a very short secret would blank out ordinary words; its URL is redacted above
+        if len(secret) >= 4:
+            for form in {secret, quote(secret, safe="")}:
+                text = text.replace(form, "****")
+    return text
 
 
-def _explain(output: str, index_url: str) -> str:
-    """The useful lines of pip-compile's error output, credentials redacted."""
-    lines = [ln.strip() for ln in _redact_all(output, index_url).splitlines() if ln.strip()]
-    keep = [
-        ln
-        for ln in lines
-        if not ln.startswith(("Traceback", "File ", "WARNING:", "Looking in"))
-        and "Location '" not in ln
-    ]
-    tail = keep[-6:] if keep else ["pip-compile failed without output"]
-    return "cannot resolve the requirements: " + " | ".join(tail)
+_TRACEBACK = "Traceback (most recent call last):"
+_NETWORK_HINTS = ("connection broken", "Could not fetch URL", "Max retries exceeded")
+
+
+def _explain(output: str) -> str:
+    """pip's own words on why it failed, without the tracebacks pip-compile adds.
+
+    Kept: ``ERROR:`` lines, the "conflict is caused by" block, the first network warning and
+    the message of the last exception.  Without any of those, the last lines of the output.
+    """
+    errors: list[str] = []
+    network: list[str] = []
+    final: str | None = None
+    in_traceback = in_conflict = False
+    lines = output.splitlines()
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith(_TRACEBACK):
+            in_traceback = True
+        elif in_traceback:
+            if line and not raw[:1].isspace():  # "package.SomeError: message" ends the block
+                in_traceback = False
+                final = line.split(": ", 1)[-1]
+        elif in_conflict:
+            in_conflict = bool(line)
+            if line:
+                errors.append(line)
+        elif line.startswith("The conflict is caused by"):
+            in_conflict = True
+            errors.append(line)
+        elif line.startswith(("ERROR:", "Error:")):
+            errors.append(line)
+        elif any(hint in line for hint in _NETWORK_HINTS):
+            network.append(line)
+    keep = list(dict.fromkeys(errors + network[:1]))
+    if final and not final.startswith("[") and final not in " ".join(keep):
+        keep.append(final)
+    if not keep:
+        plain = [ln.strip() for ln in lines if ln.strip() and not ln[:1].isspace()]
+        keep = [ln for ln in plain if not ln.startswith(_TRACEBACK)][-6:]
+    return "cannot resolve the requirements: " + (
+        " | ".join(keep) or "pip-compile failed without output"
+    )
