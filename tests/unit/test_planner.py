@@ -131,9 +131,7 @@ def release(version: str, *, yanked: bool = False, tag: str = "py3-none-any") ->
     [
         pytest.param([release("1.0"), release("2.0")], "", "2.0", id="newest"),
         pytest.param([release("1.0"), release("2.0")], "<2", "1.0", id="specifier"),
-        pytest.param(
-            [release("1.0"), release("2.0", yanked=True)], "", "1.0", id="yanked-skipped"
-        ),
+        pytest.param([release("1.0"), release("2.0", yanked=True)], "", "1.0", id="yanked-skipped"),
         pytest.param(
             [release("1.0"), release("2.0", yanked=True)], "==2.0", "2.0", id="yanked-pinned"
         ),
