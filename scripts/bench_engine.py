@@ -48,12 +48,18 @@ def parse_setting(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=32, help="number of files (default 32)")
     parser.add_argument("--size-mib", type=float, default=4.0, help="size of each file (default 4)")
-    parser.add_argument("--projects", type=int, default=16, help="projects the files spread over (default 16)")
     parser.add_argument(
-        "--setting", action="append", metavar="PxC",
+        "--projects", type=int, default=16, help="projects the files spread over (default 16)"
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        metavar="PxC",
         help=f"processes x concurrency to time (repeatable; default {' '.join(DEFAULT_SETTINGS)})",
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs per setting; the best is kept")
@@ -66,14 +72,25 @@ def main(argv: list[str] | None = None) -> int:
         src = work / "src"
         src.mkdir()
         with IndexServer() as server:
-            served = [server.add_file(p, metadata=False) for p in make_files(src, args.files, size, args.projects)]
+            served = [
+                server.add_file(p, metadata=False)
+                for p in make_files(src, args.files, size, args.projects)
+            ]
             entries = [
-                Entry(project=f.project, version=f.version, filename=f.filename, urls=(f.url,),
-                      sha256=f.sha256, size=f.size)
+                Entry(
+                    project=f.project,
+                    version=f.version,
+                    filename=f.filename,
+                    urls=(f.url,),
+                    sha256=f.sha256,
+                    size=f.size,
+                )
                 for f in served
             ]
             total = sum(f.size for f in served)
-            print(f"{args.files} files x {args.size_mib:g} MiB = {total / 2**20:.0f} MiB over {args.projects} projects")
+            print(
+                f"{args.files} files x {args.size_mib:g} MiB = {total / 2**20:.0f} MiB over {args.projects} projects"
+            )
             print(f"{'processes':>9} {'streams':>8} {'seconds':>8} {'MiB/s':>8}  result")
             for processes, concurrency in settings:
                 best = float("inf")
@@ -82,20 +99,26 @@ def main(argv: list[str] | None = None) -> int:
                     dest = work / "mirror"
                     shutil.rmtree(dest, ignore_errors=True)
                     options = engine.EngineOptions(
-                        concurrency=concurrency, processes=processes, net=NetworkSettings(backoff=0.05)
+                        concurrency=concurrency,
+                        processes=processes,
+                        net=NetworkSettings(backoff=0.05),
                     )
                     started = time.perf_counter()
                     report = engine.run(entries, dest, options=options)
                     elapsed = time.perf_counter() - started
                     best = min(best, elapsed)
                     outcome = f"{len(report.downloaded)} downloaded, {len(report.failed)} failed"
-                print(f"{processes:>9} {concurrency:>8} {best:>8.2f} {total / 2**20 / best:>8.1f}  {outcome}")
+                print(
+                    f"{processes:>9} {concurrency:>8} {best:>8.2f} {total / 2**20 / best:>8.1f}  {outcome}"
+                )
             # A re-run over the complete mirror: stat checks only.
             server.clear_requests()
             started = time.perf_counter()
             report = engine.run(entries, work / "mirror")
-            print(f"re-run over the complete mirror: {time.perf_counter() - started:.2f}s, "
-                  f"{len(report.skipped)} skipped, {len(server.requests)} requests")
+            print(
+                f"re-run over the complete mirror: {time.perf_counter() - started:.2f}s, "
+                f"{len(report.skipped)} skipped, {len(server.requests)} requests"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
