@@ -143,7 +143,19 @@ class Planner:
 
         pins: dict[NormalizedName, str] = {}
         if not self.options.no_deps and usable:
-            pins = self._compile(available, reqs)
+            try:
+                pins = self._compile(available, reqs)
+            except ResolutionError as exc:
+                # pip-compile resolves for the interpreter pypidl runs on, which need not be a
+                # target (a 3.9 host planning for 3.12, a project with no wheel for this OS):
+                # its pins are a preference, the per-target closure is the judge.
+                if not self.options.closure:
+                    raise
+                log.warning(
+                    "pip-compile could not resolve for this host, so the targets get no host "
+                    "preference: %s",
+                    exc.message,
+                )
         if self.options.no_deps:
             self._select_direct(usable, selection)
         elif self.options.closure:

@@ -376,3 +376,27 @@ def test_hash_pins_choose_exactly_the_pinned_files(index: IndexServer, tmp_path:
     assert code == 1
     (problem,) = [p for p in data["problems"] if p["project"] == "beta"]
     assert "requirements.txt:2" in problem["reason"]
+
+
+def test_a_host_that_is_no_target_does_not_block_the_plan(
+    index: IndexServer, tmp_path: Path, wheel_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pip-compile resolves for the interpreter pypidl runs on; its pins are only a preference.
+
+    A project with wheels for the targets alone (here: CPython 3.8 on Windows, which no test host
+    is) makes pip-compile fail, and the per-target closure must still plan it.
+    """
+    foreign = index.add_file(
+        make_wheel(wheel_dir / "foreign", "winonly", "1.0", tag="cp38-cp38-win_amd64")
+    )
+    reqs = write_reqs(tmp_path, "winonly", "alpha")
+    manifest_path = tmp_path / "m.json"
+    code = main(
+        ["plan", "-r", str(reqs), "--index-url", index.simple_url, "-o", str(manifest_path),
+         "--python-version", "3.8", "--platform", "win-amd64"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "pip-compile could not resolve for this host" in err
+    names = {f["filename"] for f in json.loads(manifest_path.read_text())["files"]}
+    assert names == {foreign.filename, "alpha-2.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"}
