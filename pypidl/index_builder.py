@@ -359,8 +359,9 @@ def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
         metadata: dict[str, str] | bool = (
             {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
         )
+        # PEP 714: only the new key. pip 22.3 to 23.1 crash on "dist-info-metadata" in JSON,
+        # and teams on Python 3.8/3.9 still run those pips (3.9's ensurepip bundles 23.0.1).
         item["core-metadata"] = metadata
-        item["dist-info-metadata"] = metadata
         out.append(item)
     doc = {
         "meta": {"api-version": REPOSITORY_VERSION},

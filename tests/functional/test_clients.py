@@ -6,9 +6,11 @@ that changes the mirror builds its own.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from pypidl.index_builder import build_index
 from pypidl.serve import make_server
@@ -27,24 +30,41 @@ pytestmark = [pytest.mark.clients, pytest.mark.timeout(180)]
 TOO_NEW = ">=3.99"  # a Requires-Python no running interpreter satisfies
 
 
-@pytest.fixture(scope="module")
-def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One virtualenv with pip for the whole module (uv's is quick; venv's works offline)."""
-    target = tmp_path_factory.mktemp("clients") / "venv"
+def make_venv(interpreter: str, target: Path) -> Path:
+    """A virtualenv whose pip comes from the interpreter's own ensurepip: no index needed."""
     env = {
         k: v for k, v in os.environ.items() if k.lower() not in {"virtual_env", "pythonwarnings"}
     }
-    uv = find_uv()
-    made = False
-    if uv is not None:
-        cmd = [uv, "venv", "--seed", "--quiet", "--python", sys.executable, str(target)]
-        made = (
-            subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=False).returncode
-            == 0
-        )
-    if not made:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], env=env, check=True)
+    subprocess.run([interpreter, "-m", "venv", "--clear", str(target)], env=env, check=True)
     return target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One virtualenv with pip for the whole module."""
+    return make_venv(sys.executable, tmp_path_factory.mktemp("clients") / "venv")
+
+
+def _interpreters_with_an_old_pip() -> Iterator[str]:
+    """Interpreters whose bundled pip predates 23.2 (Python 3.8/3.9 ship such pips)."""
+    found = [shutil.which(f"python3.{minor}") for minor in (9, 8)]
+    found += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[89].*/bin/python")))
+    for exe in filter(None, found):
+        probe = subprocess.run(
+            [exe, "-c", "import ensurepip; print(ensurepip.version())"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        version = probe.stdout.strip()
+        if probe.returncode == 0 and version and Version(version) < Version("23.2"):
+            yield exe
+
+
+@pytest.fixture(scope="module")
+def old_pip_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    exe = next(_interpreters_with_an_old_pip(), None)
+    if exe is None:
+        pytest.skip("no Python 3.8/3.9 with a pip older than 23.2 on this machine")
+    return make_venv(exe, tmp_path_factory.mktemp("old-pip") / "venv")
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +138,19 @@ def pypidl_server(mirror: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def pip(
-    python: Path, env: dict[str, str], index: str, *args: str
+    python: Path, env: dict[str, str], index: str, *args: str, own_pip: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [str(python), "-m", "pip", "install", "--no-cache-dir", "--index-url", index, *args]
+    """``pip install`` into ``python``'s environment.
+
+    By default with the test environment's pip (current, installed with the test dependencies)
+    through ``--python``; with ``own_pip``, with the pip the environment was created with.
+    """
+    runner = (
+        [str(python), "-m", "pip"]
+        if own_pip
+        else [sys.executable, "-m", "pip", "--python", str(python)]
+    )
+    cmd = [*runner, "install", "--no-cache-dir", "--index-url", index, *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -196,6 +226,24 @@ def test_pip_resolves_from_metadata_files_via_pypidl_serve(
     assert "/packages/alpha/alpha-1.0-py3-none-any.whl.metadata" in paths
     assert not [p for p in paths if p.endswith(".whl")], paths  # no wheel was downloaded
     assert not [p for p in paths if "alpha-2.0" in p]  # Requires-Python filtered it from the page
+
+
+def test_pip_older_than_23_2_installs_over_json_pages(
+    old_pip_python: Path, pypidl_server: tuple[str, list[str]], clean_env: dict[str, str]
+) -> None:
+    """PEP 714: pips from 22.3 to 23.1 crash on a "dist-info-metadata" key in JSON pages.
+
+    Teams on Python 3.8 and 3.9 run exactly those pips, so the JSON pages carry only the new
+    "core-metadata" key, and such a pip installs from them.
+    """
+    url, paths = pypidl_server
+    result = pip(old_pip_python, clean_env, url, "gamma", own_pip=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/simple/gamma/" in paths
+    assert installed(old_pip_python, clean_env, "gamma", "alpha") == {
+        "gamma": "2.0",
+        "alpha": "1.0",
+    }
 
 
 def test_uv_compiles_from_json_pages_and_metadata_files(

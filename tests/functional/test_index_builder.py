@@ -147,7 +147,7 @@ def test_json_page_and_root_pages(mirror: Path) -> None:
     assert old["upload-time"] == "2024-03-01T10:00:00.000000Z"
     sidecar = path.with_name(path.name + ".metadata").read_bytes()
     assert old["core-metadata"] == {"sha256": _sha(sidecar)}
-    assert old["dist-info-metadata"] == old["core-metadata"]
+    assert "dist-info-metadata" not in old  # PEP 714: pip 22.3-23.1 crash on the old key in JSON
     newer = files["foo_bar-1.10-py3-none-any.whl"]
     assert newer["requires-python"] == ">=3.8,<4"
     assert newer["upload-time"] == "2024-03-02T08:00:00.500000Z"  # converted to UTC

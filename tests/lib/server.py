@@ -806,8 +806,7 @@ class IndexServer:
                 digest = f.metadata_sha256
                 attrs.append(f'data-dist-info-metadata="sha256={digest}"')
                 attrs.append(f'data-core-metadata="sha256={digest}"')
-                entry["core-metadata"] = {"sha256": digest}
-                entry["dist-info-metadata"] = {"sha256": digest}
+                entry["core-metadata"] = {"sha256": digest}  # PEP 714: the new key only
             anchors.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br>")
             entries.append(entry)
         versions = sorted({f.version for f in files}, key=_version_key)

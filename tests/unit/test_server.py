@@ -232,7 +232,8 @@ def test_project_page_json_fields_match_files(served: tuple[IndexServer, Path]) 
 
     sidecar = get(whl["url"] + ".metadata").content
     assert sidecar == wheel_metadata(wheel)
-    assert whl["core-metadata"] == whl["dist-info-metadata"] == {"sha256": sha256(sidecar)}
+    assert whl["core-metadata"] == {"sha256": sha256(sidecar)}
+    assert "dist-info-metadata" not in whl  # PEP 714: old pips crash on it in JSON
 
     sdist = files["demo_pkg-0.9.tar.gz"]
     assert sdist["yanked"] == "broken build"
