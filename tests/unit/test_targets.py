@@ -37,6 +37,22 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
     return parse_wheel_filename(filename)[3]
 
 
+def _pip_uses_our_packaging() -> bool:
+    from packaging import __version__ as ours
+    from pip._vendor.packaging import __version__ as pips
+
+    return bool(ours == pips)
+
+
+#: pip computes tags with its own vendored copy of packaging; where that copy is another release
+#: than the one pypidl uses, the two lists legitimately differ (new ABIs, spelling fixes), and
+#: "as pip ranks them" can only be compared like for like.
+same_packaging_as_pip = pytest.mark.skipif(
+    not _pip_uses_our_packaging(),
+    reason="pip vendors another packaging release than the one installed",
+)
+
+
 def pip_tags(
     version: str, platform: str, impl: str = "cp", abis: list[str] | None = None
 ) -> list[str]:
@@ -331,6 +347,7 @@ def test_unknown_platforms_are_refused_listing_the_families(value: str) -> None:
         ("38", "manylinux2010_x86_64"),
     ],
 )
+@same_packaging_as_pip
 def test_tags_are_ranked_as_pip_ranks_them(version: str, platform: str) -> None:
     """Where pip expands the platform itself, the lists are equal.
 
@@ -351,6 +368,7 @@ def test_tags_are_ranked_as_pip_ranks_them(version: str, platform: str) -> None:
 @pytest.mark.parametrize(
     ("abi", "version"), [("abi3", "311"), ("none", "39"), ("cp313t", "313"), ("cp311", "311")]
 )
+@same_packaging_as_pip
 def test_abi_restriction_matches_pip(abi: str, version: str) -> None:
     target = one(python_versions=[version], platforms=["win_amd64"], abis=[abi])
     assert [str(t) for t in target.tags()] == pip_tags(version, "win_amd64", abis=[abi])
