@@ -16,22 +16,11 @@ from pypidl.config import NetworkSettings
 from pypidl.download import FileResult
 from pypidl.hashing import file_sha256
 from pypidl.manifest import Entry
-from tests.lib.server import IndexServer, ServedFile
+from tests.lib.mirror import entry_for
+from tests.lib.server import ServedFile
 from tests.lib.wheels import make_wheel
 
 FAST = NetworkSettings(backoff=0.01, retries=3, connect_timeout=5, read_timeout=5, stall_timeout=5)
-
-
-def entry_for(served: ServedFile, *servers: IndexServer) -> Entry:
-    urls = tuple(s.file_url(served.filename) for s in servers) or (served.url,)
-    return Entry(
-        project=served.project,
-        version=served.version,
-        filename=served.filename,
-        urls=urls,
-        sha256=served.sha256,
-        size=served.size,
-    )
 
 
 def build(wheel_dir: Path, name: str, version: str = "1.0", size: int = 50_000) -> Path:

@@ -14,7 +14,8 @@ from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError
 from pypidl.manifest import Entry
 from pypidl.verify import verify_mirror
-from tests.lib.server import IndexServer, ServedFile
+from tests.lib.mirror import entry_for
+from tests.lib.server import IndexServer
 
 FAST = NetworkSettings(backoff=0.01, retries=2)
 
@@ -23,17 +24,6 @@ def blob(directory: Path, name: str, size: int = 40_000) -> Path:
     path = directory / f"{name}-1.0-py3-none-any.whl"
     path.write_bytes(random.Random(name).randbytes(size))  # noqa: S311 - test data
     return path
-
-
-def entry_for(served: ServedFile) -> Entry:
-    return Entry(
-        project=served.project,
-        version=served.version,
-        filename=served.filename,
-        urls=(served.url,),
-        sha256=served.sha256,
-        size=served.size,
-    )
 
 
 @pytest.fixture

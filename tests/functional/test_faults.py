@@ -11,6 +11,7 @@ from pypidl.config import NetworkSettings
 from pypidl.download import FileResult, part_path
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
+from tests.lib.mirror import entry_for
 from tests.lib.server import Corrupt, Cut, IndexServer, ServedFile, Stall, Status
 
 SIZE = 4 * CHUNK_SIZE + 12_345  # several chunks, and a ragged end
@@ -26,18 +27,6 @@ def blob_wheel(directory: Path, name: str, size: int = SIZE) -> Path:
 
 def serve(server: IndexServer, directory: Path, *names: str) -> list[ServedFile]:
     return [server.add_file(blob_wheel(directory, n), metadata=False) for n in names]
-
-
-def entry_for(served: ServedFile, *servers: IndexServer, size: bool = True) -> Entry:
-    urls = tuple(s.file_url(served.filename) for s in servers) or (served.url,)
-    return Entry(
-        project=served.project,
-        version=served.version,
-        filename=served.filename,
-        urls=urls,
-        sha256=served.sha256,
-        size=served.size if size else None,
-    )
 
 
 class Recorder:

@@ -22,6 +22,7 @@ from pypidl import engine
 from pypidl.config import NetworkSettings
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
+from tests.lib.mirror import entry_for
 from tests.lib.server import IndexServer, ServedFile, Stall
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals to a process group are POSIX")
@@ -70,17 +71,6 @@ def blob(directory: Path, name: str, size: int) -> Path:
         for _ in range(0, size, 1 << 20):
             fh.write(rng.randbytes(min(1 << 20, size - fh.tell())))
     return path
-
-
-def entry_for(served: ServedFile) -> Entry:
-    return Entry(
-        project=served.project,
-        version=served.version,
-        filename=served.filename,
-        urls=(served.url,),
-        sha256=served.sha256,
-        size=served.size,
-    )
 
 
 def start_driver(

@@ -11,9 +11,10 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 from pypidl.catalog import Catalog
 from pypidl.manifest import Entry
+from tests.lib.server import IndexServer, ServedFile
 from tests.lib.wheels import wheel_metadata
 
-__all__ = ["add_to_mirror", "find_uv"]
+__all__ = ["add_to_mirror", "entry_for", "find_uv"]
 
 
 def add_to_mirror(root: Path, dist: Path, *, sidecar: bool = False, **facts: Any) -> Entry:
@@ -55,3 +56,21 @@ def find_uv() -> str | None:
         return str(uv.find_uv_bin())
     except (ImportError, FileNotFoundError):
         return None
+
+
+def entry_for(served: ServedFile, *servers: IndexServer, size: bool = True) -> Entry:
+    """The manifest entry of a file a test server serves.
+
+    :param servers: list the file on each of these servers (in order) instead of its own server,
+        as a manifest lists every mirror's URL.
+    :param size: leave the size out when false (indexes need not publish it).
+    """
+    urls = tuple(s.file_url(served.filename) for s in servers) or (served.url,)
+    return Entry(
+        project=served.project,
+        version=served.version,
+        filename=served.filename,
+        urls=urls,
+        sha256=served.sha256,
+        size=served.size if size else None,
+    )

@@ -27,7 +27,8 @@ from pypidl.download import (
 from pypidl.engine import RunReport
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
-from tests.lib.server import ServedFile, Stall
+from tests.lib.mirror import entry_for
+from tests.lib.server import Stall
 
 NOW = 1_700_000_000.0
 
@@ -178,17 +179,6 @@ def test_a_trickling_server_cannot_hold_a_thread(trickler, tmp_path):
     assert time.monotonic() - started < 5
 
 
-def served_entry(served: ServedFile) -> Entry:
-    return Entry(
-        project=served.project,
-        version=served.version,
-        filename=served.filename,
-        urls=(served.url,),
-        sha256=served.sha256,
-        size=served.size,
-    )
-
-
 def blob(directory: Path, name: str, size: int) -> Path:
     path = directory / f"{name}-1.0-py3-none-any.whl"
     path.write_bytes(bytes(i % 251 for i in range(size)))
@@ -205,9 +195,9 @@ def test_cancel_stops_a_transfer_mid_body_and_keeps_the_part(index_server, tmp_p
         timer = threading.Timer(0.5, dl.cancel)
         timer.start()
         started = time.monotonic()
-        result = dl.fetch(served_entry(served))
+        result = dl.fetch(entry_for(served))
         timer.join()
-        assert dl.fetch(served_entry(served)) is None  # nothing new starts once cancelled
+        assert dl.fetch(entry_for(served)) is None  # nothing new starts once cancelled
     assert time.monotonic() - started < 5
     assert result is not None
     assert result.status == "failed"
@@ -220,7 +210,7 @@ def test_cancel_stops_a_transfer_mid_body_and_keeps_the_part(index_server, tmp_p
 def test_a_wrong_file_under_the_final_name_is_replaced_and_forgotten(index_server, tmp_path):
     server = index_server()
     served = server.add_file(blob(tmp_path, "demo", 5000), metadata=False)
-    e = served_entry(served)
+    e = entry_for(served)
     root = tmp_path / "m"
     final = root / "packages" / "demo" / served.filename
     final.parent.mkdir(parents=True)
@@ -244,7 +234,7 @@ def test_an_empty_file_is_downloaded(index_server, tmp_path):
     served = server.add_file(path, metadata=False)
     root = tmp_path / "m"
     with Downloader(root, NetworkSettings(backoff=0.01)) as dl:
-        result = dl.fetch(served_entry(served))
+        result = dl.fetch(entry_for(served))
     assert result is not None
     assert result.status == "downloaded"
     assert (root / "packages" / "empty" / path.name).read_bytes() == b""
