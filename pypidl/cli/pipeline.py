@@ -336,14 +336,20 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
             len(report.failed),
             format_bytes(sum(r.bytes for r in report.results)),
         )
-        for name, stats in sorted(report.mirrors.items()):
-            ui.info(
-                "Mirror %s: %d file(s), %s, %d failure(s)%s",
-                name,
-                stats.files,
-                format_bytes(stats.bytes),
-                stats.failures,
-                " (set aside)" if stats.set_aside else "",
+        if report.mirrors:
+            ui.table(
+                "Mirrors",
+                ("Mirror", "Files", "Size", "Failures", "Status"),
+                [
+                    (
+                        name,
+                        stats.files,
+                        format_bytes(stats.bytes),
+                        stats.failures,
+                        "set aside" if stats.set_aside else "ok",
+                    )
+                    for name, stats in sorted(report.mirrors.items())
+                ],
             )
 
 

@@ -108,16 +108,21 @@ def from_pypidl(records: list[RequestRecord]) -> list[RequestRecord]:
     return [r for r in records if '"name":"pypidl"' in r.headers.get("user-agent", "")]
 
 
-def mirror_line(err: str, server: IndexServer) -> str:
-    """The summary's ``Mirror host:port: N file(s) ...`` line for ``server``."""
-    return next(line for line in err.splitlines() if f"Mirror 127.0.0.1:{server.port}:" in line)
+def mirror_row(out: str, server: IndexServer) -> dict[str, object]:
+    """``server``'s row of the summary's Mirrors table: files, failures, status."""
+    name = f"127.0.0.1:{server.port}"
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == name:
+            return {"files": int(cells[1]), "failures": int(cells[3]), "status": cells[4]}
+    raise AssertionError(f"no Mirrors row for {name} in:\n{out}")
 
 
 def test_manifest_lists_cn_mirrors_first_and_the_index_last(
     mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert sync(mirrors, tmp_path) == 0
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     data = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert {f["filename"] for f in data["files"]} == WHEELS
     for entry in data["files"]:
@@ -138,7 +143,7 @@ def test_manifest_lists_cn_mirrors_first_and_the_index_last(
     assert from_pip(page_requests(mirrors.cn1))
     for idle in (mirrors.cn2, mirrors.index):
         assert idle.requests == []
-    assert "2 file(s)" in mirror_line(err, mirrors.cn1)
+    assert mirror_row(out, mirrors.cn1)["files"] == 2
 
 
 def test_first_cn_mirror_down_second_serves_pages_files_and_pip_compile(
@@ -146,7 +151,7 @@ def test_first_cn_mirror_down_second_serves_pages_files_and_pip_compile(
 ) -> None:
     mirrors.cn1.down = True
     assert sync(mirrors, tmp_path) == 0
-    out, err = capsys.readouterr()
+    out = capsys.readouterr().out
     assert downloaded(tmp_path) == served_hashes(mirrors.cn2)
     assert "Synchronized" in out
     # the project pages: pypidl's own and pip-compile's both came from the second mirror
@@ -157,9 +162,9 @@ def test_first_cn_mirror_down_second_serves_pages_files_and_pip_compile(
     # the dead mirror was asked (and failed); the index was never needed
     assert file_requests(mirrors.cn1)
     assert mirrors.index.requests == []
-    assert "2 file(s)" in mirror_line(err, mirrors.cn2)
-    assert "0 file(s)" in mirror_line(err, mirrors.cn1)
-    assert "0 failure(s)" not in mirror_line(err, mirrors.cn1)
+    assert mirror_row(out, mirrors.cn2)["files"] == 2
+    assert mirror_row(out, mirrors.cn1)["files"] == 0
+    assert mirror_row(out, mirrors.cn1)["failures"] > 0
 
 
 def test_both_cn_mirrors_down_the_index_serves_everything(
@@ -168,12 +173,12 @@ def test_both_cn_mirrors_down_the_index_serves_everything(
     mirrors.cn1.down = True
     mirrors.cn2.down = True
     assert sync(mirrors, tmp_path) == 0
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert downloaded(tmp_path) == served_hashes(mirrors.index)
     assert from_pypidl(page_requests(mirrors.index))
     assert from_pip(page_requests(mirrors.index))
     assert {r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.index)} == WHEELS
-    assert "2 file(s)" in mirror_line(err, mirrors.index)
+    assert mirror_row(out, mirrors.index)["files"] == 2
 
 
 def test_file_corrupt_on_first_mirror_comes_verified_from_the_next(
@@ -181,16 +186,16 @@ def test_file_corrupt_on_first_mirror_comes_verified_from_the_next(
 ) -> None:
     mirrors.cn1.fail_always("*/alpha-2.0-py3-none-any.whl", Corrupt())
     assert sync(mirrors, tmp_path) == 0
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert downloaded(tmp_path) == served_hashes(mirrors.index)
     assert [r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.cn2)] == [
         "alpha-2.0-py3-none-any.whl"
     ]
     assert file_requests(mirrors.index) == []
     # the summary counts the bad transfer against the first mirror, the good one for the second
-    assert "1 file(s)" in mirror_line(err, mirrors.cn1)  # beta, intact
-    assert "1 failure(s)" in mirror_line(err, mirrors.cn1)
-    assert "1 file(s)" in mirror_line(err, mirrors.cn2)
+    assert mirror_row(out, mirrors.cn1)["files"] == 1  # beta, intact
+    assert mirror_row(out, mirrors.cn1)["failures"] == 1
+    assert mirror_row(out, mirrors.cn2)["files"] == 1
     assert not list((tmp_path / "mirror").rglob("*.part"))
 
 
