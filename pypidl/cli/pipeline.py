@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pypidl.cli._common import network_from_args, positive_int, targets_from_args
 from pypidl.cli._output import UI, format_bytes
 from pypidl.errors import BadInputError
-from pypidl.manifest import Manifest, dump, load
+from pypidl.manifest import Manifest, Problem, dump, load
 
 if TYPE_CHECKING:
     from pypidl.engine import RunReport
@@ -313,11 +313,7 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
     if report is not None:
         for result in report.results:
             results.setdefault(result.entry.project, []).append(result)
-    problems: dict[str, list[str]] = {}
-    for p in manifest.errors:
-        problems.setdefault(p.project, []).append(
-            f"{p.target}: {p.reason}" if p.target else p.reason
-        )
+    problems = _grouped_problems(manifest.errors)
     grouped = manifest.by_project()
     rows: list[Sequence[object]] = []
     for name in sorted(set(manifest.projects) | set(grouped) | set(problems)):
@@ -357,6 +353,35 @@ def _versions(versions: Sequence[str]) -> str:
     if len(versions) <= 3:
         return ", ".join(versions) or "-"
     return f"{versions[-1]} (+{len(versions) - 1} more)"
+
+
+def _grouped_problems(problems: Sequence[Problem]) -> dict[str, list[str]]:
+    """Per project, each distinct reason once, with the targets it holds for.
+
+    With 42 targets, one impossible pin is 42 problems that differ only in the target's name;
+    the summary says it once ("... (6 targets: cp38-linux-x86_64, ...)"). The log and the
+    manifest keep every problem.
+    """
+    by_project: dict[str, dict[str, list[str]]] = {}
+    for p in problems:
+        reason = p.reason
+        if p.target:
+            reason = reason.replace(f" on {p.target}", "").replace(p.target, "the target")
+        by_project.setdefault(p.project, {}).setdefault(reason, [])
+        if p.target:
+            by_project[p.project][reason].append(p.target)
+    grouped: dict[str, list[str]] = {}
+    for project, reasons in by_project.items():
+        for reason, targets in reasons.items():
+            if not targets:
+                where = ""
+            elif len(targets) == 1:
+                where = f" ({targets[0]})"
+            else:
+                shown = ", ".join(targets[:2]) + (", ..." if len(targets) > 2 else "")
+                where = f" ({len(targets)} targets: {shown})"
+            grouped.setdefault(project, []).append(reason + where)
+    return grouped
 
 
 def _status(entries: list, results: list, problems: list[str], report: object) -> tuple[str, str]:  # type: ignore[type-arg]

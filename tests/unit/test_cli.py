@@ -305,3 +305,29 @@ def test_bad_index_url_is_bad_input(
     (tmp_path / "requirements.txt").write_text("alpha\n", encoding="utf-8")
     assert main(["plan", "--index-url", "ftp://127.0.0.1/simple/"]) == 2
     assert "must start with https://" in capsys.readouterr().err
+
+
+def test_summary_groups_one_reason_across_targets() -> None:
+    from pypidl.cli.pipeline import _grouped_problems
+    from pypidl.manifest import Problem
+
+    labels = ["cp38-linux-x86_64", "cp38-win-amd64", "cp38-macos-arm64"]
+    problems = [
+        Problem(
+            "numpy",
+            f"numpy==1.26.4 cannot be installed on {label}: needs Python >=3.9",
+            target=label,
+        )
+        for label in labels
+    ] + [
+        Problem("numpy", "not found on any index (404 Not Found)"),
+        Problem("six", "x", target="cp39-any"),
+    ]
+    assert _grouped_problems(problems) == {
+        "numpy": [
+            "numpy==1.26.4 cannot be installed: needs Python >=3.9 "
+            "(3 targets: cp38-linux-x86_64, cp38-win-amd64, ...)",
+            "not found on any index (404 Not Found)",
+        ],
+        "six": ["x (cp39-any)"],
+    }
