@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import json
 import logging
 import os
 import random
 import socket
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,9 +41,14 @@ from urllib.parse import urlsplit
 import requests
 
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, safe_join
-from pypidl.catalog import Catalog, Record
+from pypidl.catalog import STATE_DIR, Catalog, Record
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+else:
+    import fcntl
 from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
 from pypidl.index_client import describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry
@@ -491,11 +498,37 @@ class _Part:
             os.unlink(self.meta_path)
 
     def finish(self, final: Path) -> None:
-        """Publish the verified part under its final name."""
+        """Publish the verified part under its final name.
+
+        The bytes were hashed as they were written through our own handle; the part is published
+        only while it is still that file and that long, so a part another process renamed,
+        replaced or extended meanwhile never reaches the final name.
+
+        :raises OSError: the part on disk is no longer the file that was verified.
+        """
+        opened = os.fstat(self._fh.fileno()) if self._fh is not None else None
         self.close()
-        if not self.path.exists():  # a zero-byte file never opened its part
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            if self.offset:
+                raise FileNotFoundError(
+                    errno.ENOENT, "the partial download vanished before it was published"
+                ) from None
+            # a zero-byte file never opened its part
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch()
+            st = os.lstat(self.path)
+        changed = (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != self.offset
+            or (opened is not None and (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino))
+        )
+        if changed:
+            self.discard()
+            raise OSError(
+                errno.EBUSY, "the partial download changed on disk before it was published"
+            )
         os.replace(self.path, final)
         self._drop_meta()
 
@@ -504,6 +537,69 @@ class _Part:
             self.discard()
         else:
             self.close()
+
+
+# --------------------------------------------------------------------------- cross-run locks
+
+
+class _ProjectLocks:
+    """Keep two pypidl runs (or shards sharing storage) from working on one project at once.
+
+    Each project being worked on holds an exclusive, non-blocking OS lock on
+    ``<mirror>/.pypidl/locks/<project>.lock``; the threads of one downloader share it (counted)
+    and it is released when none of them needs it.  A run that finds the lock taken fails that
+    file with a clear reason instead of waiting, so two runs can never wait for each other, and
+    a re-run completes the job.  The OS drops the lock when its holder dies (even kill -9).
+    """
+
+    def __init__(self, root: Path):
+        self.dir = root / STATE_DIR / "locks"
+        self._lock = threading.Lock()
+        self._held: dict[str, list[int]] = {}  # project -> [fd, users]
+
+    def acquire(self, project: str) -> bool:
+        with self._lock:
+            held = self._held.get(project)
+            if held is not None:
+                held[1] += 1
+                return True
+            self.dir.mkdir(parents=True, exist_ok=True)
+            flags = (
+                os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+            )
+            fd = os.open(self.dir / f"{project}.lock", flags, 0o644)
+            try:
+                _lock_fd(fd)
+            except OSError:
+                os.close(fd)
+                return False
+            self._held[project] = [fd, 1]
+            return True
+
+    def release(self, project: str) -> None:
+        with self._lock:
+            held = self._held.get(project)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] <= 0:
+                del self._held[project]
+                os.close(held[0])  # closing the descriptor drops the lock
+
+    def close(self) -> None:
+        with self._lock:
+            for fd, _users in self._held.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._held.clear()
+
+
+def _lock_fd(fd: int) -> None:
+    """Take an exclusive lock on ``fd`` without waiting; OSError when someone else holds it."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 # --------------------------------------------------------------------------- the downloader
@@ -544,6 +640,7 @@ class Downloader:
         self._project_locks: dict[str, threading.Lock] = {}
         self._read_timeout = min(net.read_timeout, net.stall_timeout)
         self._watchdog = _Watchdog(net.stall_timeout, self._cancel_requested, self._stop.set)
+        self._locks = _ProjectLocks(self.root)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -564,6 +661,7 @@ class Downloader:
     def close(self) -> None:
         self._watchdog.close()
         self._session.close()
+        self._locks.close()
 
     def __enter__(self) -> Downloader:
         return self
@@ -597,6 +695,25 @@ class Downloader:
             final = safe_join(self.root, PACKAGES_DIR, entry.project, entry.filename)
         except UnsafeFilenameError as exc:
             return FileResult(entry, FAILED, error=exc.message)
+        try:
+            locked = self._locks.acquire(entry.project)
+        except OSError as exc:
+            return FileResult(
+                entry, FAILED, error=f"cannot lock {entry.project}: {exc.strerror or exc}"
+            )
+        if not locked:
+            return FileResult(
+                entry,
+                FAILED,
+                error=f"another pypidl run is working on {entry.project} in this mirror; "
+                "run again when it has finished",
+            )
+        try:
+            return self._fetch_locked(entry, final)
+        finally:
+            self._locks.release(entry.project)
+
+    def _fetch_locked(self, entry: Entry, final: Path) -> FileResult:
         try:
             present = self._check_present(entry, final)
         except OSError as exc:

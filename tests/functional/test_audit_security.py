@@ -1,0 +1,94 @@
+"""Adversarial audit: concurrent runs on one mirror, hostile index pages, planted symlinks.
+
+Every test drives real code against real loopback servers and real files.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+from pypidl.config import NetworkSettings
+from pypidl.download import DOWNLOADED, FAILED, Downloader, part_path
+from pypidl.hashing import file_sha256
+from tests.lib.mirror import entry_for
+from tests.lib.server import Cut, Delay, Stall
+from tests.lib.wheels import make_wheel
+
+FAST = NetworkSettings(backoff=0.01, retries=3, connect_timeout=5, read_timeout=5, stall_timeout=5)
+
+
+def _wheel(wheel_dir: Path, name: str, size: int = 3_000_000) -> Path:
+    data = random.Random(name).randbytes(size)  # noqa: S311 - test data
+    return make_wheel(wheel_dir, name, "1.0", extra_files={f"{name}/blob.bin": data})
+
+
+def test_two_runs_on_one_file_never_publish_a_wrong_file(index_server, wheel_dir, tmp_path):
+    """Run A pauses half-way; run B takes the same file meanwhile; A must not corrupt it."""
+    server = index_server()
+    served = server.add_file(_wheel(wheel_dir, "shared"))
+    entry = entry_for(served)
+    root = tmp_path / "mirror"
+    final = root / entry.relpath
+    # A gets half the file, then waits a second for the rest: B starts in that second
+    server.fail(served.url_path, Cut(served.size // 2), Delay(1.0))
+    results = {}
+
+    def run_a() -> None:
+        with Downloader(root, FAST) as dl:
+            results["a"] = dl.fetch(entry)
+
+    thread = threading.Thread(target=run_a)
+    thread.start()
+    part = part_path(final)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size > 0):
+        time.sleep(0.01)
+    with Downloader(root, FAST) as dl:
+        results["b"] = dl.fetch(entry)
+    thread.join(10)
+    assert not thread.is_alive()
+    # whatever each run reports, the file under the final name is the right one
+    assert file_sha256(final) == entry.sha256
+    assert results["a"].status == DOWNLOADED
+    assert results["b"].status == FAILED
+    assert "another pypidl run is working on shared" in (results["b"].error or "")
+    # the lock is released with the run: the next run is free to work on the project
+    with Downloader(root, FAST) as dl:
+        assert dl.fetch(entry).status == "skipped"
+
+
+def test_a_part_replaced_under_a_download_is_not_published(index_server, wheel_dir, tmp_path):
+    """Someone swaps the part file mid-download (a tool that ignores the lock): never published."""
+    server = index_server()
+    served = server.add_file(_wheel(wheel_dir, "swapped"))
+    entry = entry_for(served)
+    root = tmp_path / "mirror"
+    final = root / entry.relpath
+    part = part_path(final)
+    server.fail(served.url_path, Stall(served.size // 2, 0.5))
+    results = {}
+
+    def run() -> None:
+        with Downloader(root, FAST) as dl:
+            results["a"] = dl.fetch(entry)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size > 0):
+        time.sleep(0.01)
+    size = part.stat().st_size
+    swap = part.with_name("swap")
+    swap.write_bytes(b"\0" * size)
+    swap.replace(part)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert results["a"].status == FAILED
+    assert "changed on disk" in (results["a"].error or "")
+    assert not final.exists()
+    with Downloader(root, FAST) as dl:  # a re-run completes the job
+        assert dl.fetch(entry).status == DOWNLOADED
+    assert file_sha256(final) == entry.sha256
