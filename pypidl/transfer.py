@@ -399,6 +399,8 @@ def import_bundle(
     where = str(tar_path)
     try:
         tar = tarfile.open(tar_path, mode="r:*")  # noqa: SIM115  # closed by the with below
+    except tarfile.ReadError:  # its message lists every compression tried, one per line
+        raise BundleError("cannot read bundle: not a tar archive", context=where) from None
     except (OSError, tarfile.TarError) as exc:
         raise BundleError(f"cannot read bundle: {exc}", context=where) from None
     with tar:
