@@ -106,16 +106,28 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: treat it as the bug it probably is
+            return _bug(ui)
+        # a disk that is full, read-only or gone: the environment's fault, not pypidl's
+        ui.error("%s: %s", exc.filename, exc.strerror or exc)
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        return EXIT_FAILED
     except Exception:
-        traceback.print_exc()
-        ui.error(
-            "pypidl %s hit an unexpected error (a bug): please report it with the traceback above",
-            __version__,
-        )
-        return EXIT_BUG
+        return _bug(ui)
     finally:
         signal.signal(signal.SIGTERM, previous)
         ui.close()
+
+
+def _bug(ui: UI) -> int:
+    traceback.print_exc()
+    ui.error(
+        "pypidl %s hit an unexpected error (a bug): please report it with the traceback above",
+        __version__,
+    )
+    return EXIT_BUG
 
 
 def _install_sigterm() -> signal._HANDLER:
