@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,17 @@ from pypidl.mirrors import Mirror, load_mirror_sets
 if TYPE_CHECKING:
     from pypidl.targets import Target
 
-__all__ = ["network_from_args", "parent_parsers", "positive_int", "targets_from_args"]
+__all__ = [
+    "check_output_file",
+    "network_from_args",
+    "parent_parsers",
+    "positive_int",
+    "prepare_download_dir",
+    "require_mirror",
+    "targets_from_args",
+]
+
+log = logging.getLogger("pypidl.cli")
 
 
 def positive_int(text: str) -> int:
@@ -102,7 +115,7 @@ def parent_parsers() -> SimpleNamespace:
     )
     g.add_argument(
         "--retries",
-        type=int,
+        type=positive_int,
         default=4,
         metavar="N",
         help="attempts per file per mirror (default 4)",
@@ -164,6 +177,8 @@ def network_from_args(
         mirrors = [Mirror.from_index_url(file_index_url, name="primary")]
     else:
         mirrors = [default_mirror()]
+    if getattr(args, "mirrors_file", None) and not getattr(args, "cn", False):
+        log.warning("--mirrors-file %s is not used without --cn", args.mirrors_file)
     if getattr(args, "cn", False):
         sets = load_mirror_sets(getattr(args, "mirrors_file", None))
         if "cn" not in sets:
@@ -218,3 +233,65 @@ def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
     )
     unique = {t.label: t for t in (*from_file, *from_flags)}
     return tuple(unique.values())
+
+
+def check_output_file(path: str, *, what: str) -> None:
+    """Refuse, before any work is done, an output path that can never be written as a file.
+
+    ``-`` (stdout) passes. A missing parent directory is fine (it is created on write).
+
+    :param what: what the file is, for the message ("manifest", "URL list").
+    :raises BadInputError: ``path`` is a directory, or below something that is not one.
+    """
+    if path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise BadInputError(f"{what} {path!r} is a directory; give a file name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInputError(f"{what} {path!r}: {str(parent)!r} is not a directory")
+            break
+
+
+def prepare_download_dir(path: str) -> Path:
+    """Create the download directory (with parents) and prove that files can be written in it.
+
+    Run before planning, so a typo or a read-only disk costs one line, not a plan and one failed
+    download per file.
+
+    :returns: the absolute path.
+    :raises BadInputError: it is a file, or it cannot be created or written to.
+    """
+    root = Path(path).resolve()
+    if root.exists() and not root.is_dir():
+        raise BadInputError(f"download directory {str(root)!r} is a file, not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=".pypidl-", dir=root):
+            pass
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot write to the download directory {str(root)!r}: {exc.strerror or exc}"
+        ) from None
+    return root
+
+
+def require_mirror(path: str) -> None:
+    """Refuse a directory that holds no mirror: a typo must not produce an empty index or a
+    clean verify.
+
+    Anything that is not a directory is left to the command, which says so itself.
+
+    :raises BadInputError: ``path`` has neither ``.pypidl/catalog/`` nor ``packages/``.
+    """
+    from pypidl.catalog import STATE_DIR
+
+    root = Path(path)
+    has_mirror = (root / STATE_DIR / "catalog").is_dir() or (root / "packages").is_dir()
+    if root.is_dir() and not has_mirror:
+        raise BadInputError(
+            f"{path} is not a pypidl mirror: it has neither {STATE_DIR}/catalog/ nor packages/",
+            hint="give the --download-dir of a sync or download",
+        )

@@ -81,8 +81,10 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run_index(args: argparse.Namespace, ui: UI) -> int:
+    from pypidl.cli._common import require_mirror
     from pypidl.index_builder import build_index
 
+    require_mirror(args.directory)
     root = Path(args.directory)
     report = build_index(root, backend=args.index_backend)
     ui.info("%s in %s", report.summary(), root / SIMPLE_DIR)

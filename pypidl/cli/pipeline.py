@@ -9,7 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from pypidl.cli._common import network_from_args, positive_int, targets_from_args
+from pypidl.cli._common import (
+    check_output_file,
+    network_from_args,
+    positive_int,
+    prepare_download_dir,
+    targets_from_args,
+)
 from pypidl.cli._output import UI, format_bytes
 from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, Problem, dump, load
@@ -221,6 +227,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
 
 
 def run_plan(args: argparse.Namespace, ui: UI) -> int:
+    check_output_file(args.manifest, what="manifest")
     manifest = _make_plan(args, ui)
     if args.manifest == "-":
         import sys
@@ -235,8 +242,13 @@ def run_plan(args: argparse.Namespace, ui: UI) -> int:
 
 def run_sync(args: argparse.Namespace, ui: UI) -> int:
     root = Path(args.download_dir).resolve()
-    if not args.dry_run:
+    if args.manifest:
+        check_output_file(args.manifest, what="manifest")
+    if args.dry_run:
+        check_output_file(args.url_list_path, what="URL list")
+    else:
         ui.info("Packages will be downloaded to %s", root)
+        prepare_download_dir(args.download_dir)
     manifest = _make_plan(args, ui)
     if args.dry_run:
         _write_url_list(manifest, args.url_list_path, root)
@@ -267,6 +279,7 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
         ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(manifest.entries), total)
     root = Path(args.download_dir).resolve()
     ui.info("Packages will be downloaded to %s", root)
+    prepare_download_dir(args.download_dir)
     return _download_and_index(args, ui, manifest, root)
 
 

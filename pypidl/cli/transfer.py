@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pypidl._fs import atomic_write
+from pypidl.cli._common import check_output_file
 from pypidl.cli._output import UI, format_bytes
 from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, dump, load
@@ -118,6 +119,7 @@ def run_export(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.exporters import get_exporter
     from pypidl.transfer import parse_shard, shard_manifest
 
+    check_output_file(args.output, what="output")
     manifest = load(args.manifest)
     if args.shard:
         k, n = parse_shard(args.shard)
@@ -143,6 +145,7 @@ def run_export(args: argparse.Namespace, ui: UI) -> int:
 def run_merge(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.transfer import merge_manifests
 
+    check_output_file(args.output, what="merged manifest")
     manifests = [load(path) for path in args.manifests]
     merged = merge_manifests(manifests)
     dump(merged, args.output)
@@ -159,6 +162,7 @@ def run_merge(args: argparse.Namespace, ui: UI) -> int:
 def run_bundle(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.transfer import bundle
 
+    check_output_file(args.output, what="bundle")
     manifest = load(args.manifest)
     since: Manifest | None = load(args.since) if args.since else None
     report = bundle(manifest, Path(args.download_dir), since=since, out=Path(args.output))
