@@ -91,6 +91,8 @@ MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 30.0
 #: Attempts that made progress (bytes kept for resume) do not use up a retry, this many times.
 MAX_PROGRESS_RETRIES = 16
+#: Open flag that refuses a symlink as the last path component (0 where the OS has none).
+_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 #: Statuses that mean "this mirror will not give you this file".
 _FINAL_STATUSES = frozenset({401, 403, 404, 410})
 
@@ -409,7 +411,7 @@ class _Part:
     def load(self) -> None:
         """Take over a part left by an earlier run: hash it (validating what it holds)."""
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)  # a symlink planted here is discarded, never followed
         except FileNotFoundError:
             self._drop_meta()
             return
@@ -455,7 +457,9 @@ class _Part:
     def write(self, chunk: bytes) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across chunks and attempts
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+            # kept open across chunks and attempts
+            self._fh = os.fdopen(os.open(self.path, flags, 0o644), "ab")
         self._fh.write(chunk)
         self.hasher.update(chunk)
         self.offset += len(chunk)
@@ -564,9 +568,7 @@ class _ProjectLocks:
                 held[1] += 1
                 return True
             self.dir.mkdir(parents=True, exist_ok=True)
-            flags = (
-                os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-            )
+            flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0)
             fd = os.open(self.dir / f"{project}.lock", flags, 0o644)
             try:
                 _lock_fd(fd)
@@ -692,9 +694,18 @@ class Downloader:
         if self._cancel_requested():
             return None
         try:
-            final = safe_join(self.root, PACKAGES_DIR, entry.project, entry.filename)
+            resolved = safe_join(self.root, PACKAGES_DIR, entry.project, entry.filename)
         except UnsafeFilenameError as exc:
             return FileResult(entry, FAILED, error=exc.message)
+        final = self.root / PACKAGES_DIR / entry.project / entry.filename
+        if resolved != final:
+            # a symlink inside the mirror would make this file overwrite another one
+            return FileResult(
+                entry,
+                FAILED,
+                error=f"{entry.relpath} leads through a symlink; pypidl does not follow "
+                "symlinks inside a mirror",
+            )
         try:
             locked = self._locks.acquire(entry.project)
         except OSError as exc:

@@ -92,3 +92,41 @@ def test_a_part_replaced_under_a_download_is_not_published(index_server, wheel_d
     with Downloader(root, FAST) as dl:  # a re-run completes the job
         assert dl.fetch(entry).status == DOWNLOADED
     assert file_sha256(final) == entry.sha256
+
+
+def test_a_planted_part_symlink_never_writes_outside(index_server, wheel_dir, tmp_path):
+    """``.pypidl-<file>.part`` planted as a symlink to a file outside the mirror."""
+    server = index_server()
+    served = server.add_file(_wheel(wheel_dir, "planted", size=1000))
+    entry = entry_for(served)
+    root = tmp_path / "mirror"
+    final = root / entry.relpath
+    final.parent.mkdir(parents=True)
+    outside = tmp_path / "victim.txt"
+    outside.write_bytes(b"precious")
+    part_path(final).symlink_to(outside)
+    with Downloader(root, FAST) as dl:
+        result = dl.fetch(entry)
+    assert outside.read_bytes() == b"precious"
+    assert result.status == DOWNLOADED
+    assert file_sha256(final) == entry.sha256
+    assert not final.is_symlink()
+
+
+def test_a_final_name_symlinked_to_another_file_is_left_alone(index_server, wheel_dir, tmp_path):
+    """``packages/a/a-1.0...whl`` planted as a symlink to another project's file in the mirror."""
+    server = index_server()
+    served = server.add_file(_wheel(wheel_dir, "first", size=1000))
+    entry = entry_for(served)
+    root = tmp_path / "mirror"
+    other = root / "packages" / "second" / "second-1.0-py3-none-any.whl"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"someone else's file")
+    final = root / entry.relpath
+    final.parent.mkdir(parents=True)
+    final.symlink_to(other)
+    with Downloader(root, FAST) as dl:
+        result = dl.fetch(entry)
+    assert other.read_bytes() == b"someone else's file"
+    assert result.status == FAILED
+    assert "symlink" in (result.error or "")
