@@ -29,14 +29,26 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import requests
+
 from pypidl._fs import safe_join
+from pypidl.catalog import Catalog, Record
 from pypidl.config import NetworkSettings
-from pypidl.download import DOWNLOADED, FAILED, SKIPPED, Downloader, FileResult, MirrorStats
+from pypidl.download import (
+    DOWNLOADED,
+    FAILED,
+    SKIPPED,
+    Downloader,
+    FileResult,
+    MirrorStats,
+    mirror_key,
+)
 from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.index_client import describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry, partition
 
 __all__ = [
@@ -314,6 +326,78 @@ def _precheck(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[F
     return work, refused
 
 
+def order_by_reachability(
+    entries: Sequence[Entry], root: Path, net: NetworkSettings
+) -> tuple[list[Entry], dict[str, str]]:
+    """Put the URLs of mirrors that cannot be reached at the end of every entry's list.
+
+    A manifest lists every mirror of a file, and many hosts cannot reach some of them (the
+    ``--cn`` set from outside China, a public index from inside a company): without this, every
+    file's first attempts would wait on each dead mirror in turn.  One request per mirror, all at
+    once, settles it; a mirror that fails is kept, only tried last.  Nothing is asked when every
+    file is already verified (a re-run over a complete mirror makes no request) or when there is
+    only one mirror.
+
+    :returns: the entries, reordered, and why each unreachable mirror (by ``host:port``) failed.
+    """
+    sample: dict[str, str] = {}
+    for entry in _needing_fetch(entries, root):
+        for url in entry.urls:
+            sample.setdefault(mirror_key(url), url)
+    if len(sample) < 2:
+        return list(entries), {}
+    session = new_session(net, pool_size=len(sample), retry_statuses=False)
+
+    def probe(url: str) -> str | None:
+        try:
+            session.head(
+                url, timeout=(net.connect_timeout, net.read_timeout), allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            return describe_error(exc)
+        return None  # any answer, even 404 or 405, means the mirror is there
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(sample), thread_name_prefix="pypidl-probe") as pool:
+            reasons = dict(zip(sample, pool.map(probe, sample.values())))
+    finally:
+        session.close()
+    dead = {key: reason for key, reason in reasons.items() if reason is not None}
+    if not dead or len(dead) == len(sample):
+        return list(entries), {}  # nothing better to prefer
+    reordered = [
+        replace(
+            e,
+            urls=tuple(u for u in e.urls if mirror_key(u) not in dead)
+            + tuple(u for u in e.urls if mirror_key(u) in dead),
+        )
+        for e in entries
+    ]
+    return reordered, dead
+
+
+def _needing_fetch(entries: Sequence[Entry], root: Path) -> list[Entry]:
+    """The entries the mirror does not already hold verified (stat calls only, no hashing)."""
+    catalog = Catalog(root)
+    records: dict[str, dict[str, Record]] = {}
+    needed = []
+    for entry in entries:
+        if entry.project not in records:
+            records[entry.project] = catalog.load(entry.project)
+        record = records[entry.project].get(entry.filename)
+        try:
+            current = (
+                record is not None
+                and record.entry.sha256 == entry.sha256
+                and record.matches_stat(os.stat(catalog.file_path(entry)))
+            )
+        except OSError:
+            current = False
+        if not current:
+            needed.append(entry)
+    return needed
+
+
 def run(
     entries: Sequence[Entry],
     root: str | os.PathLike[str],
@@ -344,6 +428,10 @@ def run(
         ev.on_file(result)
     if not work:
         return report
+    work, unreachable = order_by_reachability(work, root_path, options.net)
+    for key, reason in sorted(unreachable.items()):
+        report.mirrors[key] = MirrorStats(failures=1, set_aside=True)
+        ev.on_log(logging.WARNING, f"Mirror {key} is unreachable ({reason}); set aside: tried last")
 
     processes = options.processes or default_processes(work, options.concurrency)
     groups = [g for g in partition(work, processes) if g]

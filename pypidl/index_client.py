@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html.parser
 import logging
+import threading
 import ssl
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -85,17 +86,24 @@ class ProjectPage:
 
 
 def new_session(
-    net: NetworkSettings, *, pool_size: int = 10, retry_statuses: bool = True
+    net: NetworkSettings,
+    *,
+    pool_size: int = 10,
+    retry_statuses: bool = True,
+    connect_retries: int | None = None,
 ) -> requests.Session:
     """A session for one process: pooled, identified, verifying TLS, with per-host credentials.
 
     :param retry_statuses: let urllib3 retry 429/5xx with back-off (index pages); the download
         engine turns this off because it retries, rotates and resumes itself.
+    :param connect_retries: override how often a failed connection is retried (0: fail over to
+        the next mirror at once instead).
     """
     session = _Session()
+    default_connect = net.retries if retry_statuses else 0
     retry = Retry(
         total=net.retries if retry_statuses else 0,
-        connect=net.retries if retry_statuses else 0,
+        connect=default_connect if connect_retries is None else connect_retries,
         read=net.retries if retry_statuses else 0,
         status=net.retries if retry_statuses else 0,
         backoff_factor=net.backoff,
@@ -173,8 +181,13 @@ class IndexClient:
         self.mirrors = mirrors
         self.net = net
         self.workers = workers
-        # one session shared by the page-fetching threads, its pool sized for them
+        # one session shared by the page-fetching threads, its pool sized for them; a second one
+        # that does not retry connections, for mirrors with a fall-back behind them
         self.session = new_session(net, pool_size=workers)
+        self._failover_session = new_session(net, pool_size=workers, connect_retries=0)
+        #: mirror name -> why it was set aside for the rest of the run
+        self.set_aside: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def project(self, name: str) -> ProjectPage:
         """The project's page from the first mirror that has it.
@@ -185,19 +198,36 @@ class IndexClient:
         normalized = canonicalize_name(name)
         reasons: list[str] = []
         missing = 0
-        for mirror in self.mirrors:
+        for n, mirror in enumerate(self.mirrors):
             url = f"{mirror.simple_url}{normalized}/"
+            with self._lock:
+                aside = self.set_aside.get(mirror.name)
+                fallback = any(m.name not in self.set_aside for m in self.mirrors[n + 1 :])
+            if aside is not None:
+                reasons.append(f"{mirror.name}: set aside ({aside})")
+                continue
             try:
-                return self._fetch(url, normalized, mirror)
+                session = self._failover_session if fallback else self.session
+                return self._fetch(url, normalized, mirror, session)
             except _NotFound:
                 missing += 1
                 reasons.append(f"{mirror.name}: 404 Not Found")
             except (requests.RequestException, ValueError, UnsafeFilenameError) as exc:
                 reasons.append(f"{mirror.name}: {describe_error(exc)}")
                 log.debug("reading %s failed: %s", redact_url(url), describe_error(exc))
+                if fallback and isinstance(exc, requests.ConnectionError):
+                    self._set_mirror_aside(mirror, describe_error(exc))
         if missing == len(self.mirrors):
             raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
         raise IndexError_("all mirrors failed: " + "; ".join(reasons), context=name)
+
+    def _set_mirror_aside(self, mirror: Mirror, reason: str) -> None:
+        """Skip a mirror that cannot be reached for the rest of the run (others remain)."""
+        with self._lock:
+            if mirror.name in self.set_aside:
+                return
+            self.set_aside[mirror.name] = reason
+        log.warning("Mirror %s is unreachable (%s); set aside for this run", mirror.name, reason)
 
     def projects(self, names: Iterable[str]) -> dict[str, ProjectPage | IndexError_]:
         """Pages of many projects, fetched concurrently; failures are returned, not raised."""
@@ -212,8 +242,10 @@ class IndexClient:
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
             return dict(zip(unique, pool.map(one, unique)))
 
-    def _fetch(self, url: str, name: NormalizedName, mirror: Mirror) -> ProjectPage:
-        resp = self.session.get(
+    def _fetch(
+        self, url: str, name: NormalizedName, mirror: Mirror, session: requests.Session
+    ) -> ProjectPage:
+        resp = session.get(
             url,
             headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"},
             timeout=(self.net.connect_timeout, self.net.read_timeout),

@@ -160,7 +160,8 @@ def test_corrupt_body_goes_to_the_next_mirror(index_server, tmp_path):
     assert len(report.downloaded) == 2
     assert report.mirrors[f"127.0.0.1:{bad.port}"].failures == 2
     assert report.mirrors[f"127.0.0.1:{bad.port}"].files == 0
-    assert len(bad.requests) == 2  # each file tried there once, then moved on
+    # each file tried there once, then moved on (the HEAD is the engine's reachability probe)
+    assert len([r for r in bad.requests if r.method == "GET"]) == 2
     assert_complete(tmp_path / "m", entries, bad, good)
 
 
@@ -295,3 +296,31 @@ def test_a_file_whose_size_differs_from_the_manifest_is_never_published(index_se
     )
     assert len(server.requests) == 1
     assert list((tmp_path / "m").rglob("*.whl")) == []
+
+
+def test_unreachable_mirrors_are_tried_last_and_a_complete_mirror_probes_nothing(
+    index_server, tmp_path
+):
+    """A manifest may list mirrors this host cannot reach: one probe each, then they go last."""
+    dead1, dead2, up = index_server(), index_server(), index_server()
+    files = [up.add_file(blob_wheel(tmp_path, n, size=3000), metadata=False) for n in ("a", "b")]
+    for f in files:
+        dead1.add_file(tmp_path / f.filename, metadata=False)
+        dead2.add_file(tmp_path / f.filename, metadata=False)
+    dead1.down = dead2.down = True
+    entries = [entry_for(f, dead1, dead2, up) for f in files]
+    events = Recorder()
+
+    report = run(entries, tmp_path / "m", events=events)
+
+    assert len(report.downloaded) == 2
+    for dead in (dead1, dead2):
+        assert [r.method for r in dead.requests] == ["HEAD"]  # the probe, and nothing else
+        assert report.mirrors[f"127.0.0.1:{dead.port}"].set_aside
+    assert sum("unreachable" in m for _, m in events.logs) == 2
+    # a re-run over the complete mirror asks nobody anything, not even a probe
+    for server in (dead1, dead2, up):
+        server.clear_requests()
+    again = run(entries, tmp_path / "m")
+    assert len(again.skipped) == 2
+    assert dead1.requests == dead2.requests == up.requests == []

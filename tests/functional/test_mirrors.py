@@ -96,7 +96,8 @@ def page_requests(server: IndexServer) -> list[RequestRecord]:
 
 
 def file_requests(server: IndexServer) -> list[RequestRecord]:
-    return server.requests_matching("*.whl")
+    """Downloads (GET), not the engine's one-per-mirror reachability probe (HEAD)."""
+    return [r for r in server.requests_matching("*.whl") if r.method == "GET"]
 
 
 def from_pip(records: list[RequestRecord]) -> list[RequestRecord]:
@@ -142,7 +143,8 @@ def test_manifest_lists_cn_mirrors_first_and_the_index_last(
     assert len(file_requests(mirrors.cn1)) == len(WHEELS)
     assert from_pip(page_requests(mirrors.cn1))
     for idle in (mirrors.cn2, mirrors.index):
-        assert idle.requests == []
+        # asked nothing but the engine's one reachability probe
+        assert [r.method for r in idle.requests] == ["HEAD"]
     assert mirror_row(out, mirrors.cn1)["files"] == 2
 
 
@@ -159,9 +161,10 @@ def test_first_cn_mirror_down_second_serves_pages_files_and_pip_compile(
     assert from_pip(page_requests(mirrors.cn2))
     assert not from_pip(page_requests(mirrors.cn1))  # pip-compile went to the mirror that answered
     assert {r.path.rsplit("/", 1)[-1] for r in file_requests(mirrors.cn2)} == WHEELS
-    # the dead mirror was asked (and failed); the index was never needed
-    assert file_requests(mirrors.cn1)
-    assert mirrors.index.requests == []
+    # the engine's probe found cn1 dead, so no download was tried there; the index not needed
+    assert [r.method for r in mirrors.cn1.requests_matching("*.whl")] == ["HEAD"]
+    assert file_requests(mirrors.cn1) == []
+    assert [r.method for r in mirrors.index.requests] == ["HEAD"]
     assert mirror_row(out, mirrors.cn2)["files"] == 2
     assert mirror_row(out, mirrors.cn1)["files"] == 0
     assert mirror_row(out, mirrors.cn1)["failures"] > 0
@@ -235,3 +238,22 @@ def test_an_index_url_falls_back_for_files_only_in_the_simple_layout(
     mirror = Mirror.from_index_url(index_url)
     assert mirror.packages_url == packages_url
     assert "pw" not in mirror.simple_url
+
+
+def test_an_unreachable_mirror_is_set_aside_after_its_first_failure(
+    mirrors: Mirrors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The packaged cn set is unreachable from many hosts: each page must not pay for it again.
+
+    cn1 accepts connections and drops them; the mirror is set aside the first time, so the page
+    of beta (read after alpha's, for the closure) never goes near it, and pip-compile neither.
+    """
+    mirrors.cn1.down = True
+    assert sync(mirrors, tmp_path) == 0
+    out, err = capsys.readouterr()
+    assert "Synchronized" in out
+    assert "Mirror cn-one is unreachable" in err
+    assert err.count("Mirror cn-one is unreachable") == 1
+    asked = {r.path for r in page_requests(mirrors.cn1)}
+    assert asked == {"/pypi/web/simple/alpha/"}
+    assert not from_pip(page_requests(mirrors.cn1))
