@@ -54,7 +54,13 @@ def parent_parsers() -> SimpleNamespace:
     """argparse parents: ``output``, ``network``, ``targets``, ``download``."""
     output = argparse.ArgumentParser(add_help=False)
     g = output.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="say more (twice: debug)")
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="say more: skipped files, debug details (twice: also the planner's HTTP requests)",
+    )
     g.add_argument(
         "-q", "--quiet", action="store_true", help="only warnings, errors and the summary"
     )

@@ -35,15 +35,21 @@ class UI:
         self.log.addHandler(self._handler)
         self.log.setLevel(logging.DEBUG if verbose >= 1 else level)
         self.log.propagate = False
-        # pypidl's own module loggers say more with -v; third-party chatter only with -vv
+        # pypidl's own module loggers say more with -v; third-party chatter only with -vv,
+        # which also shows it (those loggers have no handler of their own)
+        self._noisy = noisy if verbose >= 2 else []
         for lg in noisy:
             lg.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+        for lg in self._noisy:
+            lg.addHandler(self._handler)
         if verbose == 1:
             self._handler.setLevel(logging.DEBUG)
 
     def close(self) -> None:
         """Undo what __init__ did to the ``pypidl`` logger (main() may run many times in one process)."""
         self.log.removeHandler(self._handler)
+        for lg in self._noisy:
+            lg.removeHandler(self._handler)
         level, propagate, noisy = self._saved
         self.log.setLevel(level)
         self.log.propagate = propagate
