@@ -343,7 +343,8 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
             len(report.downloaded),
             len(report.skipped),
             len(report.failed),
-            format_bytes(sum(r.bytes for r in report.results)),
+            # what the mirrors sent, resumed and abandoned transfers included
+            format_bytes(sum(stats.bytes for stats in report.mirrors.values())),
         )
         if report.mirrors:
             ui.table(

@@ -211,3 +211,40 @@ def test_oserror_naming_a_file_is_one_line_and_exit_1(
     monkeypatch.setattr(pipeline, "run_download", full_disk)
     assert main(["download", "m.json"]) == EXIT_FAILED
     one_clean_error(capsys.readouterr().err, "/srv/pypi/packages/x.whl", "No space left on device")
+
+
+# -- -v and -vv: they said the same thing before --------------------------------------------------
+
+
+def test_twice_verbose_shows_http_requests_and_once_does_not(
+    index: IndexServer, reqs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    before = list(logging.getLogger("urllib3").handlers)
+    argv = ["plan", str(reqs), "--index-url", index.simple_url, *TARGET, "-o", str(tmp_path / "m")]
+    assert main([*argv, "-v"]) == 0
+    once = capsys.readouterr().err
+    assert main([*argv, "-vv"]) == 0
+    twice = capsys.readouterr().err
+    assert "| DEBUG |" in once
+    assert '"GET /simple/alpha/ HTTP/1.1" 200' not in once
+    assert '"GET /simple/alpha/ HTTP/1.1" 200' in twice
+    assert logging.getLogger("urllib3").handlers == before  # main() took its handler away again
+
+
+# -- "fetched" counted files placed, not bytes received ------------------------------------------
+
+
+def test_done_line_counts_the_bytes_the_mirrors_sent(
+    manifest: Path, index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pypidl.cli._output import format_bytes
+    from tests.lib.server import Corrupt
+
+    index.fail("*alpha-1.0-py3-none-any.whl", Corrupt())  # the first body is thrown away
+    code = main(["download", str(manifest), "--download-dir", str(tmp_path / "m")])
+    assert code == 0
+    err = capsys.readouterr().err
+    size = next((tmp_path / "m" / "packages" / "alpha").glob("*.whl")).stat().st_size
+    assert f"1 downloaded, 0 already verified, 0 failed; {format_bytes(2 * size)} fetched" in err
