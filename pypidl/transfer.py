@@ -287,7 +287,7 @@ def bundle(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    log.info(
+    log.debug(
         "bundled %d file(s) into %s (%d unchanged since the older manifest)",
         len(files),
         out,
@@ -442,7 +442,7 @@ def import_bundle(
         catalog.add(entry, final)
         added.append(entry)
     _keep_manifest(into, manifest)
-    log.info("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
+    log.debug("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
     index = _build_index(into) if build_index else None
     return ImportReport(added=tuple(added), present=tuple(present), index=index)
 

@@ -248,3 +248,19 @@ def test_done_line_counts_the_bytes_the_mirrors_sent(
     err = capsys.readouterr().err
     size = next((tmp_path / "m" / "packages" / "alpha").glob("*.whl")).stat().st_size
     assert f"1 downloaded, 0 already verified, 0 failed; {format_bytes(2 * size)} fetched" in err
+
+
+# -- bundle and import said everything twice (the library's line, then the CLI's) -----------------
+
+
+def test_bundle_and_import_say_it_once(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirror, tar = tmp_path / "outside", tmp_path / "delta.tar"
+    assert main(["download", str(manifest), "--download-dir", str(mirror), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["bundle", str(manifest), "--download-dir", str(mirror), "-o", str(tar)]) == 0
+    assert main(["import", str(tar), "--into", str(tmp_path / "inside")]) == 0
+    lines = capsys.readouterr().err.lower().splitlines()
+    assert len([line for line in lines if "| info | bundled" in line]) == 1
+    assert len([line for line in lines if "| info | imported" in line]) == 1
