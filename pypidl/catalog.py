@@ -17,7 +17,9 @@ A project's lines are only ever written by the one worker that owns the project 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -30,10 +32,14 @@ from pypidl.manifest import PACKAGES_DIR, Entry
 
 __all__ = ["STATE_DIR", "Catalog", "Record"]
 
+log = logging.getLogger(__name__)
+
 #: pypidl's own bookkeeping inside a mirror
 STATE_DIR = ".pypidl"
 _CATALOG_DIR = "catalog"
 _FORMAT = 1
+#: Open flag that refuses a symlink as the last path component (0 where the OS has none).
+_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,19 @@ class Catalog:
         check_basename(project)
         return self.dir / f"{project}.jsonl"
 
+    def _checked_path(self, project: str) -> Path:
+        """:meth:`path_for`, refused when a symlink takes the catalog directory out of the mirror.
+
+        The file itself is opened with ``O_NOFOLLOW``, so a symlink planted in its place is
+        refused too: the catalog never reads or writes a file outside the mirror.
+        """
+        path = self.path_for(project)
+        if self.dir.exists() and self.root.resolve() not in self.dir.resolve().parents:
+            raise OSError(
+                errno.ELOOP, f"{STATE_DIR}/{_CATALOG_DIR} leads out of the mirror", str(self.dir)
+            )
+        return path
+
     def file_path(self, entry: Entry) -> Path:
         return self.root / PACKAGES_DIR / entry.project / entry.filename
 
@@ -100,10 +119,18 @@ class Catalog:
         """Records of ``project`` by filename; the last line about a file wins."""
         records: dict[str, Record] = {}
         try:
-            # errors="replace": a crash can tear the last line anywhere, even inside a character
-            text = self.path_for(project).read_text(encoding="utf-8", errors="replace")
+            fd = os.open(self._checked_path(project), os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
             return records
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # a symlink planted in the mirror: its records are not trusted (files are rehashed)
+            log.warning("Ignoring the catalog of %s: %s", project, exc.strerror)
+            return records
+        with open(fd, "rb") as fh:
+            # errors="replace": a crash can tear the last line anywhere, even inside a character
+            text = fh.read().decode("utf-8", errors="replace")
         for line in text.splitlines():
             try:
                 data = json.loads(line)
@@ -140,7 +167,9 @@ class Catalog:
         line = (json.dumps(data, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
             self.dir.mkdir(parents=True, exist_ok=True)
-            with open(self.path_for(project), "a+b") as fh:
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+            fd = os.open(self._checked_path(project), flags, 0o666)
+            with open(fd, "a+b") as fh:
                 # after a crash tore the last line, start on a fresh line: glued to the torn
                 # one, this record would be unreadable too
                 if fh.seek(0, os.SEEK_END) > 0:
@@ -163,10 +192,10 @@ class Catalog:
         )
         with self._lock:
             if records:
-                atomic_write_text(self.path_for(project), text)
+                atomic_write_text(self._checked_path(project), text)
             else:
                 with contextlib.suppress(FileNotFoundError):
-                    self.path_for(project).unlink()
+                    self._checked_path(project).unlink()
         return records
 
     def current(self, entry: Entry) -> bool:
