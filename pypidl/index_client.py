@@ -8,9 +8,10 @@ host from the configured index URLs (``.netrc`` is honoured by requests itself).
 from __future__ import annotations
 
 import html.parser
+import json
 import logging
-import threading
 import ssl
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from urllib3.util.retry import Retry
 from pypidl._fs import check_basename
 from pypidl.config import NetworkSettings
 from pypidl.errors import IndexError_, UnsafeFilenameError
-from pypidl.hashing import STRONG_HASHES, is_sha256
+from pypidl.hashing import CHUNK_SIZE, STRONG_HASHES, is_sha256
 from pypidl.mirrors import Mirror, redact_url, strip_credentials
 
 __all__ = [
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
+
+#: The most a project page may hold once decompressed; the largest real pages are a few tens of
+#: MiB. A page that never ends or a gzip bomb stops here instead of filling memory.
+MAX_PAGE_BYTES = 256 * 1024 * 1024
 
 
 class ProjectNotFound(IndexError_):
@@ -245,27 +250,45 @@ class IndexClient:
     def _fetch(
         self, url: str, name: NormalizedName, mirror: Mirror, session: requests.Session
     ) -> ProjectPage:
-        resp = session.get(
+        with session.get(
             url,
             headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"},
             timeout=(self.net.connect_timeout, self.net.read_timeout),
-        )
-        if resp.status_code in (404, 410):
-            raise _NotFound
-        resp.raise_for_status()
-        final = strip_credentials(resp.url)
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            stream=True,
+        ) as resp:
+            if resp.status_code in (404, 410):
+                raise _NotFound
+            resp.raise_for_status()
+            final = strip_credentials(resp.url)
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype not in {JSON_TYPE, HTML_TYPE, "text/html", ""}:
+                raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
+            body = _read_page(resp)
         if ctype == JSON_TYPE:
-            files = parse_json_page(resp.json(), final, name, mirror.name)
-        elif ctype in {HTML_TYPE, "text/html", ""}:
-            files = parse_html_page(resp.text, final, name, mirror.name)
+            files = parse_json_page(json.loads(body), final, name, mirror.name)
         else:
-            raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
+            try:
+                text = body.decode(resp.encoding or "utf-8", errors="replace")
+            except LookupError:  # a charset Python does not know
+                text = body.decode("utf-8", errors="replace")
+            files = parse_html_page(text, final, name, mirror.name)
         return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
 
 
 class _NotFound(Exception):
     pass
+
+
+def _read_page(resp: requests.Response) -> bytes:
+    """The decompressed body of ``resp``, refused beyond :data:`MAX_PAGE_BYTES`."""
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(CHUNK_SIZE):
+        total += len(chunk)
+        if total > MAX_PAGE_BYTES:
+            raise ValueError(f"the page is larger than {MAX_PAGE_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def describe_error(exc: BaseException) -> str:

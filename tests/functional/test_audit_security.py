@@ -5,16 +5,24 @@ Every test drives real code against real loopback servers and real files.
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import random
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from pypidl import index_client
 from pypidl.config import NetworkSettings
 from pypidl.download import DOWNLOADED, FAILED, Downloader, part_path
+from pypidl.errors import IndexError_
 from pypidl.hashing import file_sha256
+from pypidl.index_client import IndexClient
+from pypidl.mirrors import Mirror
 from tests.lib.mirror import entry_for
-from tests.lib.server import Cut, Delay, Stall
+from tests.lib.server import Cut, Delay, Stall, Status
 from tests.lib.wheels import make_wheel
 
 FAST = NetworkSettings(backoff=0.01, retries=3, connect_timeout=5, read_timeout=5, stall_timeout=5)
@@ -130,3 +138,58 @@ def test_a_final_name_symlinked_to_another_file_is_left_alone(index_server, whee
     assert other.read_bytes() == b"someone else's file"
     assert result.status == FAILED
     assert "symlink" in (result.error or "")
+
+
+# --------------------------------------------------------------------------- hostile index pages
+
+
+def _client(url: str) -> IndexClient:
+    return IndexClient([Mirror.from_index_url(url)], FAST, workers=1)
+
+
+def test_a_gzip_bomb_page_is_refused_not_inflated(index_server, monkeypatch):
+    """A 64 MiB page sent as 64 KiB of gzip: pypidl stops at its page limit."""
+    monkeypatch.setattr(index_client, "MAX_PAGE_BYTES", 1024 * 1024, raising=False)
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9)
+    server = index_server()
+    headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+    server.fail_always("/simple/bomb/", Status(200, headers, bomb))
+    with pytest.raises(IndexError_, match="larger than 1 MiB"):
+        _client(server.simple_url).project("bomb")
+
+
+class _EndlessPage(http.server.BaseHTTPRequestHandler):
+    """A project page whose body never ends (up to 256 MiB, to keep a broken client finite)."""
+
+    sent = 0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        chunk = b"<!-- filler -->" * 4096
+        try:
+            while type(self).sent < 256 * 1024 * 1024:
+                self.wfile.write(chunk)
+                type(self).sent += len(chunk)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_page_that_never_ends_is_read_only_up_to_the_limit(monkeypatch):
+    monkeypatch.setattr(index_client, "MAX_PAGE_BYTES", 1024 * 1024, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        with pytest.raises(IndexError_, match="larger than 1 MiB"):
+            _client(url).project("endless")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert _EndlessPage.sent < 64 * 1024 * 1024
