@@ -5,6 +5,7 @@ Every test drives real code against real loopback servers and real files.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import http.server
 import random
@@ -193,3 +194,24 @@ def test_a_page_that_never_ends_is_read_only_up_to_the_limit(monkeypatch):
         server.server_close()
         thread.join(5)
     assert _EndlessPage.sent < 64 * 1024 * 1024
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host(index_server, wheel_dir, tmp_path):
+    """The index answers with a redirect to another host: that host never sees the password."""
+    other = index_server()
+    served = other.add_file(_wheel(wheel_dir, "moved", size=1000))
+    index = index_server()
+    index.fail_always("/simple/moved/", Status(302, {"Location": other.simple_url + "moved/"}))
+    index.fail_always("/files/*", Status(302, {"Location": served.url}))
+    net = NetworkSettings(
+        backoff=0.01, retries=1, credentials=(((f"127.0.0.1:{index.port}"), "user", "s3cret"),)
+    )
+    page = IndexClient([Mirror.from_index_url(index.simple_url)], net, workers=1).project("moved")
+    assert [f.filename for f in page.files] == [served.filename]
+    entry = entry_for(served)
+    entry = dataclasses.replace(entry, urls=(f"{index.url}/files/{served.filename}",))
+    with Downloader(tmp_path / "mirror", net) as dl:
+        assert dl.fetch(entry).status == DOWNLOADED
+    assert other.requests
+    assert all("Authorization" not in r.headers for r in other.requests)
+    assert any("Authorization" in r.headers for r in index.requests)
