@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DOWNLOADED",
     "FAILED",
+    "INTERRUPTED",
     "MAX_RETRY_AFTER",
     "PART_SUFFIX",
     "SET_ASIDE_AFTER",
@@ -78,6 +79,8 @@ log = logging.getLogger(__name__)
 DOWNLOADED = "downloaded"
 SKIPPED = "skipped"
 FAILED = "failed"
+#: stopped by Ctrl-C or SIGTERM; the partial download is kept and the next run resumes it
+INTERRUPTED = "interrupted"
 
 #: Suffix of a download in progress (after ``TEMP_PREFIX + filename``).
 PART_SUFFIX = ".part"
@@ -101,7 +104,8 @@ _FINAL_STATUSES = frozenset({401, 403, 404, 410})
 class FileResult:
     """What happened to one entry.
 
-    :param status: ``"downloaded"``, ``"skipped"`` (already present and verified) or ``"failed"``.
+    :param status: ``"downloaded"``, ``"skipped"`` (already present and verified), ``"failed"``
+        or ``"interrupted"`` (stopped mid-transfer; the part is kept for the next run).
     :param bytes: size of the file this run placed under its final name (0 when skipped or failed,
         so the sum over a report is what the run fetched).
     :param mirror: the mirror (``host:port``) it came from, when downloaded.
@@ -738,7 +742,9 @@ class Downloader:
             return self._download(entry, final, part)
         except _Cancelled:
             part.close()
-            return FileResult(entry, FAILED, error="interrupted (partial download kept for resume)")
+            return FileResult(
+                entry, INTERRUPTED, error="interrupted (partial download kept for resume)"
+            )
         except _WriteError as exc:
             part.close()
             return FileResult(

@@ -41,6 +41,7 @@ from pypidl.config import NetworkSettings
 from pypidl.download import (
     DOWNLOADED,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     Downloader,
     FileResult,
@@ -120,6 +121,11 @@ class RunReport:
     @property
     def failed(self) -> list[FileResult]:
         return self._with(FAILED)
+
+    @property
+    def stopped(self) -> list[FileResult]:
+        """Files a Ctrl-C or SIGTERM stopped mid-transfer (their parts are kept)."""
+        return self._with(INTERRUPTED)
 
     @property
     def failed_projects(self) -> list[str]:

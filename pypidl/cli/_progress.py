@@ -138,6 +138,9 @@ class ProgressEvents:
         elif result.status == "skipped":
             log.debug("Skipped (verified): %s", name)
             self._shrink(result.entry.size or 0)  # no transfer will count these bytes
+        elif result.status == "interrupted":
+            log.warning("Interrupted: %s (the partial download is kept)", name)
+            self._shrink(result.entry.size or 0)
         else:
             log.error("Failed: %s: %s", name, result.error)
             self._shrink(result.entry.size or 0)

@@ -338,11 +338,13 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
     title = "Package Synchronization Summary" if report is not None else "Plan Summary"
     ui.table(title, ("Package", "Version", "Files", "Size", "Status", "Details"), rows)
     if report is not None:
+        stopped = f", {len(report.stopped)} interrupted" if report.stopped else ""
         ui.info(
-            "Done: %d downloaded, %d already verified, %d failed; %s fetched",
+            "Done: %d downloaded, %d already verified, %d failed%s; %s fetched",
             len(report.downloaded),
             len(report.skipped),
             len(report.failed),
+            stopped,
             # what the mirrors sent, resumed and abandoned transfers included
             format_bytes(sum(stats.bytes for stats in report.mirrors.values())),
         )

@@ -181,6 +181,8 @@ def test_ctrl_c_stops_the_tree_keeps_parts_and_a_rerun_completes(index_server, t
     assert report["interrupted"] is True
     assert report["statuses"].count("downloaded") == 4
     assert "interrupted (partial download kept for resume)" in report["errors"]
+    assert "interrupted" in report["statuses"]  # stopped, not failed
+    assert "failed" not in report["statuses"]
     assert "Traceback" not in err
     assert len(parts_with_data(root)) == 4  # kept for resume
     by_name = {f.filename: f for f in files}

@@ -200,7 +200,7 @@ def test_cancel_stops_a_transfer_mid_body_and_keeps_the_part(index_server, tmp_p
         assert dl.fetch(entry_for(served)) is None  # nothing new starts once cancelled
     assert time.monotonic() - started < 5
     assert result is not None
-    assert result.status == "failed"
+    assert result.status == "interrupted"
     assert result.error == "interrupted (partial download kept for resume)"
     final = root / "packages" / "big" / served.filename
     assert not final.exists()
