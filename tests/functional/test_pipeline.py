@@ -45,6 +45,14 @@ def write_reqs(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
+def sync(index: IndexServer, reqs: Path, mirror: Path, *extra: str) -> int:
+    """``pypidl sync`` of ``reqs`` from ``index`` into ``mirror`` for the test target."""
+    return main(
+        ["sync", "-r", str(reqs), "--index-url", index.simple_url, "--download-dir", str(mirror),
+         *TARGET, *extra]
+    )  # fmt: skip
+
+
 def files_in(root: Path) -> set[str]:
     return {
         p.name
@@ -76,19 +84,7 @@ def test_sync_mirrors_closure_and_pip_installs_from_it(
 ) -> None:
     reqs = write_reqs(tmp_path, "alpha", "native", "legacy")
     mirror = tmp_path / "mirror"
-    code = main(
-        [
-            "sync",
-            "-r",
-            str(reqs),
-            "--index-url",
-            index.simple_url,
-            "--download-dir",
-            str(mirror),
-            "--build-index",
-            *TARGET,
-        ]
-    )
+    code = sync(index, reqs, mirror, "--build-index")
     out = capsys.readouterr()
     assert code == 0, out.err
     # the resolved version and its dependency; the host's wheel of native, not the Windows one;
@@ -244,18 +240,7 @@ def test_missing_project_fails_alone(
 ) -> None:
     reqs = write_reqs(tmp_path, "alpha", "does-not-exist")
     mirror = tmp_path / "mirror"
-    code = main(
-        [
-            "sync",
-            "-r",
-            str(reqs),
-            "--index-url",
-            index.simple_url,
-            "--download-dir",
-            str(mirror),
-            *TARGET,
-        ]
-    )
+    code = sync(index, reqs, mirror)
     out = capsys.readouterr().out
     assert code == 1
     assert {"alpha-2.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"} == files_in(mirror)
@@ -272,18 +257,7 @@ def test_file_failing_everywhere_fails_alone(
     index.fail_always("*/beta-1.0-py3-none-any.whl", Status(404))
     reqs = write_reqs(tmp_path, "alpha", "legacy")
     mirror = tmp_path / "mirror"
-    code = main(
-        [
-            "sync",
-            "-r",
-            str(reqs),
-            "--index-url",
-            index.simple_url,
-            "--download-dir",
-            str(mirror),
-            *TARGET,
-        ]
-    )
+    code = sync(index, reqs, mirror)
     out = capsys.readouterr().out
     assert code == 1
     assert files_in(mirror) == {"alpha-2.0-py3-none-any.whl", "legacy-1.0-py3-none-any.whl"}
