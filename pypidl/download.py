@@ -801,6 +801,9 @@ class Downloader:
         while True:
             live = [u for u in urls if u not in dead]
             healthy = [u for u in live if self._board.usable(mirror_key(u))]
+            # a failure counts against a mirror's health only where another mirror could serve
+            # the file: setting aside the one mirror there is would gain nothing
+            alternatives = len({mirror_key(u) for u in live}) > 1
             progressed = False
             wait_at_least: float | None = None
             # Mirrors set aside are used only when no other mirror could serve the file.
@@ -818,7 +821,7 @@ class Downloader:
                     log.debug("%s: %s from %s", entry.filename, exc.reason, redact_url(url))
                 except _Retry as exc:
                     reasons[key] = exc.reason
-                    self._board.failure(key, health=exc.health, reason=exc.reason)
+                    self._board.failure(key, health=exc.health and alternatives, reason=exc.reason)
                     progressed = progressed or exc.progressed
                     if exc.retry_after is not None:
                         wait_at_least = max(wait_at_least or 0.0, exc.retry_after)

@@ -12,7 +12,7 @@ from pypidl.download import FileResult, part_path
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
 from tests.lib.mirror import entry_for
-from tests.lib.server import Corrupt, Cut, IndexServer, ServedFile, Stall, Status
+from tests.lib.server import Corrupt, Cut, Drop, IndexServer, ServedFile, Stall, Status
 
 SIZE = 4 * CHUNK_SIZE + 12_345  # several chunks, and a ragged end
 FAST = NetworkSettings(backoff=0.01, retries=4, connect_timeout=5, read_timeout=5, stall_timeout=5)
@@ -213,7 +213,6 @@ def test_a_stalled_transfer_is_abandoned_and_resumed(index_server, tmp_path):
 
 
 def test_dropped_connections_are_retried(index_server, tmp_path):
-    from tests.lib.server import Drop
 
     server = index_server()
     (f,) = serve(server, tmp_path, "a")
@@ -324,3 +323,19 @@ def test_unreachable_mirrors_are_tried_last_and_a_complete_mirror_probes_nothing
     again = run(entries, tmp_path / "m")
     assert len(again.skipped) == 2
     assert dead1.requests == dead2.requests == up.requests == []
+
+
+def test_the_only_mirror_is_never_set_aside(index_server, tmp_path):
+    """Transient failures on a lone mirror are retried, never turned into 'set aside'."""
+    server = index_server()
+    files = [
+        server.add_file(blob_wheel(tmp_path, f"s{i}", size=2000), metadata=False) for i in range(8)
+    ]
+    for f in files:
+        server.fail(f.url_path, Drop())
+    # eight streams: every first attempt fails before any succeeds, eight failures in a row
+    report = run([entry_for(f) for f in files], tmp_path / "m", concurrency=8)
+    assert len(report.downloaded) == 8
+    stats = report.mirrors[f"127.0.0.1:{server.port}"]
+    assert stats.failures == 8
+    assert not stats.set_aside
