@@ -50,7 +50,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
-from pypidl.index_client import describe_error, new_session
+from pypidl.index_client import abort_response, describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.mirrors import redact_url, strip_credentials
 
@@ -308,28 +308,6 @@ class _Watch:
         self.stalled = False
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    raw = getattr(response, "raw", None)
-    conn = getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if isinstance(sock, socket.socket):
-        return sock
-    fp = getattr(raw, "_fp", None)  # http.client.HTTPResponse -> socket file -> SocketIO
-    sock = getattr(getattr(getattr(fp, "fp", None), "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _abort(response: requests.Response) -> None:
-    """Wake a thread blocked reading ``response``: shut its socket down under it."""
-    sock = _socket_of(response)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        return
-    with contextlib.suppress(Exception):  # last resort; a blocked read fails with some error
-        response.close()
-
-
 class _Watchdog:
     """One thread per downloader that ends stalled transfers and aborts them all on cancel.
 
@@ -367,7 +345,7 @@ class _Watchdog:
         with self._lock:
             active = list(self._active)
         for w in active:
-            _abort(w.response)
+            abort_response(w.response)
 
     def close(self) -> None:
         self._closed.set()
@@ -393,7 +371,7 @@ class _Watchdog:
                     self.stall_timeout,
                     redact_url(w.response.url or ""),
                 )
-                _abort(w.response)
+                abort_response(w.response)
 
 
 # --------------------------------------------------------------------------- the part file

@@ -7,9 +7,11 @@ host from the configured index URLs (``.netrc`` is honoured by requests itself).
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import json
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
@@ -42,6 +44,7 @@ __all__ = [
     "ProjectNotFound",
     "ProjectPage",
     "RemoteFile",
+    "abort_response",
     "describe_error",
     "new_session",
 ]
@@ -55,6 +58,8 @@ ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
 #: The most a project page may hold once decompressed; the largest real pages are a few tens of
 #: MiB. A page that never ends or a gzip bomb stops here instead of filling memory.
 MAX_PAGE_BYTES = 256 * 1024 * 1024
+#: ... and the longest it may take to arrive (a trickling server passes every read timeout)
+MAX_PAGE_SECONDS = 600.0
 
 
 class ProjectNotFound(IndexError_):
@@ -280,15 +285,61 @@ class _NotFound(Exception):
 
 
 def _read_page(resp: requests.Response) -> bytes:
-    """The decompressed body of ``resp``, refused beyond :data:`MAX_PAGE_BYTES`."""
+    """The decompressed body of ``resp``, refused beyond :data:`MAX_PAGE_BYTES` or
+    :data:`MAX_PAGE_SECONDS`.
+
+    The read timeout ends a silent server; a server that trickles a byte now and then would pass
+    it forever, so a timer shuts the socket under a page that takes too long.
+    """
+    max_seconds = MAX_PAGE_SECONDS
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        abort_response(resp)
+
+    timer = threading.Timer(max_seconds, expire)
+    timer.daemon = True
+    timer.start()
     chunks: list[bytes] = []
     total = 0
-    for chunk in resp.iter_content(CHUNK_SIZE):
-        total += len(chunk)
-        if total > MAX_PAGE_BYTES:
-            raise ValueError(f"the page is larger than {MAX_PAGE_BYTES // (1024 * 1024)} MiB")
-        chunks.append(chunk)
+    try:
+        for chunk in resp.iter_content(CHUNK_SIZE):
+            total += len(chunk)
+            if total > MAX_PAGE_BYTES:
+                raise ValueError(f"the page is larger than {MAX_PAGE_BYTES // (1024 * 1024)} MiB")
+            chunks.append(chunk)
+    except (requests.RequestException, OSError):
+        if expired.is_set():
+            raise ValueError(f"the page did not arrive within {max_seconds:g} s") from None
+        raise
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise ValueError(f"the page did not arrive within {max_seconds:g} s")
     return b"".join(chunks)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    raw = getattr(response, "raw", None)
+    conn = getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        return sock
+    fp = getattr(raw, "_fp", None)  # http.client.HTTPResponse -> socket file -> SocketIO
+    sock = getattr(getattr(getattr(fp, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def abort_response(response: requests.Response) -> None:
+    """Wake a thread blocked reading ``response``: shut its socket down under it."""
+    sock = _socket_of(response)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    with contextlib.suppress(Exception):  # last resort; a blocked read fails with some error
+        response.close()
 
 
 def describe_error(exc: BaseException) -> str:

@@ -196,6 +196,40 @@ def test_a_page_that_never_ends_is_read_only_up_to_the_limit(monkeypatch):
     assert _EndlessPage.sent < 64 * 1024 * 1024
 
 
+class _TricklingPage(http.server.BaseHTTPRequestHandler):
+    """A project page that sends a byte every 20 ms, well inside any read timeout, for ever."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        try:
+            for _ in range(5000):  # bounded: 100 s at most, should a broken client keep reading
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_trickling_page_is_abandoned_after_its_time_limit(monkeypatch):
+    monkeypatch.setattr(index_client, "MAX_PAGE_SECONDS", 0.5)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        with pytest.raises(IndexError_, match=r"did not arrive within 0\.5 s"):
+            _client(url).project("slow")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host(index_server, wheel_dir, tmp_path):
     """The index answers with a redirect to another host: that host never sees the password."""
     other = index_server()
