@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ class Record:
         return (
             st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.inode
         )
+
+    def proves(self, entry: Entry, st: os.stat_result) -> bool:
+        """True when this record says ``entry``'s bytes were verified and ``st`` shows the file
+        unchanged since: the whole "already have it" check, with no hashing."""
+        return self.entry.sha256 == entry.sha256 and self.matches_stat(st)
 
     def to_json(self) -> dict[str, Any]:
         data = self.entry.to_json()
@@ -198,12 +204,15 @@ class Catalog:
                     self._checked_path(project).unlink()
         return records
 
-    def current(self, entry: Entry) -> bool:
-        """True when the mirror holds ``entry`` verified and unchanged since: stat calls only."""
+    def current(self, entry: Entry, records: Mapping[str, Record] | None = None) -> bool:
+        """True when the mirror holds ``entry`` verified and unchanged since: stat calls only.
+
+        :param records: the project's records, already loaded (callers checking many entries
+            load each project once).
+        """
         try:
-            record = self.load(entry.project).get(entry.filename)
-            if record is None or record.entry.sha256 != entry.sha256:
-                return False
-            return record.matches_stat(os.stat(self.file_path(entry)))
+            found = records if records is not None else self.load(entry.project)
+            record = found.get(entry.filename)
+            return record is not None and record.proves(entry, os.stat(self.file_path(entry)))
         except (OSError, UnsafeFilenameError):
             return False

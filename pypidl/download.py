@@ -746,7 +746,7 @@ class Downloader:
             )
         records = self._project_records(entry.project)
         record = records.get(entry.filename)
-        if record is not None and record.entry.sha256 == entry.sha256 and record.matches_stat(st):
+        if record is not None and record.proves(entry, st):
             return FileResult(entry, SKIPPED)
         if entry.size is None or st.st_size == entry.size:
             digest = file_sha256(final)

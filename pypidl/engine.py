@@ -390,16 +390,7 @@ def _needing_fetch(entries: Sequence[Entry], root: Path) -> list[Entry]:
     for entry in entries:
         if entry.project not in records:
             records[entry.project] = catalog.load(entry.project)
-        record = records[entry.project].get(entry.filename)
-        try:
-            current = (
-                record is not None
-                and record.entry.sha256 == entry.sha256
-                and record.matches_stat(os.stat(catalog.file_path(entry)))
-            )
-        except OSError:
-            current = False
-        if not current:
+        if not catalog.current(entry, records[entry.project]):
             needed.append(entry)
     return needed
 
