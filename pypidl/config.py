@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pypidl import __version__
-from pypidl.mirrors import Mirror, split_credentials
+from pypidl.sources import Mirror, split_credentials
 
 __all__ = [
     "NetworkSettings",

@@ -2,7 +2,7 @@
 """Benchmark the download engine on loopback: N files of M MiB, a few concurrency/process mixes.
 
 Not a test.  It starts the test suite's index server on 127.0.0.1, serves generated files
-(random bytes, so nothing compresses), and times :func:`pypidl.engine.run` into a fresh
+(random bytes, so nothing compresses), and times :func:`pypidl.fetch.pool.run` into a fresh
 directory for each setting.  Loopback measures the engine's own overhead (processes, threads,
 hashing, writing), not a network.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pypidl import engine  # noqa: E402
 from pypidl.config import NetworkSettings  # noqa: E402
+from pypidl.fetch import pool as engine  # noqa: E402
 from pypidl.manifest import Entry  # noqa: E402
 from tests.lib.server import IndexServer  # noqa: E402
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
 from pypidl.errors import BadInputError
-from pypidl.mirrors import Mirror, load_mirror_sets
+from pypidl.sources import Mirror, load_mirror_sets
 
 if TYPE_CHECKING:
-    from pypidl.targets import Target
+    from pypidl.plan.targets import Target
 
 __all__ = [
     "check_output_file",
@@ -223,7 +223,7 @@ def _stall_timeout(args: argparse.Namespace) -> float:
 
 
 def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
-    from pypidl.targets import load_targets_file, parse_targets
+    from pypidl.plan.targets import load_targets_file, parse_targets
 
     from_file = load_targets_file(args.targets_file) if getattr(args, "targets_file", None) else ()
     flags_given = args.python_version or args.platform or args.abi or args.implementation
@@ -292,7 +292,7 @@ def require_mirror(path: str) -> None:
 
     :raises BadInputError: ``path`` has neither ``.pypidl/catalog/`` nor ``packages/``.
     """
-    from pypidl.catalog import STATE_DIR
+    from pypidl.store.catalog import STATE_DIR
 
     root = Path(path)
     has_mirror = (root / STATE_DIR / "catalog").is_dir() or (root / "packages").is_dir()

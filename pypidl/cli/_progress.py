@@ -1,8 +1,8 @@
 """Progress for a person: tqdm bars on a terminal, periodic log lines elsewhere, nothing with -q.
 
-:class:`ProgressEvents` implements both :class:`pypidl.engine.Events` (downloads) and
-:class:`pypidl.verify.VerifyEvents` (verify passes); the engine calls it in the parent process
-only, from the thread that called :func:`pypidl.engine.run`::
+:class:`ProgressEvents` implements both :class:`pypidl.fetch.pool.Events` (downloads) and
+:class:`pypidl.store.verify.VerifyEvents` (verify passes); the engine calls it in the parent process
+only, from the thread that called :func:`pypidl.fetch.pool.run`::
 
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(entries, root, options=options, events=events)
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pypidl.cli._output import format_bytes
 
 if TYPE_CHECKING:
-    from pypidl.download import FileResult
+    from pypidl.fetch.downloader import FileResult
 
 __all__ = ["ProgressEvents"]
 
@@ -147,7 +147,7 @@ class ProgressEvents:
         self._file_done()
 
     def on_log(self, level: int, message: str) -> None:
-        logging.getLogger("pypidl.engine").log(level, "%s", message)
+        logging.getLogger("pypidl.fetch.pool").log(level, "%s", message)
 
     # ------------------------------------------------------------------ verify events
 

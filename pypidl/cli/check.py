@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.check import check_mirror
     from pypidl.cli._common import targets_from_args
-    from pypidl.requirements import parse_requirement_files
+    from pypidl.plan.requirements import parse_requirement_files
+    from pypidl.store.check import check_mirror
 
     targets = targets_from_args(args)
     parsed = parse_requirement_files(args.requirements)

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from pypidl.index_builder import BACKENDS, SIMPLE_DIR
+from pypidl.store.index_builder import BACKENDS, SIMPLE_DIR
 
 if TYPE_CHECKING:
     from pypidl.cli._output import UI
@@ -29,7 +29,7 @@ def _port(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
     """Add the ``index`` and ``serve`` commands to ``sub``."""
-    from pypidl.serve import DEFAULT_BIND, DEFAULT_PORT
+    from pypidl.store.serve import DEFAULT_BIND, DEFAULT_PORT
 
     index = sub.add_parser(
         "index",
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 def run_index(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.cli._common import require_mirror
-    from pypidl.index_builder import build_index
+    from pypidl.store.index_builder import build_index
 
     require_mirror(args.directory)
     root = Path(args.directory)
@@ -92,7 +92,7 @@ def run_index(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_serve(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.serve import serve
+    from pypidl.store.serve import serve
 
     def ready(url: str) -> None:
         ui.info("Serving %s at %s (Ctrl-C stops)", args.directory, url)

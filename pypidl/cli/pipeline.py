@@ -21,8 +21,8 @@ from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, Problem, dump, load
 
 if TYPE_CHECKING:
-    from pypidl.engine import RunReport
-    from pypidl.requirements import RequirementSet
+    from pypidl.fetch.pool import RunReport
+    from pypidl.plan.requirements import RequirementSet
 
 __all__ = ["register"]
 
@@ -191,13 +191,13 @@ def _requirement_paths(args: argparse.Namespace) -> list[str]:
 
 
 def _read_requirements(args: argparse.Namespace) -> RequirementSet:
-    from pypidl.requirements import parse_requirement_files
+    from pypidl.plan.requirements import parse_requirement_files
 
     return parse_requirement_files(_requirement_paths(args))
 
 
 def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
-    from pypidl.planner import PlanOptions, plan
+    from pypidl.plan.planner import PlanOptions, plan
 
     reqs = _read_requirements(args)
     if not reqs.requirements:
@@ -271,7 +271,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
 def run_download(args: argparse.Namespace, ui: UI) -> int:
     manifest = load(args.manifest)
     if args.shard:
-        from pypidl.transfer import parse_shard, shard_manifest
+        from pypidl.bundle import parse_shard, shard_manifest
 
         k, n = parse_shard(args.shard)
         total = len(manifest.entries)
@@ -284,15 +284,15 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _download_and_index(args: argparse.Namespace, ui: UI, manifest: Manifest, root: Path) -> int:
-    from pypidl import engine
     from pypidl.cli._progress import ProgressEvents
+    from pypidl.fetch import pool as engine
 
     _, net = network_from_args(args)
     options = engine.EngineOptions(concurrency=args.concurrency, processes=args.processes, net=net)
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
     if args.build_index and not report.interrupted:
-        from pypidl.index_builder import build_index
+        from pypidl.store.index_builder import build_index
 
         result = build_index(root, backend=args.index_backend)
         ui.info(

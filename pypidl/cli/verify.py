@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.cli._common import require_mirror
     from pypidl.cli._output import format_bytes
     from pypidl.cli._progress import ProgressEvents
-    from pypidl.verify import verify_mirror
+    from pypidl.store.verify import verify_mirror
 
     require_mirror(args.directory)
     ui.info("Verifying the mirror in %s", args.directory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from pypidl.errors import BadInputError
-from pypidl.mirrors import redact_url, split_credentials
+from pypidl.sources import redact_url, split_credentials
 
 __all__ = ["clean_url", "entry_urls"]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pypidl.catalog import Catalog
 from pypidl.cli import main
-from pypidl.index_builder import build_index
 from pypidl.manifest import Entry, Manifest, dump
+from pypidl.store.catalog import Catalog
+from pypidl.store.index_builder import build_index
 from tests.lib.server import Corrupt, IndexServer, Status
 from tests.lib.wheels import make_sdist, make_wheel
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import index_client
 from pypidl.config import NetworkSettings
-from pypidl.download import DOWNLOADED, FAILED, Downloader, part_path
 from pypidl.errors import IndexError_
+from pypidl.fetch.downloader import DOWNLOADED, FAILED, Downloader, part_path
 from pypidl.hashing import file_sha256
-from pypidl.index_client import IndexClient
-from pypidl.mirrors import Mirror
+from pypidl.plan import pages as index_client
+from pypidl.plan.pages import IndexClient
+from pypidl.sources import Mirror
 from tests.lib.mirror import entry_for
 from tests.lib.server import Cut, Delay, Stall, Status
 from tests.lib.wheels import make_wheel

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from pypidl.check import check_mirror
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.targets import parse_targets
+from pypidl.plan.targets import parse_targets
+from pypidl.store.check import check_mirror
 from tests.lib.mirror import add_to_mirror
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel

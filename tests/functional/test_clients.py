@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from pypidl.index_builder import build_index
-from pypidl.serve import make_server
+from pypidl.store.index_builder import build_index
+from pypidl.store.serve import make_server
 from tests.lib.mirror import add_to_mirror, find_uv
 from tests.lib.wheels import make_wheel
 

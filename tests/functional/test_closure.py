@@ -15,11 +15,11 @@ import pytest
 from packaging.requirements import Requirement
 
 from pypidl.config import NetworkSettings
-from pypidl.index_client import IndexClient
-from pypidl.metadata import MetadataFetcher
-from pypidl.mirrors import Mirror
-from pypidl.resolver import UNKNOWN_DEPENDENCIES, Selection, resolve_closure
-from pypidl.targets import Target, parse_targets
+from pypidl.plan.closure import UNKNOWN_DEPENDENCIES, Selection, resolve_closure
+from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.pages import IndexClient
+from pypidl.plan.targets import Target, parse_targets
+from pypidl.sources import Mirror
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_sdist, make_wheel
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import engine
-from pypidl.catalog import Catalog
 from pypidl.config import NetworkSettings
-from pypidl.download import FileResult
+from pypidl.fetch import pool as engine
+from pypidl.fetch.downloader import FileResult
 from pypidl.hashing import file_sha256
 from pypidl.manifest import Entry
+from pypidl.store.catalog import Catalog
 from tests.lib.mirror import entry_for
 from tests.lib.server import ServedFile
 from tests.lib.wheels import make_wheel

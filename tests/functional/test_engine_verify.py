@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import engine
-from pypidl.catalog import STATE_DIR, Catalog
 from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError
+from pypidl.fetch import pool as engine
 from pypidl.manifest import Entry
-from pypidl.verify import verify_mirror
+from pypidl.store.catalog import STATE_DIR, Catalog
+from pypidl.store.verify import verify_mirror
 from tests.lib.mirror import entry_for
 from tests.lib.server import IndexServer
 

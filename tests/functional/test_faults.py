@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pypidl import engine
 from pypidl.config import NetworkSettings
-from pypidl.download import FileResult, part_path
+from pypidl.fetch import pool as engine
+from pypidl.fetch.downloader import FileResult, part_path
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
 from tests.lib.mirror import entry_for

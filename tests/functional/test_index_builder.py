@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from pypidl import index_builder
-from pypidl.catalog import Catalog
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.index_builder import build_index
-from pypidl.serve import choose_media_type, make_server
+from pypidl.store import index_builder
+from pypidl.store.catalog import Catalog
+from pypidl.store.index_builder import build_index
+from pypidl.store.serve import choose_media_type, make_server
 from tests.lib.mirror import add_to_mirror
 from tests.lib.wheels import make_sdist, make_wheel, wheel_metadata
 
@@ -79,7 +79,7 @@ def mirror(tmp_path: Path, wheel_dir: Path) -> Path:
 @pytest.fixture
 def builder_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """Capture the builder's records even when the CLI stopped 'pypidl' from propagating."""
-    logger = logging.getLogger("pypidl.index_builder")
+    logger = logging.getLogger("pypidl.store.index_builder")
     logger.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.DEBUG)
     yield caplog

@@ -1,6 +1,6 @@
 """The engine as a whole process tree: Ctrl-C, kill -9, and flat memory on a large file.
 
-A small driver script runs :func:`pypidl.engine.run` in a subprocess (its own session, so a
+A small driver script runs :func:`pypidl.fetch.pool.run` in a subprocess (its own session, so a
 signal can reach the whole tree the way a terminal's Ctrl-C does) against the loopback server
 of the test process.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import engine
 from pypidl.config import NetworkSettings
+from pypidl.fetch import pool as engine
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
 from tests.lib.mirror import entry_for
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals to a process
 
 DRIVER = """
 import json, resource, signal, sys
-from pypidl import engine
+from pypidl.fetch import pool as engine
 from pypidl.config import NetworkSettings
 from pypidl.manifest import Entry
 

@@ -13,9 +13,9 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from pypidl.config import NetworkSettings
-from pypidl.index_client import IndexClient, RemoteFile
-from pypidl.metadata import MetadataError, MetadataFetcher, choose_files, parse_core_metadata
-from pypidl.mirrors import Mirror
+from pypidl.plan.metadata import MetadataError, MetadataFetcher, choose_files, parse_core_metadata
+from pypidl.plan.pages import IndexClient, RemoteFile
+from pypidl.sources import Mirror
 from tests.lib.server import IndexServer, Status
 from tests.lib.wheels import make_sdist, make_wheel
 

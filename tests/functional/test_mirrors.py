@@ -3,7 +3,7 @@
 Two loopback servers in the bandersnatch layout (``<base>/web/simple/``, ``<base>/web/packages/``)
 stand in for the cn set; a third is the ``--index-url``, always the last resort.  All three serve
 the same wheel bytes, so a file's ``packages/<hash path>`` is the same everywhere and
-:func:`pypidl.mirrors.derive_file_url` can point at it on every mirror.  The packaged cn set names
+:func:`pypidl.sources.derive_file_url` can point at it on every mirror.  The packaged cn set names
 public hosts: every test here passes ``--mirrors-file``, so none of them is ever contacted.
 """
 
@@ -233,7 +233,7 @@ def test_mirrors_file_replaces_the_packaged_sets(
 def test_an_index_url_falls_back_for_files_only_in_the_simple_layout(
     index_url: str, packages_url: str | None
 ) -> None:
-    from pypidl.mirrors import Mirror
+    from pypidl.sources import Mirror
 
     mirror = Mirror.from_index_url(index_url)
     assert mirror.packages_url == packages_url

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import transfer
-from pypidl.catalog import Catalog
+from pypidl import bundle as transfer
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.index_builder import build_index
 from pypidl.manifest import Entry, Manifest, dump, load
+from pypidl.store.catalog import Catalog
+from pypidl.store.index_builder import build_index
 from tests.lib.wheels import make_sdist, make_wheel
 
 Members = list[tuple[tarfile.TarInfo, bytes]]

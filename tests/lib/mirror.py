@@ -9,8 +9,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from pypidl.catalog import Catalog
 from pypidl.manifest import Entry
+from pypidl.store.catalog import Catalog
 from tests.lib.server import IndexServer, ServedFile
 from tests.lib.wheels import wheel_metadata
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pypidl.catalog import Catalog
 from pypidl.manifest import Entry
+from pypidl.store.catalog import Catalog
 
 SHA = "ab" * 32
 

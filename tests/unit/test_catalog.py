@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pypidl.catalog import STATE_DIR, Catalog, Record
 from pypidl.manifest import Entry
+from pypidl.store.catalog import STATE_DIR, Catalog, Record
 
 
 def put(root: Path, project: str, filename: str, data: bytes) -> tuple[Entry, Path]:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import download
-from pypidl.catalog import Catalog
 from pypidl.config import NetworkSettings
-from pypidl.download import (
+from pypidl.fetch import downloader as download
+from pypidl.fetch.downloader import (
     Downloader,
     FileResult,
     MirrorStats,
@@ -24,9 +23,10 @@ from pypidl.download import (
     part_path,
     retry_after_seconds,
 )
-from pypidl.engine import RunReport
+from pypidl.fetch.pool import RunReport
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
+from pypidl.store.catalog import Catalog
 from tests.lib.mirror import entry_for
 from tests.lib.server import Stall
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pypidl.cli._progress import ProgressEvents
-from pypidl.download import FileResult
+from pypidl.fetch.downloader import FileResult
 from pypidl.manifest import Entry
 
 

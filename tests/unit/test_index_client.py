@@ -15,7 +15,7 @@ from packaging.utils import NormalizedName
 
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import IndexError_
-from pypidl.index_client import (
+from pypidl.plan.pages import (
     JSON_TYPE,
     IndexClient,
     ProjectNotFound,
@@ -24,7 +24,7 @@ from pypidl.index_client import (
     parse_html_page,
     parse_json_page,
 )
-from pypidl.mirrors import Mirror
+from pypidl.sources import Mirror
 from tests.lib.server import Delay, IndexServer, Status
 from tests.lib.wheels import make_sdist, make_wheel
 
@@ -203,7 +203,7 @@ def test_json_unsafe_names_are_ignored_with_a_warning(
     filename: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     page = json_page(jfile(filename), jfile("demo-2.0.tar.gz"))
-    with caplog.at_level(logging.WARNING, logger="pypidl.index_client"):
+    with caplog.at_level(logging.WARNING, logger="pypidl.plan.pages"):
         files = parse_json_page(page, PAGE, DEMO, "m")
     assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
     assert "unsafe file name" in caplog.text
@@ -326,7 +326,7 @@ def test_html_unsafe_names_are_ignored_with_a_warning(
     href: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     page = html_page(f'<a href="{href}">x</a>', '<a href="/p/demo-2.0.tar.gz">y</a>')
-    with caplog.at_level(logging.WARNING, logger="pypidl.index_client"):
+    with caplog.at_level(logging.WARNING, logger="pypidl.plan.pages"):
         files = parse_html_page(page, PAGE, DEMO, "m")
     assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
     assert "unsafe file name" in caplog.text

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypidl.errors import BadInputError
-from pypidl.mirrors import (
+from pypidl.sources import (
     Mirror,
     derive_file_url,
     load_mirror_sets,

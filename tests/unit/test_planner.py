@@ -9,10 +9,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, parse_sdist_filename, parse_wheel_filename
 
 from pypidl.config import NetworkSettings
-from pypidl.index_client import RemoteFile
-from pypidl.mirrors import Mirror
-from pypidl.planner import Planner, _newest_installable, choose_files
-from pypidl.targets import Target, parse_targets
+from pypidl.plan.pages import RemoteFile
+from pypidl.plan.planner import Planner, _newest_installable, choose_files
+from pypidl.plan.targets import Target, parse_targets
+from pypidl.sources import Mirror
 
 SHA = "ab" * 32
 

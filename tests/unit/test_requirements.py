@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypidl.errors import BadInputError, RequirementsError
-from pypidl.requirements import (
+from pypidl.plan.requirements import (
     RequirementSet,
     parse_requirement_files,
     parse_requirement_lines,

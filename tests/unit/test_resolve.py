@@ -11,7 +11,7 @@ import pytest
 
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import ResolutionError
-from pypidl.resolve import _explain, _isolated_env, _redact_all, compile_host, parse_pins
+from pypidl.plan.pip_compile import _explain, _isolated_env, _redact_all, compile_host, parse_pins
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel
 

@@ -11,10 +11,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
-from pypidl.index_client import ProjectNotFound, ProjectPage, RemoteFile
-from pypidl.metadata import CoreMetadata, MetadataError
-from pypidl.resolver import UNKNOWN_DEPENDENCIES, resolve_closure
-from pypidl.targets import Target, parse_targets
+from pypidl.plan.closure import UNKNOWN_DEPENDENCIES, resolve_closure
+from pypidl.plan.metadata import CoreMetadata, MetadataError
+from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.targets import Target, parse_targets
 
 
 class FakeIndex:

@@ -12,7 +12,7 @@ from packaging.utils import parse_wheel_filename
 from pip._internal.utils.compatibility_tags import get_supported
 
 from pypidl.errors import BadInputError, TargetError
-from pypidl.targets import (
+from pypidl.plan.targets import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSIONS,
     FAMILIES,

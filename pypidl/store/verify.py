@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pypidl._fs import TEMP_PREFIX
-from pypidl.catalog import Catalog
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, new_hasher
 from pypidl.manifest import PACKAGES_DIR, partition
+from pypidl.store.catalog import Catalog
 
 __all__ = ["VerifyEvents", "VerifyReport", "verify_mirror"]
 

@@ -5,7 +5,7 @@ Shape (issue 2, issue 3):
 * entries are split into whole projects balanced by bytes (:func:`pypidl.manifest.partition`),
   one group per worker process, so only one process ever writes a project's catalog file;
 * processes are started with ``spawn`` on every OS; each runs a ``ThreadPoolExecutor`` whose
-  threads share one :class:`pypidl.download.Downloader`; ``concurrency`` is the total number
+  threads share one :class:`pypidl.fetch.downloader.Downloader`; ``concurrency`` is the total number
   of streams across all processes;
 * workers never print: they send byte counts (batched), file results, log records and a final
   "done" message with their mirror statistics through one queue, which the parent drains and
@@ -36,9 +36,9 @@ from typing import Any, Protocol
 import requests
 
 from pypidl._fs import safe_join
-from pypidl.catalog import Catalog, Record
 from pypidl.config import NetworkSettings
-from pypidl.download import (
+from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.fetch.downloader import (
     DOWNLOADED,
     FAILED,
     INTERRUPTED,
@@ -48,9 +48,9 @@ from pypidl.download import (
     MirrorStats,
     mirror_key,
 )
-from pypidl.errors import BadInputError, UnsafeFilenameError
-from pypidl.index_client import describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry, partition
+from pypidl.session import describe_error, new_session
+from pypidl.store.catalog import Catalog, Record
 
 __all__ = [
     "EngineOptions",

@@ -2,7 +2,7 @@
 
 1. Read the project pages of the requirements (concurrently); a project no index has fails alone.
 2. Resolve for the host with pip-compile (unless ``no_deps``): its pins are the preferred versions.
-3. Complete the closure for every target (:mod:`pypidl.resolver`): which versions each target needs.
+3. Complete the closure for every target (:mod:`pypidl.plan.closure`): which versions each target needs.
 4. Pick the files: per release, the wheels some target that needs the release can install, and
    its sdist when one of those targets has no wheel (policy ``sdist``).  Never Python-2-only files.
 5. List every mirror's URL of each file, best first.
@@ -23,16 +23,16 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl.errors import IndexError_, ResolutionError
-from pypidl.index_client import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.manifest import Entry, Manifest, Problem
-from pypidl.mirrors import Mirror, derive_file_url, redact_url
-from pypidl.resolve import compile_host
+from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.pip_compile import compile_host
+from pypidl.sources import Mirror, derive_file_url, redact_url
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
-    from pypidl.metadata import MetadataFetcher
-    from pypidl.requirements import RequirementSet
-    from pypidl.targets import Target
+    from pypidl.plan.metadata import MetadataFetcher
+    from pypidl.plan.requirements import RequirementSet
+    from pypidl.plan.targets import Target
 
 __all__ = ["PlanOptions", "Planner", "plan"]
 
@@ -226,7 +226,7 @@ class Planner:
         pins: Mapping[NormalizedName, str],
         selection: _Selection,
     ) -> None:
-        from pypidl.resolver import resolve_closure
+        from pypidl.plan.closure import resolve_closure
 
         result = resolve_closure(
             requirements,
@@ -248,8 +248,8 @@ class Planner:
         }
 
     def _metadata_source(self) -> MetadataFetcher:
-        from pypidl.metadata import MetadataFetcher
-        from pypidl.resolve import cache_dir
+        from pypidl.plan.metadata import MetadataFetcher
+        from pypidl.plan.pip_compile import cache_dir
 
         return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
 
@@ -391,7 +391,7 @@ def _same_version(a: str, b: str) -> bool:
 
 
 def _python3_file(rf: RemoteFile) -> bool:
-    from pypidl.targets import allows_any_python3, is_python3_wheel
+    from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 
     if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
         return False

@@ -1,6 +1,6 @@
 """Prove, offline and from the mirror alone, that every target can install the requirements.
 
-``pypidl check`` runs the same per-target resolver as planning (:mod:`pypidl.resolver`), but its
+``pypidl check`` runs the same per-target resolver as planning (:mod:`pypidl.plan.closure`), but its
 pages come from the mirror's catalog (the files the built index lists, and that are still on
 disk) and its metadata from the ``.metadata`` sidecars beside the wheels, or from the files
 themselves.  A target passes when its whole closure resolves from those files; otherwise the
@@ -23,18 +23,18 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from pypidl.catalog import Catalog
 from pypidl.errors import BadInputError, UnsafeFilenameError
-from pypidl.index_client import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.manifest import Entry, Problem
-from pypidl.metadata import METADATA_SUFFIX, MetadataFetcher
-from pypidl.resolver import resolve_closure
+from pypidl.plan.closure import resolve_closure
+from pypidl.plan.metadata import METADATA_SUFFIX, MetadataFetcher
+from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.store.catalog import Catalog
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from packaging.tags import Tag
 
-    from pypidl.targets import Target
+    from pypidl.plan.targets import Target
 
 __all__ = ["CheckReport", "TargetCheck", "check_mirror", "mirror_pages"]
 
@@ -129,7 +129,7 @@ def _remote_file(project: str, filename: str, path: Path, entry: Entry) -> Remot
 
 
 def mirror_pages(root: str | os.PathLike[str]) -> _MirrorPages:
-    """A page source (for :func:`pypidl.resolver.resolve_closure`) over a local mirror.
+    """A page source (for :func:`pypidl.plan.closure.resolve_closure`) over a local mirror.
 
     :raises BadInputError: when ``root`` holds no pypidl catalog.
     """

@@ -43,12 +43,12 @@ from resolvelib.resolvers import (
 
 from pypidl.errors import IndexError_
 from pypidl.manifest import Problem
-from pypidl.metadata import CoreMetadata, MetadataError, MetadataSource
-from pypidl.targets import allows_any_python3, is_python3_wheel
+from pypidl.plan.metadata import CoreMetadata, MetadataError, MetadataSource
+from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 
 if TYPE_CHECKING:
-    from pypidl.index_client import ProjectPage, RemoteFile
-    from pypidl.targets import Target
+    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.targets import Target
 
 __all__ = [
     "UNKNOWN_DEPENDENCIES",
@@ -564,7 +564,7 @@ def resolve_closure(
     :param targets: the environments the mirror serves.
     :param pages: a project's index page by name (e.g. :meth:`IndexClient.project`); called at
         most once per project, from several threads.
-    :param metadata: core metadata of releases (:class:`pypidl.metadata.MetadataFetcher`).
+    :param metadata: core metadata of releases (:class:`pypidl.plan.metadata.MetadataFetcher`).
     :param constraints: ``-c`` lines: they narrow candidates but select nothing.
     :param preferred: the host's pip-compile pins, tried first wherever they fit.
     :param all_versions: also select every Python 3 version of each project of the closure, each with

@@ -31,10 +31,10 @@ from packaging.version import Version
 
 from pypidl import __version__
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, safe_join
-from pypidl.catalog import STATE_DIR, Catalog
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, hash_stream, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, Problem, loads, partition
+from pypidl.store.catalog import STATE_DIR, Catalog
 
 __all__ = [
     "BUNDLE_HEADER",
@@ -370,7 +370,7 @@ class ImportReport:
     added: tuple[Entry, ...]
     #: files the mirror already held, verified
     present: tuple[Entry, ...]
-    #: what :func:`pypidl.index_builder.build_index` returned, or None when it did not run
+    #: what :func:`pypidl.store.index_builder.build_index` returned, or None when it did not run
     index: Any = None
 
 
@@ -664,7 +664,7 @@ def _keep_manifest(into: Path, manifest: Manifest) -> None:
 
 def _build_index(root: Path) -> Any:
     try:
-        from pypidl.index_builder import build_index  # lazily: written alongside
+        from pypidl.store.index_builder import build_index  # lazily: written alongside
     except ImportError:
         log.warning("the index builder is not available; %s was not indexed", root)
         return None

@@ -44,10 +44,10 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pypidl._fs import TEMP_PREFIX, atomic_write, safe_join
-from pypidl.catalog import Catalog, Record
 from pypidl.errors import BadInputError, PypidlError
 from pypidl.hashing import file_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry
+from pypidl.store.catalog import Catalog, Record
 
 __all__ = [
     "BACKENDS",

@@ -41,18 +41,18 @@ from urllib.parse import urlsplit
 import requests
 
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, safe_join
-from pypidl.catalog import STATE_DIR, Catalog, Record
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
+from pypidl.store.catalog import STATE_DIR, Catalog, Record
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 else:
     import fcntl
 from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
-from pypidl.index_client import abort_response, describe_error, new_session
 from pypidl.manifest import PACKAGES_DIR, Entry
-from pypidl.mirrors import redact_url, strip_credentials
+from pypidl.session import abort_response, describe_error, new_session
+from pypidl.sources import redact_url, strip_credentials
 
 if TYPE_CHECKING:
     import hashlib

@@ -45,11 +45,11 @@ from packaging.version import InvalidVersion, Version
 from pypidl._fs import atomic_write_bytes
 from pypidl.errors import IndexError_
 from pypidl.hashing import CHUNK_SIZE, is_sha256
-from pypidl.mirrors import redact_url
+from pypidl.sources import redact_url
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
-    from pypidl.index_client import RemoteFile
+    from pypidl.plan.pages import RemoteFile
 
 __all__ = [
     "METADATA_SUFFIX",
@@ -208,7 +208,7 @@ class _Once:
 class MetadataFetcher:
     """The network (and ``file:``) implementation of :class:`MetadataSource`.
 
-    Thread-safe: each thread uses its own session from :func:`index_client.new_session`.
+    Thread-safe: each thread uses its own session from :func:`pypidl.session.new_session`.
 
     :param net: timeouts, TLS, credentials; defaults to :class:`NetworkSettings` with pip's agent.
     :param cache_dir: where metadata is kept between runs, by file sha256 (optional).
@@ -297,7 +297,7 @@ class MetadataFetcher:
         """One session for every metadata thread, its pool sized for them (made on first use)."""
         with self._session_lock:  # not _pool_lock: close() holds that while pool threads finish
             if self._session is None:
-                from pypidl.index_client import new_session
+                from pypidl.session import new_session
 
                 self._session = new_session(self.net, pool_size=self.workers)
             return self._session

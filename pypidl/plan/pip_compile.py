@@ -1,7 +1,7 @@
 """Host resolution with pip-compile (pip-tools), the resolver users already trust.
 
 pip-compile resolves the requirements for the interpreter pypidl runs on.  Its pins are the
-preferred versions for every other target too (see :mod:`pypidl.resolver`, which completes the
+preferred versions for every other target too (see :mod:`pypidl.plan.closure`, which completes the
 closure for targets whose markers differ from the host's).
 """
 
@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from pypidl.errors import ResolutionError
-from pypidl.mirrors import redact_url, split_credentials
+from pypidl.sources import redact_url, split_credentials
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
