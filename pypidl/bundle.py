@@ -32,7 +32,7 @@ from packaging.version import Version
 from pypidl import __version__
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, safe_join
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
-from pypidl.hashing import CHUNK_SIZE, hash_stream, is_sha256, new_hasher
+from pypidl.hashing import bytes_sha256, copy_hashing, hash_stream, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, Problem, loads, partition
 from pypidl.store.catalog import STATE_DIR, Catalog
 
@@ -255,7 +255,7 @@ def bundle(
         "created": _now(),
         "manifest": {
             "relpath": BUNDLE_MANIFEST,
-            "sha256": _digest(manifest_text),
+            "sha256": bytes_sha256(manifest_text),
             "size": len(manifest_text),
         },
         "since": None if since is None else {"created": since.created, "files": len(since.entries)},
@@ -294,12 +294,6 @@ def bundle(
         len(manifest.entries) - len(files),
     )
     return BundleReport(path=out, files=tuple(files), unchanged=len(manifest.entries) - len(files))
-
-
-def _digest(data: bytes) -> str:
-    h = new_hasher()
-    h.update(data)
-    return h.hexdigest()
 
 
 def _mirror_path(root: Path, entry: Entry) -> Path:
@@ -507,7 +501,7 @@ def _check_bundle(
 
     manifest_member = seen[BUNDLE_MANIFEST]
     raw = _read_member(tar, manifest_member, where)
-    if _digest(raw) != manifest_info["sha256"]:
+    if bytes_sha256(raw) != manifest_info["sha256"]:
         raise BundleError(
             f"{BUNDLE_MANIFEST} does not match the sha256 in the header", context=where
         )
@@ -624,7 +618,7 @@ def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str
             if src is None:  # pragma: no cover - checked to be a regular file
                 raise BundleError(f"{item.member.name} cannot be read")
             with src:
-                digest, size = _copy_hashing(src, dst)
+                digest, size = copy_hashing(src, dst)
             dst.flush()
             os.fsync(dst.fileno())
     except (tarfile.TarError, EOFError) as exc:  # the tar is damaged or shorter than its headers
@@ -643,16 +637,6 @@ def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str
     if problem is not None:
         tmp.unlink()
     return tmp, problem
-
-
-def _copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
-    hasher = new_hasher()
-    size = 0
-    while chunk := src.read(CHUNK_SIZE):
-        hasher.update(chunk)
-        dst.write(chunk)
-        size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 def _keep_manifest(into: Path, manifest: Manifest) -> None:
@@ -758,7 +742,7 @@ def _copy_verified(src: Path, final: Path, entry: Entry) -> bool:
     tmp = Path(name)
     try:
         with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            digest, _ = _copy_hashing(fin, fout)
+            digest, _ = copy_hashing(fin, fout)
             fout.flush()
             os.fsync(fout.fileno())
         if digest != entry.sha256:

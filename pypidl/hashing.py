@@ -5,11 +5,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import IO
 
 from pypidl.errors import HashMismatchError
 
-__all__ = ["CHUNK_SIZE", "STRONG_HASHES", "file_sha256", "is_sha256", "new_hasher", "verify_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "STRONG_HASHES",
+    "bytes_sha256",
+    "copy_hashing",
+    "file_sha256",
+    "hash_stream",
+    "is_sha256",
+    "new_hasher",
+    "verify_file",
+]
 
 #: Hash algorithms pypidl accepts from an index; weaker ones (md5, sha1) are ignored.
 STRONG_HASHES = ("sha256", "sha384", "sha512")
@@ -31,14 +42,40 @@ def new_hasher(name: str = "sha256") -> hashlib._Hash:
     return hashlib.new(name)
 
 
-def hash_stream(fh: BinaryIO, name: str = "sha256") -> tuple[str, int]:
-    """Digest and length of everything readable from ``fh``, one chunk at a time."""
+def copy_hashing(
+    src: IO[bytes],
+    dst: IO[bytes] | None = None,
+    *,
+    name: str = "sha256",
+    on_bytes: Callable[[int], None] | None = None,
+) -> tuple[str, int]:
+    """Digest and length of everything readable from ``src``, one chunk at a time.
+
+    Each chunk is also written to ``dst`` when one is given (a copy that is hashed on the way, so
+    the bytes are read once), and its length passed to ``on_bytes`` (progress) when given.
+    """
     h = new_hasher(name)
     size = 0
-    while chunk := fh.read(CHUNK_SIZE):
+    while chunk := src.read(CHUNK_SIZE):
         h.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
         size += len(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
     return h.hexdigest(), size
+
+
+def hash_stream(fh: IO[bytes], name: str = "sha256") -> tuple[str, int]:
+    """Digest and length of everything readable from ``fh``."""
+    return copy_hashing(fh, name=name)
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The sha256 of ``data``, for the small things held in memory (pages, sidecars, headers)."""
+    h = new_hasher("sha256")
+    h.update(data)
+    return h.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

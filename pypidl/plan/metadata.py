@@ -19,7 +19,6 @@ are read in place, using a ``.metadata`` sidecar beside the file when there is o
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -43,8 +42,13 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import atomic_write_bytes
+from pypidl.dists import (
+    METADATA_SUFFIX,
+    read_sdist_pkg_info,
+    read_wheel_metadata,
+)
 from pypidl.errors import IndexError_
-from pypidl.hashing import CHUNK_SIZE, is_sha256
+from pypidl.hashing import CHUNK_SIZE, bytes_sha256, is_sha256
 from pypidl.sources import redact_url
 
 if TYPE_CHECKING:
@@ -64,7 +68,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: PEP 658: a wheel's METADATA is served at the wheel's URL plus this suffix.
-METADATA_SUFFIX = ".metadata"
 #: Bytes fetched from the end of a wheel by the first range request: enough for the end
 #: records and the central directory of almost every wheel, so most reads take two requests.
 TAIL_SIZE = 64 * 1024
@@ -75,7 +78,6 @@ MAX_METADATA = 16 * 1024 * 1024
 #: Largest file downloaded whole to read its metadata (server ignores Range, or an sdist).
 MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024
 
-_METADATA_MEMBER = re.compile(r"^([^/]+)\.dist-info/METADATA$")
 _HEADERS = {"Accept-Encoding": "identity"}  # byte ranges are of the stored file, never re-encoded
 
 T = TypeVar("T")
@@ -384,7 +386,7 @@ class MetadataFetcher:
             resp.raise_for_status()
             data = _read_bounded(resp, MAX_METADATA, url)
         if rf.core_metadata_sha256:
-            actual = hashlib.sha256(data).hexdigest()
+            actual = bytes_sha256(data)
             if actual != rf.core_metadata_sha256:
                 raise MetadataError(
                     f"sha256 mismatch for {rf.filename}.metadata: expected "
@@ -575,46 +577,17 @@ def _spool(resp: requests.Response, limit: int, url: str) -> _SpooledDownload:
 
 
 def _wheel_metadata(fh: IO[bytes] | _RangeFile, rf: RemoteFile) -> bytes:
-    with zipfile.ZipFile(fh) as zf:
-        member = _metadata_member(zf.infolist(), rf)
-        if member.file_size > MAX_METADATA:
-            raise MetadataError(f"{rf.filename}: METADATA is {member.file_size} bytes")
-        return zf.read(member)
-
-
-def _metadata_member(infos: list[zipfile.ZipInfo], rf: RemoteFile) -> zipfile.ZipInfo:
-    found = [(m.group(1), info) for info in infos if (m := _METADATA_MEMBER.match(info.filename))]
-    if not found:
-        raise MetadataError(f"{rf.filename} has no .dist-info/METADATA")
-    for dist_info, info in found:
-        name = dist_info.rsplit("-", 1)[0] if "-" in dist_info else dist_info
-        if canonicalize_name(name) == rf.project:
-            return info
-    return found[0][1]
+    try:
+        return read_wheel_metadata(fh, rf.project, max_size=MAX_METADATA)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise MetadataError(f"{rf.filename}: {exc}") from None
 
 
 def _sdist_pkg_info(fh: IO[bytes], filename: str) -> bytes:
-    """``PKG-INFO`` at the top of an sdist (``<name>-<version>/PKG-INFO``), read by streaming."""
-    if filename.endswith(".zip"):
-        with zipfile.ZipFile(fh) as zf:
-            for info in zf.infolist():
-                parts = info.filename.split("/")
-                if len(parts) == 2 and parts[1] == "PKG-INFO":
-                    if info.file_size > MAX_METADATA:
-                        break
-                    return zf.read(info)
-        raise MetadataError(f"{filename} has no top-level PKG-INFO")
-    with tarfile.open(fileobj=fh, mode="r|*") as tar:
-        for member in tar:
-            parts = member.name.lstrip("./").split("/")
-            if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
-                if member.size > MAX_METADATA:
-                    break
-                extracted = tar.extractfile(member)
-                if extracted is None:
-                    break
-                return extracted.read()
-    raise MetadataError(f"{filename} has no top-level PKG-INFO")
+    try:
+        return read_sdist_pkg_info(fh, filename, max_size=MAX_METADATA)
+    except ValueError as exc:
+        raise MetadataError(str(exc)) from None
 
 
 def _read_local(rf: RemoteFile) -> bytes:

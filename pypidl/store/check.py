@@ -23,10 +23,11 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.manifest import Entry, Problem
 from pypidl.plan.closure import resolve_closure
-from pypidl.plan.metadata import METADATA_SUFFIX, MetadataFetcher
+from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.store.catalog import Catalog
 

@@ -38,14 +38,15 @@ from urllib.parse import quote
 
 from packaging.utils import (
     InvalidWheelFilename,
-    canonicalize_name,
+    NormalizedName,
     parse_wheel_filename,
 )
 from packaging.version import Version
 
 from pypidl._fs import TEMP_PREFIX, atomic_write, safe_join
+from pypidl.dists import METADATA_SUFFIX, read_wheel_metadata
 from pypidl.errors import BadInputError, PypidlError
-from pypidl.hashing import file_sha256, new_hasher
+from pypidl.hashing import bytes_sha256, file_sha256
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.store.catalog import Catalog, Record
 
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 REPOSITORY_VERSION = "1.1"
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 SIMPLE_DIR = "simple"
-METADATA_SUFFIX = ".metadata"
 HTML_PAGE = "index.html"
 JSON_PAGE = "index.json"
 BACKENDS = ("pypidl", "dir2pi")
@@ -209,37 +209,23 @@ def _remove_sidecar(path: Path) -> None:
         (path.parent / (path.name + METADATA_SUFFIX)).unlink()
 
 
-_METADATA_MEMBER = re.compile(r"([^/]+)\.dist-info/METADATA")
-
-
 def wheel_metadata(path: str | os.PathLike[str]) -> bytes:
-    """The ``*.dist-info/METADATA`` bytes of the wheel at ``path``.
-
-    When a wheel holds several ``.dist-info`` directories, the one named after the wheel's
-    project wins.
+    """The ``*.dist-info/METADATA`` bytes of the wheel at ``path`` (:func:`pypidl.dists.metadata_member`).
 
     :raises ValueError: when the wheel has no (unambiguous) METADATA.
     :raises zipfile.BadZipFile: when it is not a zip archive.
     :raises OSError: when it cannot be read.
     """
     path = Path(path)
-    with zipfile.ZipFile(path) as zf:
-        found = [
-            (m.group(1), name) for name in zf.namelist() if (m := _METADATA_MEMBER.fullmatch(name))
-        ]
-        if len(found) > 1:
-            try:
-                project = parse_wheel_filename(path.name)[0]
-            except InvalidWheelFilename:
-                project = None
-            found = [
-                (dist, name)
-                for dist, name in found
-                if canonicalize_name(dist.rpartition("-")[0] or dist) == project
-            ]
-        if len(found) != 1:
-            raise ValueError(f"{path.name}: no single .dist-info/METADATA in the wheel")
-        return zf.read(found[0][1])
+    try:
+        project: NormalizedName | None = parse_wheel_filename(path.name)[0]
+    except InvalidWheelFilename:
+        project = None
+    with open(path, "rb") as fh:
+        try:
+            return read_wheel_metadata(fh, project)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from None
 
 
 def _sidecar(wheel: Path) -> tuple[str | None, bool]:
@@ -252,7 +238,7 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
     with contextlib.suppress(OSError):
         if sidecar.stat().st_mtime_ns >= wheel.stat().st_mtime_ns:
             _make_public(sidecar)
-            return _bytes_sha256(sidecar.read_bytes()), False
+            return bytes_sha256(sidecar.read_bytes()), False
     try:
         data = wheel_metadata(wheel)
     except (OSError, ValueError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
@@ -261,13 +247,7 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
         return None, False
     _publish(sidecar, data)
     log.debug("%s: wrote its PEP 658 metadata file", wheel.name)
-    return _bytes_sha256(data), True
-
-
-def _bytes_sha256(data: bytes) -> str:
-    h = new_hasher("sha256")
-    h.update(data)
-    return h.hexdigest()
+    return bytes_sha256(data), True
 
 
 # --------------------------------------------------------------------------------------------

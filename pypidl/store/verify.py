@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pypidl._fs import TEMP_PREFIX
+from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
-from pypidl.hashing import CHUNK_SIZE, new_hasher
+from pypidl.hashing import copy_hashing
 from pypidl.manifest import PACKAGES_DIR, partition
 from pypidl.store.catalog import Catalog
 
 __all__ = ["VerifyEvents", "VerifyReport", "verify_mirror"]
 
-_METADATA_SUFFIX = ".metadata"  # PEP 658 sidecars the index builder writes beside wheels
 _BYTES_BATCH = 8 * 1024 * 1024
 _BYTES_PER_PROCESS = 64 * 1024 * 1024
 
@@ -81,17 +81,19 @@ class VerifyEvents(Protocol):
 
 
 def _hash(path: Path, report_bytes: Any) -> str:
-    h = new_hasher()
     pending = 0
+
+    def batch(n: int) -> None:  # progress in batches: one message per chunk would flood the queue
+        nonlocal pending
+        pending += n
+        if pending >= _BYTES_BATCH:
+            report_bytes(pending)
+            pending = 0
+
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            h.update(chunk)
-            pending += len(chunk)
-            if pending >= _BYTES_BATCH:
-                report_bytes(pending)
-                pending = 0
+        digest, _ = copy_hashing(fh, on_bytes=batch)
     report_bytes(pending)
-    return h.hexdigest()
+    return digest
 
 
 def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> VerifyReport:
@@ -151,7 +153,7 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
             name = path.name
             if name.startswith(TEMP_PREFIX) or name in records:
                 continue
-            if name.endswith(_METADATA_SUFFIX) and name[: -len(_METADATA_SUFFIX)] in records:
+            if name.endswith(METADATA_SUFFIX) and name[: -len(METADATA_SUFFIX)] in records:
                 continue
             problem(f"{PACKAGES_DIR}/{project}/{name}", "not in the catalog")
     return report
