@@ -1,14 +1,11 @@
-"""Moving mirrors between hosts: shards, merged manifests, bundles across the air gap, adoption.
+"""Carrying mirrors across the air gap: bundles of new files, checked whole before import.
 
-* **Shards** (``--shard K/N``): :func:`select_shard` gives host K of N its share of a manifest,
-  whole projects balanced by bytes (:func:`pypidl.manifest.partition`), the same on every host.
-* **Merge**: :func:`merge_manifests` combines the manifests of several plans or shards.
-* **Bundle / import**: :func:`bundle` packs the files new since an older manifest into a tar with
-  a header (``pypidl-bundle.json``) and the manifest; :func:`import_bundle` on the inside host
-  checks the whole tar against the header before writing anything, streams each file to a temp
-  file while hashing it, and publishes the files only when every hash matched.
-* **Adopt**: :func:`adopt` records files another tool (aria2c, wget) put into a mirror, after
-  hashing each one against the manifest.
+:func:`bundle` packs the files new since an older manifest into a tar with a header
+(``pypidl-bundle.json``) and the manifest.  :func:`import_bundle`, on the inside host, checks the
+whole tar against the header before writing anything, streams each file to a temp file while
+hashing it, and publishes the files only when every hash matched.  (Shards and merges of manifests
+are in :mod:`pypidl.manifest`; adopting files another tool downloaded is
+:mod:`pypidl.store.adopt`.)
 """
 
 from __future__ import annotations
@@ -21,19 +18,17 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from packaging.version import Version
-
 from pypidl import __version__
-from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, safe_join
+from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
-from pypidl.hashing import bytes_sha256, copy_hashing, hash_stream, is_sha256, new_hasher
-from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, Problem, loads, partition
+from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher
+from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
+from pypidl.store import index_builder
 from pypidl.store.catalog import STATE_DIR, Catalog
 
 __all__ = [
@@ -41,18 +36,12 @@ __all__ = [
     "BUNDLE_MANIFEST",
     "BUNDLE_SCHEMA",
     "BUNDLE_VERSION",
-    "AdoptReport",
     "BundleError",
     "BundleReport",
     "ImportReport",
-    "adopt",
     "bundle",
     "import_bundle",
-    "merge_manifests",
     "new_since",
-    "parse_shard",
-    "select_shard",
-    "shard_manifest",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,107 +62,6 @@ class BundleError(ProblemsError):
     """A bundle is malformed, unsafe or tampered with; nothing was written."""
 
     default_hint = "the bundle was refused as a whole; make it again on the outside host"
-
-
-# --------------------------------------------------------------------------- shards
-
-_SHARD_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> ``(K, N)``, with ``1 <= K <= N``.
-
-    :raises BadInputError: for anything else.
-    """
-    match = _SHARD_RE.fullmatch(text)
-    if match is None:
-        raise BadInputError(f"shard {text!r} is not of the form K/N", hint="e.g. --shard 2/5")
-    k, n = int(match.group(1)), int(match.group(2))
-    if n < 1 or not 1 <= k <= n:
-        raise BadInputError(f"shard {text!r} is out of range: K must be 1..N and N at least 1")
-    return k, n
-
-
-def select_shard(entries: Iterable[Entry], k: int, n: int) -> list[Entry]:
-    """Host ``k``'s share (1-based) when ``entries`` are split over ``n`` hosts.
-
-    Whole projects, balanced by bytes, deterministic: shards ``1..n`` are disjoint and together
-    hold every entry.
-
-    :raises BadInputError: when ``k`` is not in ``1..n``.
-    """
-    if n < 1 or not 1 <= k <= n:
-        raise BadInputError(f"shard {k}/{n} is out of range: K must be 1..N and N at least 1")
-    return partition(entries, n)[k - 1]
-
-
-def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:
-    """``manifest`` reduced to shard ``k`` of ``n`` (projects without files are dropped too)."""
-    entries = select_shard(manifest.entries, k, n)
-    names = {e.project for e in entries}
-    return replace(
-        manifest,
-        entries=tuple(entries),
-        projects={p: v for p, v in manifest.projects.items() if p in names},
-        problems=tuple(p for p in manifest.problems if p.project in names),
-    )
-
-
-# --------------------------------------------------------------------------- merge
-
-
-def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
-    """One manifest holding every file of ``manifests``.
-
-    Files are matched by (project, filename); the first manifest's facts win and the URLs of all
-    are kept, first manifest's first.  Requirements, targets, index URLs, projects and problems
-    are unioned in order.
-
-    :raises BadInputError: when the same file has different sha256 digests in two manifests,
-        or when no manifest is given.
-    """
-    if not manifests:
-        raise BadInputError("nothing to merge: no manifest given")
-    merged: dict[tuple[str, str], Entry] = {}
-    conflicts: list[str] = []
-    for manifest in manifests:
-        for entry in manifest.entries:
-            key = (entry.project, entry.filename)
-            have = merged.get(key)
-            if have is None:
-                merged[key] = entry
-            elif have.sha256 != entry.sha256:
-                conflicts.append(
-                    f"{entry.project}/{entry.filename}: sha256 {have.sha256} vs {entry.sha256}"
-                )
-            else:
-                urls = tuple(dict.fromkeys(have.urls + entry.urls))
-                size = have.size if have.size is not None else entry.size
-                merged[key] = replace(have, urls=urls, size=size)
-    if conflicts:
-        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        raise BadInputError(
-            f"manifests disagree about a file: {conflicts[0]}{more}",
-            hint="the manifests were planned against indexes that serve different files",
-        )
-    projects: dict[str, set[str]] = {}
-    for manifest in manifests:
-        for name, versions in manifest.projects.items():
-            projects.setdefault(name, set()).update(versions)
-
-    def union(values: Iterable[Iterable[Any]]) -> tuple[Any, ...]:
-        return tuple(dict.fromkeys(v for group in values for v in group))
-
-    problems: tuple[Problem, ...] = union(m.problems for m in manifests)
-    return Manifest(
-        entries=tuple(merged.values()),
-        requirements=union(m.requirements for m in manifests),
-        index_urls=union(m.index_urls for m in manifests),
-        targets=union(m.targets for m in manifests),
-        all_versions=any(m.all_versions for m in manifests),
-        problems=problems,
-        projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
-    )
 
 
 # --------------------------------------------------------------------------- bundle
@@ -228,7 +116,7 @@ def bundle(
     sizes: dict[str, int] = {}
     problems: list[str] = []
     for entry in files:
-        path = _mirror_path(root, entry)
+        path = entry.path_in(root)
         try:
             st = path.stat()
         except OSError:
@@ -280,7 +168,7 @@ def bundle(
                 _add_bytes(tar, BUNDLE_HEADER, header_text)
                 _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
                 for entry in files:
-                    _add_file(tar, entry, _mirror_path(root, entry), sizes[entry.relpath])
+                    _add_file(tar, entry, entry.path_in(root), sizes[entry.relpath])
             raw.flush()
             os.fsync(raw.fileno())
         tmp.replace(out)
@@ -294,10 +182,6 @@ def bundle(
         len(manifest.entries) - len(files),
     )
     return BundleReport(path=out, files=tuple(files), unchanged=len(manifest.entries) - len(files))
-
-
-def _mirror_path(root: Path, entry: Entry) -> Path:
-    return safe_join(root, PACKAGES_DIR, entry.project, entry.filename)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -407,7 +291,7 @@ def import_bundle(
         present: list[Entry] = []
         todo: list[tuple[_Planned, Path]] = []
         for item in plan:
-            final = _mirror_path(into, item.entry)
+            final = item.entry.path_in(into)
             if catalog.current(item.entry):
                 present.append(item.entry)
             else:
@@ -437,7 +321,7 @@ def import_bundle(
         added.append(entry)
     _keep_manifest(into, manifest)
     log.debug("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
-    index = _build_index(into) if build_index else None
+    index = index_builder.build_index(into) if build_index else None
     return ImportReport(added=tuple(added), present=tuple(present), index=index)
 
 
@@ -644,112 +528,3 @@ def _keep_manifest(into: Path, manifest: Manifest) -> None:
     stamp = re.sub(r"[^0-9A-Za-z]", "", manifest.created) or "unknown"
     path = into / STATE_DIR / _IMPORTS_DIR / f"manifest-{stamp}.json"
     atomic_write_text(path, manifest.dumps())
-
-
-def _build_index(root: Path) -> Any:
-    try:
-        from pypidl.store.index_builder import build_index  # lazily: written alongside
-    except ImportError:
-        log.warning("the index builder is not available; %s was not indexed", root)
-        return None
-    return build_index(root)
-
-
-# --------------------------------------------------------------------------- adopt
-
-
-@dataclass(frozen=True)
-class AdoptReport:
-    """What :func:`adopt` found for each file of the manifest."""
-
-    added: tuple[Entry, ...] = ()
-    present: tuple[Entry, ...] = ()
-    missing: tuple[Entry, ...] = ()
-    #: files whose bytes did not hash to the manifest's sha256 (left where they were, unrecorded)
-    mismatched: tuple[Entry, ...] = ()
-    index: Any = field(default=None, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing and not self.mismatched
-
-
-def adopt(
-    root: str | os.PathLike[str],
-    manifest: Manifest,
-    *,
-    source: str | os.PathLike[str] | None = None,
-    build_index: bool = False,
-) -> AdoptReport:
-    """Record in the catalog the files of ``manifest`` that another tool downloaded.
-
-    With ``source`` None the files are expected in place (``<root>/packages/<project>/<file>``,
-    as an aria2c export puts them).  With a ``source`` directory, each file is looked for at
-    ``<source>/packages/<project>/<file>`` and then ``<source>/<file>`` (a flat wget directory)
-    and copied into ``root`` through a temp file, hashing on the way.  Every file is hashed;
-    only matching files are recorded.  Files the catalog already vouches for are not reread.
-    """
-    root = Path(root)
-    catalog = Catalog(root)
-    added: list[Entry] = []
-    present: list[Entry] = []
-    missing: list[Entry] = []
-    mismatched: list[Entry] = []
-    same_place = source is None or Path(source).resolve() == root.resolve()
-    for entry in manifest.entries:
-        final = _mirror_path(root, entry)
-        if catalog.current(entry):
-            present.append(entry)
-            continue
-        if same_place:
-            found: Path | None = final if final.is_file() else None
-        else:
-            found = _find_in(Path(source), entry)  # type: ignore[arg-type]
-        if found is None:
-            missing.append(entry)
-            continue
-        if found == final:
-            with open(final, "rb") as fh:
-                digest, _ = hash_stream(fh)
-            ok = digest == entry.sha256
-        else:
-            ok = _copy_verified(found, final, entry)
-        if ok:
-            catalog.add(entry, final)
-            added.append(entry)
-        else:
-            log.warning("%s does not hash to the manifest's sha256; not adopted", found)
-            mismatched.append(entry)
-    index = _build_index(root) if build_index else None
-    return AdoptReport(tuple(added), tuple(present), tuple(missing), tuple(mismatched), index)
-
-
-def _find_in(source: Path, entry: Entry) -> Path | None:
-    for candidate in (
-        _mirror_path(source, entry),
-        safe_join(source, entry.filename),
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _copy_verified(src: Path, final: Path, entry: Entry) -> bool:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{entry.filename}.", suffix=".part", dir=final.parent
-    )
-    tmp = Path(name)
-    try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            digest, _ = copy_hashing(fin, fout)
-            fout.flush()
-            os.fsync(fout.fileno())
-        if digest != entry.sha256:
-            tmp.unlink()
-            return False
-        tmp.replace(final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return True

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +21,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl import __version__
-from pypidl._fs import atomic_write_text, check_basename
-from pypidl.errors import ManifestError, UnsafeFilenameError
+from pypidl._fs import atomic_write_text, check_basename, safe_join
+from pypidl.errors import BadInputError, ManifestError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
 
 __all__ = [
@@ -35,7 +36,11 @@ __all__ = [
     "dump",
     "load",
     "loads",
+    "merge_manifests",
+    "parse_shard",
     "partition",
+    "select_shard",
+    "shard_manifest",
 ]
 
 SCHEMA = "pypidl-manifest"
@@ -68,6 +73,13 @@ class Entry:
     def relpath(self) -> str:
         """Path of the file inside the mirror, with forward slashes."""
         return str(PurePosixPath(PACKAGES_DIR, self.project, self.filename))
+
+    def path_in(self, root: str | os.PathLike[str]) -> Path:
+        """Where the file lives in the mirror at ``root``.
+
+        :raises UnsafeFilenameError: when the project or file name would lead outside ``root``.
+        """
+        return safe_join(root, PACKAGES_DIR, self.project, self.filename)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -374,3 +386,101 @@ def partition(entries: Iterable[Entry], parts: int) -> list[list[Entry]]:
         groups[lightest].extend(sorted(projects[name], key=_entry_order))
         loads[lightest] += weights[name]
     return groups
+
+
+# --------------------------------------------------------------------------- shards and merges
+
+_SHARD_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)``, with ``1 <= K <= N``.
+
+    :raises BadInputError: for anything else.
+    """
+    match = _SHARD_RE.fullmatch(text)
+    if match is None:
+        raise BadInputError(f"shard {text!r} is not of the form K/N", hint="e.g. --shard 2/5")
+    k, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= k <= n:
+        raise BadInputError(f"shard {text!r} is out of range: K must be 1..N and N at least 1")
+    return k, n
+
+
+def select_shard(entries: Iterable[Entry], k: int, n: int) -> list[Entry]:
+    """Host ``k``'s share (1-based) when ``entries`` are split over ``n`` hosts.
+
+    Whole projects, balanced by bytes, deterministic: shards ``1..n`` are disjoint and together
+    hold every entry.
+
+    :raises BadInputError: when ``k`` is not in ``1..n``.
+    """
+    if n < 1 or not 1 <= k <= n:
+        raise BadInputError(f"shard {k}/{n} is out of range: K must be 1..N and N at least 1")
+    return partition(entries, n)[k - 1]
+
+
+def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:
+    """``manifest`` reduced to shard ``k`` of ``n`` (projects without files are dropped too)."""
+    entries = select_shard(manifest.entries, k, n)
+    names = {e.project for e in entries}
+    return replace(
+        manifest,
+        entries=tuple(entries),
+        projects={p: v for p, v in manifest.projects.items() if p in names},
+        problems=tuple(p for p in manifest.problems if p.project in names),
+    )
+
+
+def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
+    """One manifest holding every file of ``manifests``.
+
+    Files are matched by (project, filename); the first manifest's facts win and the URLs of all
+    are kept, first manifest's first.  Requirements, targets, index URLs, projects and problems
+    are unioned in order.
+
+    :raises BadInputError: when the same file has different sha256 digests in two manifests,
+        or when no manifest is given.
+    """
+    if not manifests:
+        raise BadInputError("nothing to merge: no manifest given")
+    merged: dict[tuple[str, str], Entry] = {}
+    conflicts: list[str] = []
+    for manifest in manifests:
+        for entry in manifest.entries:
+            key = (entry.project, entry.filename)
+            have = merged.get(key)
+            if have is None:
+                merged[key] = entry
+            elif have.sha256 != entry.sha256:
+                conflicts.append(
+                    f"{entry.project}/{entry.filename}: sha256 {have.sha256} vs {entry.sha256}"
+                )
+            else:
+                urls = tuple(dict.fromkeys(have.urls + entry.urls))
+                size = have.size if have.size is not None else entry.size
+                merged[key] = replace(have, urls=urls, size=size)
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise BadInputError(
+            f"manifests disagree about a file: {conflicts[0]}{more}",
+            hint="the manifests were planned against indexes that serve different files",
+        )
+    projects: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for name, versions in manifest.projects.items():
+            projects.setdefault(name, set()).update(versions)
+
+    def union(values: Iterable[Iterable[Any]]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(v for group in values for v in group))
+
+    problems: tuple[Problem, ...] = union(m.problems for m in manifests)
+    return Manifest(
+        entries=tuple(merged.values()),
+        requirements=union(m.requirements for m in manifests),
+        index_urls=union(m.index_urls for m in manifests),
+        targets=union(m.targets for m in manifests),
+        all_versions=any(m.all_versions for m in manifests),
+        problems=problems,
+        projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
+    )

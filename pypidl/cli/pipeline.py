@@ -271,7 +271,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
 def run_download(args: argparse.Namespace, ui: UI) -> int:
     manifest = load(args.manifest)
     if args.shard:
-        from pypidl.bundle import parse_shard, shard_manifest
+        from pypidl.manifest import parse_shard, shard_manifest
 
         k, n = parse_shard(args.shard)
         total = len(manifest.entries)

@@ -116,8 +116,8 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run_export(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.bundle import parse_shard, shard_manifest
     from pypidl.exporters import get_exporter
+    from pypidl.manifest import parse_shard, shard_manifest
 
     check_output_file(args.output, what="output")
     manifest = load(args.manifest)
@@ -143,7 +143,7 @@ def run_export(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_merge(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.bundle import merge_manifests
+    from pypidl.manifest import merge_manifests
 
     check_output_file(args.output, what="merged manifest")
     manifests = [load(path) for path in args.manifests]
@@ -178,7 +178,8 @@ def run_bundle(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_import(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.bundle import adopt, import_bundle
+    from pypidl.bundle import import_bundle
+    from pypidl.store.adopt import adopt
 
     source = Path(args.bundle)
     into = Path(args.into)

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pypidl._fs import TEMP_PREFIX, atomic_write_text, safe_join
+from pypidl._fs import TEMP_PREFIX, atomic_write_text
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
 from pypidl.store.catalog import STATE_DIR, Catalog, Record
@@ -676,7 +676,7 @@ class Downloader:
         if self._cancel_requested():
             return None
         try:
-            resolved = safe_join(self.root, PACKAGES_DIR, entry.project, entry.filename)
+            resolved = entry.path_in(self.root)
         except UnsafeFilenameError as exc:
             return FileResult(entry, FAILED, error=exc.message)
         final = self.root / PACKAGES_DIR / entry.project / entry.filename

@@ -35,7 +35,6 @@ from typing import Any, Protocol
 
 import requests
 
-from pypidl._fs import safe_join
 from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.fetch.downloader import (
@@ -48,7 +47,7 @@ from pypidl.fetch.downloader import (
     MirrorStats,
     mirror_key,
 )
-from pypidl.manifest import PACKAGES_DIR, Entry, partition
+from pypidl.manifest import Entry, partition
 from pypidl.session import describe_error, new_session
 from pypidl.store.catalog import Catalog, Record
 
@@ -324,7 +323,7 @@ def _precheck(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[F
             continue
         seen.add(key)
         try:
-            safe_join(root, PACKAGES_DIR, entry.project, entry.filename)
+            entry.path_in(root)
         except UnsafeFilenameError as exc:
             refused.append(FileResult(entry, FAILED, error=exc.message))
             continue

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from pypidl import bundle as transfer
+from pypidl import manifest as manifest_mod
 from pypidl.cli import main
 from pypidl.errors import BadInputError
 from pypidl.manifest import Entry, Manifest, dump, load
+from pypidl.store.adopt import adopt
 from pypidl.store.catalog import Catalog
 from pypidl.store.index_builder import build_index
 from tests.lib.wheels import make_sdist, make_wheel
@@ -98,13 +100,13 @@ def final_files(root: Path) -> list[str]:
 
 
 def test_parse_shard() -> None:
-    assert transfer.parse_shard("2/5") == (2, 5)
-    assert transfer.parse_shard(" 1 / 1 ") == (1, 1)
+    assert manifest_mod.parse_shard("2/5") == (2, 5)
+    assert manifest_mod.parse_shard(" 1 / 1 ") == (1, 1)
     for bad in ("0/3", "4/3", "1/0", "a/b", "1", "1/2/3", "-1/2", ""):
         with pytest.raises(BadInputError):
-            transfer.parse_shard(bad)
+            manifest_mod.parse_shard(bad)
     with pytest.raises(BadInputError):
-        transfer.select_shard([], 3, 2)
+        manifest_mod.select_shard([], 3, 2)
 
 
 def test_export_shards_are_disjoint_and_cover_the_manifest(
@@ -126,7 +128,7 @@ def test_export_shards_are_disjoint_and_cover_the_manifest(
     for project in ("alpha", "beta", "gamma"):
         assert sum(any(f"/{project}-" in u for u in s) for s in shards) == 1
     # the same selection every time (deterministic across hosts)
-    assert transfer.select_shard(man.entries, 2, n) == transfer.select_shard(
+    assert manifest_mod.select_shard(man.entries, 2, n) == manifest_mod.select_shard(
         tuple(reversed(man.entries)), 2, n
     )
     assert main(["export", str(path), "-f", "urls", "--shard", "4/3"]) == 2
@@ -146,7 +148,7 @@ def test_merge_unions_and_keeps_every_url(dists: dict[str, tuple[Path, Entry]]) 
         targets=("cp311-win_amd64",),
         projects={"beta": ("2.0",), "gamma": ("0.1",)},
     )
-    merged = transfer.merge_manifests([a, b])
+    merged = manifest_mod.merge_manifests([a, b])
     assert [e.filename for e in merged.entries] == sorted(
         [dists[k][1].filename for k in ("alpha-1.0", "beta-2.0", "gamma-0.1")]
     )
@@ -164,7 +166,7 @@ def test_merge_refuses_conflicting_digests(
     e = dists["alpha-1.0"][1]
     b = Manifest(entries=(Entry(**{**e.__dict__, "sha256": "0" * 64}),))
     with pytest.raises(BadInputError, match=e.filename):
-        transfer.merge_manifests([a, b])
+        manifest_mod.merge_manifests([a, b])
     dump(a, tmp_path / "a.json")
     dump(b, tmp_path / "b.json")
     out = tmp_path / "merged.json"
@@ -423,7 +425,7 @@ def test_adopt_a_flat_directory_records_only_verified_files(
     root = tmp_path / "mirror"
     code = main(["import", str(flat), "--into", str(root), "--manifest", str(tmp_path / "m.json")])
     assert code == 1  # one missing, one corrupt
-    report = transfer.adopt(root, man, source=flat)
+    report = adopt(root, man, source=flat)
     assert {e.project for e in report.present} == {"alpha", "beta"}
     assert [e.version for e in report.missing] == ["1.1"]
     assert [e.project for e in report.mismatched] == ["gamma"]
