@@ -13,7 +13,18 @@ from pypidl.errors import UnsafeFilenameError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_basename", "safe_join"]
+__all__ = [
+    "NOFOLLOW",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_basename",
+    "safe_join",
+]
+
+#: Open flag that refuses a symlink as the last path component (0 where the OS has none).
+NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 
 #: Prefix of every temporary file pypidl writes; index builders and verify skip these.
 TEMP_PREFIX = ".pypidl-"

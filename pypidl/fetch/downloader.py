@@ -19,59 +19,53 @@ Memory stays flat: one chunk (:data:`pypidl.hashing.CHUNK_SIZE`) per stream.
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import errno
-import json
 import logging
 import os
-import random
 import socket
 import stat
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Protocol
 
 import requests
 
-from pypidl._fs import TEMP_PREFIX, atomic_write_text
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
-from pypidl.store.catalog import STATE_DIR, Catalog, Record
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-else:
-    import fcntl
-from pypidl.hashing import CHUNK_SIZE, file_sha256, new_hasher
+from pypidl.fetch.part import PartFile
+from pypidl.fetch.retry import (
+    FINAL_STATUSES,
+    MAX_PROGRESS_RETRIES,
+    SET_ASIDE_AFTER,
+    AttemptFailed,
+    Cancelled,
+    MirrorBoard,
+    MirrorStats,
+    StallWatchdog,
+    UrlRefused,
+    backoff_delay,
+    http_reason,
+    mirror_key,
+    retry_after_seconds,
+)
+from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import PACKAGES_DIR, Entry
-from pypidl.session import abort_response, describe_error, new_session
-from pypidl.sources import redact_url, strip_credentials
+from pypidl.session import describe_error, new_session
+from pypidl.sources import redact_url
+from pypidl.store.catalog import Catalog, Record
+from pypidl.store.locks import ProjectLocks
 
 if TYPE_CHECKING:
-    import hashlib
+    pass
 
 __all__ = [
     "DOWNLOADED",
     "FAILED",
     "INTERRUPTED",
-    "MAX_RETRY_AFTER",
-    "PART_SUFFIX",
-    "SET_ASIDE_AFTER",
     "SKIPPED",
     "Downloader",
     "FileResult",
-    "MirrorStats",
-    "backoff_delay",
-    "mirror_key",
-    "part_path",
-    "retry_after_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,23 +75,6 @@ SKIPPED = "skipped"
 FAILED = "failed"
 #: stopped by Ctrl-C or SIGTERM; the partial download is kept and the next run resumes it
 INTERRUPTED = "interrupted"
-
-#: Suffix of a download in progress (after ``TEMP_PREFIX + filename``).
-PART_SUFFIX = ".part"
-_META_SUFFIX = ".part.json"
-
-#: A mirror that fails this many attempts in a row (without a success between) is set aside.
-SET_ASIDE_AFTER = 6
-#: The longest ``Retry-After`` pypidl will honour, in seconds.
-MAX_RETRY_AFTER = 60.0
-#: The longest back-off between two rounds, in seconds.
-MAX_BACKOFF = 30.0
-#: Attempts that made progress (bytes kept for resume) do not use up a retry, this many times.
-MAX_PROGRESS_RETRIES = 16
-#: Open flag that refuses a symlink as the last path component (0 where the OS has none).
-_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
-#: Statuses that mean "this mirror will not give you this file".
-_FINAL_STATUSES = frozenset({401, 403, 404, 410})
 
 
 @dataclass(frozen=True)
@@ -121,110 +98,8 @@ class FileResult:
     attempts: int = 0
 
 
-@dataclass
-class MirrorStats:
-    """What one mirror did during a run: files served, bytes received, failed attempts."""
-
-    files: int = 0
-    bytes: int = 0
-    failures: int = 0
-    set_aside: bool = False
-
-    def __add__(self, other: MirrorStats) -> MirrorStats:
-        if not isinstance(other, MirrorStats):
-            return NotImplemented
-        return MirrorStats(
-            files=self.files + other.files,
-            bytes=self.bytes + other.bytes,
-            failures=self.failures + other.failures,
-            set_aside=self.set_aside or other.set_aside,
-        )
-
-
 class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
-
-
-def mirror_key(url: str) -> str:
-    """The name a mirror is counted under: the URL's ``host[:port]``, never credentials."""
-    parts = urlsplit(strip_credentials(url))
-    return parts.netloc or parts.scheme or "?"
-
-
-def part_path(final: Path) -> Path:
-    """Where the download of ``final`` is kept while in progress."""
-    return final.with_name(TEMP_PREFIX + final.name + PART_SUFFIX)
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped.
-
-    Returns ``None`` when the header is absent or unreadable.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        current = now if now is not None else time.time()
-        seconds = when.timestamp() - current
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
-
-
-def backoff_delay(round_number: int, base: float, *, retry_after: float | None = None) -> float:
-    """Delay before retry round ``round_number`` (1 for the first retry): exponential with jitter.
-
-    A ``Retry-After`` the server sent is a floor, not a suggestion.
-    """
-    exp = min(MAX_BACKOFF, base * 2.0 ** max(0, round_number - 1))
-    delay = exp * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
-
-
-# --------------------------------------------------------------------------- attempt outcomes
-
-
-class _Retry(Exception):
-    """This attempt failed in a way that may succeed later or on another mirror."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        retry_after: float | None = None,
-        health: bool = True,
-        progressed: bool = False,
-    ):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        #: counts against the mirror's health (a 416 after our own stale part does not)
-        self.health = health
-        #: bytes were kept for resume, so the next attempt starts further on
-        self.progressed = progressed
-
-
-class _Final(Exception):
-    """This URL will not serve this file (404, 410, 403, a different file)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Cancelled(Exception):
-    """The run is being interrupted."""
 
 
 class _WriteError(Exception):
@@ -233,360 +108,6 @@ class _WriteError(Exception):
     def __init__(self, error: OSError):
         super().__init__(str(error))
         self.error = error
-
-
-def _http_reason(resp: requests.Response) -> str:
-    return f"{resp.status_code} {resp.reason}".strip() if resp.reason else str(resp.status_code)
-
-
-# --------------------------------------------------------------------------- mirror health
-
-
-class _MirrorBoard:
-    """Per-worker health and counts of every mirror, shared by the worker's threads."""
-
-    def __init__(self, set_aside_after: int):
-        self._lock = threading.Lock()
-        self._stats: dict[str, MirrorStats] = {}
-        self._streak: dict[str, int] = {}
-        self._set_aside_after = set_aside_after
-
-    def _get(self, key: str) -> MirrorStats:
-        stats = self._stats.get(key)
-        if stats is None:
-            stats = self._stats[key] = MirrorStats()
-        return stats
-
-    def usable(self, key: str) -> bool:
-        with self._lock:
-            stats = self._stats.get(key)
-            return stats is None or not stats.set_aside
-
-    def received(self, key: str, nbytes: int) -> None:
-        if nbytes:
-            with self._lock:
-                self._get(key).bytes += nbytes
-
-    def success(self, key: str) -> None:
-        with self._lock:
-            self._get(key).files += 1
-            self._streak[key] = 0
-
-    def failure(self, key: str, *, health: bool, reason: str) -> None:
-        with self._lock:
-            stats = self._get(key)
-            stats.failures += 1
-            if not health:
-                return
-            self._streak[key] = streak = self._streak.get(key, 0) + 1
-            if streak >= self._set_aside_after and not stats.set_aside:
-                stats.set_aside = True
-                log.warning(
-                    "Mirror %s set aside for the rest of this run after %d failures in a row (last: %s)",
-                    key,
-                    streak,
-                    reason,
-                )
-
-    def snapshot(self) -> dict[str, MirrorStats]:
-        with self._lock:
-            return {
-                k: MirrorStats(v.files, v.bytes, v.failures, v.set_aside)
-                for k, v in self._stats.items()
-            }
-
-
-# --------------------------------------------------------------------------- stall watchdog
-
-
-class _Watch:
-    __slots__ = ("deadline", "response", "stalled")
-
-    def __init__(self, response: requests.Response, deadline: float):
-        self.response = response
-        self.deadline = deadline
-        self.stalled = False
-
-
-class _Watchdog:
-    """One thread per downloader that ends stalled transfers and aborts them all on cancel.
-
-    The socket read timeout catches a silent server; this also catches one that trickles a byte
-    now and then, because a transfer must complete a whole chunk every ``stall_timeout``
-    seconds.
-    """
-
-    def __init__(
-        self, stall_timeout: float, cancel: Callable[[], bool], on_cancel: Callable[[], None]
-    ):
-        self.stall_timeout = max(0.05, stall_timeout)
-        self._cancel = cancel
-        self._on_cancel = on_cancel
-        self._lock = threading.Lock()
-        self._active: set[_Watch] = set()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pypidl-watchdog", daemon=True)
-        self._thread.start()
-
-    def watch(self, response: requests.Response) -> _Watch:
-        w = _Watch(response, time.monotonic() + self.stall_timeout)
-        with self._lock:
-            self._active.add(w)
-        return w
-
-    def touch(self, w: _Watch) -> None:
-        w.deadline = time.monotonic() + self.stall_timeout
-
-    def unwatch(self, w: _Watch) -> None:
-        with self._lock:
-            self._active.discard(w)
-
-    def abort_all(self) -> None:
-        with self._lock:
-            active = list(self._active)
-        for w in active:
-            abort_response(w.response)
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(5)
-
-    def _loop(self) -> None:
-        tick = min(0.1, self.stall_timeout / 4)
-        cancelled = False
-        while not self._closed.wait(tick):
-            if not cancelled and self._cancel():
-                cancelled = True
-                self._on_cancel()
-            if cancelled:
-                self.abort_all()
-                continue
-            now = time.monotonic()
-            with self._lock:
-                expired = [w for w in self._active if now > w.deadline and not w.stalled]
-            for w in expired:
-                w.stalled = True
-                log.debug(
-                    "no progress for %.1fs on %s; abandoning the transfer",
-                    self.stall_timeout,
-                    redact_url(w.response.url or ""),
-                )
-                abort_response(w.response)
-
-
-# --------------------------------------------------------------------------- the part file
-
-
-class _Part:
-    """The temporary file of one download, its running hash and its resume validator."""
-
-    def __init__(self, final: Path, entry: Entry):
-        self.path = part_path(final)
-        self.meta_path = self.path.with_name(TEMP_PREFIX + final.name + _META_SUFFIX)
-        self.entry = entry
-        self.offset = 0
-        self.hasher: hashlib._Hash = new_hasher()
-        self.validator: str | None = None
-        self.validator_mirror: str | None = None
-        self._fh: BinaryIO | None = None
-
-    def load(self) -> None:
-        """Take over a part left by an earlier run: hash it (validating what it holds)."""
-        try:
-            st = os.lstat(self.path)  # a symlink planted here is discarded, never followed
-        except FileNotFoundError:
-            self._drop_meta()
-            return
-        meta = self._read_meta()
-        if meta.get("sha256") not in (None, self.entry.sha256) or not stat.S_ISREG(st.st_mode):
-            log.debug("discarding %s: it belongs to another version of the file", self.path.name)
-            self.discard()
-            return
-        if self.entry.size is not None and st.st_size > self.entry.size:
-            log.debug("discarding %s: longer than the file it should become", self.path.name)
-            self.discard()
-            return
-        with open(self.path, "rb") as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                self.hasher.update(chunk)
-                self.offset += len(chunk)
-        validator, mirror = meta.get("validator"), meta.get("mirror")
-        self.validator = validator if isinstance(validator, str) else None
-        self.validator_mirror = mirror if isinstance(mirror, str) else None
-        if self.offset:
-            log.debug("resuming %s from byte %d", self.entry.filename, self.offset)
-
-    def _read_meta(self) -> dict[str, Any]:
-        try:
-            with open(self.meta_path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def remember(self, response: requests.Response, mirror: str) -> None:
-        """Keep what ``If-Range`` needs to resume against the same mirror after a crash."""
-        etag = response.headers.get("ETag")
-        validator = (
-            etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
-        )
-        if validator == self.validator and mirror == self.validator_mirror:
-            return
-        self.validator, self.validator_mirror = validator, mirror
-        data = {"sha256": self.entry.sha256, "validator": validator, "mirror": mirror}
-        atomic_write_text(self.meta_path, json.dumps(data, sort_keys=True) + "\n")
-
-    def write(self, chunk: bytes) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0)
-            # kept open across chunks and attempts
-            self._fh = os.fdopen(os.open(self.path, flags, 0o644), "ab")
-        self._fh.write(chunk)
-        self.hasher.update(chunk)
-        self.offset += len(chunk)
-
-    def sync(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self.sync()
-            self._fh.close()
-            self._fh = None
-
-    def reset(self) -> None:
-        """Start the part over from byte 0 (the server sent the whole file)."""
-        if self._fh is not None:
-            self._fh.seek(0)
-            self._fh.truncate()
-        elif self.offset:
-            with open(self.path, "r+b") as fh:
-                fh.truncate()
-        self.offset = 0
-        self.hasher = new_hasher()
-
-    def discard(self) -> None:
-        """Delete the part and everything known about it."""
-        self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        self._drop_meta()
-        self.offset = 0
-        self.hasher = new_hasher()
-        self.validator = self.validator_mirror = None
-
-    def _drop_meta(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.meta_path)
-
-    def finish(self, final: Path) -> None:
-        """Publish the verified part under its final name.
-
-        The bytes were hashed as they were written through our own handle; the part is published
-        only while it is still that file and that long, so a part another process renamed,
-        replaced or extended meanwhile never reaches the final name.
-
-        :raises OSError: the part on disk is no longer the file that was verified.
-        """
-        opened = os.fstat(self._fh.fileno()) if self._fh is not None else None
-        self.close()
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            if self.offset:
-                raise FileNotFoundError(
-                    errno.ENOENT, "the partial download vanished before it was published"
-                ) from None
-            # a zero-byte file never opened its part
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch()
-            st = os.lstat(self.path)
-        changed = (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_size != self.offset
-            or (opened is not None and (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino))
-        )
-        if changed:
-            self.discard()
-            raise OSError(
-                errno.EBUSY, "the partial download changed on disk before it was published"
-            )
-        os.replace(self.path, final)
-        self._drop_meta()
-
-    def cleanup_if_empty(self) -> None:
-        if self.offset == 0:
-            self.discard()
-        else:
-            self.close()
-
-
-# --------------------------------------------------------------------------- cross-run locks
-
-
-class _ProjectLocks:
-    """Keep two pypidl runs (or shards sharing storage) from working on one project at once.
-
-    Each project being worked on holds an exclusive, non-blocking OS lock on
-    ``<mirror>/.pypidl/locks/<project>.lock``; the threads of one downloader share it (counted)
-    and it is released when none of them needs it.  A run that finds the lock taken fails that
-    file with a clear reason instead of waiting, so two runs can never wait for each other, and
-    a re-run completes the job.  The OS drops the lock when its holder dies (even kill -9).
-    """
-
-    def __init__(self, root: Path):
-        self.dir = root / STATE_DIR / "locks"
-        self._lock = threading.Lock()
-        self._held: dict[str, list[int]] = {}  # project -> [fd, users]
-
-    def acquire(self, project: str) -> bool:
-        with self._lock:
-            held = self._held.get(project)
-            if held is not None:
-                held[1] += 1
-                return True
-            self.dir.mkdir(parents=True, exist_ok=True)
-            flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0)
-            fd = os.open(self.dir / f"{project}.lock", flags, 0o644)
-            try:
-                _lock_fd(fd)
-            except OSError:
-                os.close(fd)
-                return False
-            self._held[project] = [fd, 1]
-            return True
-
-    def release(self, project: str) -> None:
-        with self._lock:
-            held = self._held.get(project)
-            if held is None:
-                return
-            held[1] -= 1
-            if held[1] <= 0:
-                del self._held[project]
-                os.close(held[0])  # closing the descriptor drops the lock
-
-    def close(self) -> None:
-        with self._lock:
-            for fd, _users in self._held.values():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._held.clear()
-
-
-def _lock_fd(fd: int) -> None:
-    """Take an exclusive lock on ``fd`` without waiting; OSError when someone else holds it."""
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-# --------------------------------------------------------------------------- the downloader
 
 
 class Downloader:
@@ -615,16 +136,18 @@ class Downloader:
         self._external_cancel = cancel
         self._stop = threading.Event()
         self._on_bytes = on_bytes or (lambda n: None)
-        self._board = _MirrorBoard(set_aside_after)
+        self._board = MirrorBoard(set_aside_after)
         # One session for the process, its pool as large as the threads sharing it: connections
         # to a mirror are reused across files. The engine retries and rotates itself.
         self._session = new_session(net, pool_size=pool_size, retry_statuses=False)
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Record]] = {}
-        self._project_locks: dict[str, threading.Lock] = {}
+        # one thread loads a project's catalog while the others wait for it
+        self._catalog_loading: dict[str, threading.Lock] = {}
         self._read_timeout = min(net.read_timeout, net.stall_timeout)
-        self._watchdog = _Watchdog(net.stall_timeout, self._cancel_requested, self._stop.set)
-        self._locks = _ProjectLocks(self.root)
+        self._watchdog = StallWatchdog(net.stall_timeout, self._cancel_requested, self._stop.set)
+        # held across threads and released when none needs it: keeps other runs off a project
+        self._run_locks = ProjectLocks(self.root)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -645,7 +168,7 @@ class Downloader:
     def close(self) -> None:
         self._watchdog.close()
         self._session.close()
-        self._locks.close()
+        self._run_locks.close()
 
     def __enter__(self) -> Downloader:
         return self
@@ -659,7 +182,7 @@ class Downloader:
     def _project_records(self, project: str) -> dict[str, Record]:
         """The project's catalog, read once per downloader however many files it has."""
         with self._lock:
-            lock = self._project_locks.setdefault(project, threading.Lock())
+            lock = self._catalog_loading.setdefault(project, threading.Lock())
         with lock:
             records = self._records.get(project)
             if records is None:
@@ -689,7 +212,7 @@ class Downloader:
                 "symlinks inside a mirror",
             )
         try:
-            locked = self._locks.acquire(entry.project)
+            locked = self._run_locks.acquire(entry.project)
         except OSError as exc:
             return FileResult(
                 entry, FAILED, error=f"cannot lock {entry.project}: {exc.strerror or exc}"
@@ -704,7 +227,7 @@ class Downloader:
         try:
             return self._fetch_locked(entry, final)
         finally:
-            self._locks.release(entry.project)
+            self._run_locks.release(entry.project)
 
     def _fetch_locked(self, entry: Entry, final: Path) -> FileResult:
         try:
@@ -715,10 +238,10 @@ class Downloader:
             )
         if present is not None:
             return present
-        part = _Part(final, entry)
+        part = PartFile(final, entry)
         try:
             return self._download(entry, final, part)
-        except _Cancelled:
+        except Cancelled:
             part.close()
             return FileResult(
                 entry, INTERRUPTED, error="interrupted (partial download kept for resume)"
@@ -764,7 +287,7 @@ class Downloader:
             records.pop(entry.filename, None)
         return None
 
-    def _download(self, entry: Entry, final: Path, part: _Part) -> FileResult:
+    def _download(self, entry: Entry, final: Path, part: PartFile) -> FileResult:
         part.load()
         if entry.size is not None and part.offset == entry.size:
             # A complete part left by an interrupted run: verify it without a request.
@@ -787,17 +310,17 @@ class Downloader:
             # Mirrors set aside are used only when no other mirror could serve the file.
             for url in healthy or live:
                 if self._cancel_requested():
-                    raise _Cancelled
+                    raise Cancelled
                 key = mirror_key(url)
                 attempts += 1
                 try:
                     self._attempt(entry, url, key, part)
-                except _Final as exc:
+                except UrlRefused as exc:
                     dead.add(url)
                     reasons[key] = exc.reason
                     self._board.failure(key, health=False, reason=exc.reason)
                     log.debug("%s: %s from %s", entry.filename, exc.reason, redact_url(url))
-                except _Retry as exc:
+                except AttemptFailed as exc:
                     reasons[key] = exc.reason
                     self._board.failure(key, health=exc.health and alternatives, reason=exc.reason)
                     progressed = progressed or exc.progressed
@@ -823,12 +346,12 @@ class Downloader:
             if progressed and wait_at_least is None:
                 delay = min(delay, self.net.backoff)  # the server was working: resume promptly
             if self._stop.wait(delay) or self._cancel_requested():
-                raise _Cancelled
+                raise Cancelled
         part.cleanup_if_empty()
         return FileResult(entry, FAILED, error=_all_failed(reasons), attempts=attempts)
 
     def _publish(
-        self, entry: Entry, final: Path, part: _Part, *, mirror: str | None, attempts: int
+        self, entry: Entry, final: Path, part: PartFile, *, mirror: str | None, attempts: int
     ) -> FileResult:
         size = part.offset
         part.finish(final)
@@ -836,12 +359,12 @@ class Downloader:
         records[entry.filename] = self.catalog.add(entry, final)
         return FileResult(entry, DOWNLOADED, bytes=size, mirror=mirror, attempts=attempts)
 
-    def _attempt(self, entry: Entry, url: str, key: str, part: _Part) -> None:
+    def _attempt(self, entry: Entry, url: str, key: str, part: PartFile) -> None:
         """One HTTP request for ``entry`` from ``url``, resuming ``part``; returns when verified.
 
-        :raises _Retry: worth another try (here later, or on another mirror).
-        :raises _Final: this URL will not serve the file.
-        :raises _Cancelled: the run is stopping.
+        :raises AttemptFailed: worth another try (here later, or on another mirror).
+        :raises UrlRefused: this URL will not serve the file.
+        :raises Cancelled: the run is stopping.
         """
         headers = {"Accept-Encoding": "identity"}
         if part.offset:
@@ -856,38 +379,38 @@ class Downloader:
                 timeout=(self.net.connect_timeout, self._read_timeout),
             )
         except requests.Timeout:
-            raise _Retry("timed out") from None
+            raise AttemptFailed("timed out") from None
         except requests.exceptions.SSLError as exc:  # before ConnectionError, its base class
-            raise _Retry(describe_error(exc)) from None
+            raise AttemptFailed(describe_error(exc)) from None
         except requests.ConnectionError:
             if self._cancel_requested():
-                raise _Cancelled from None
-            raise _Retry("connection failed") from None
+                raise Cancelled from None
+            raise AttemptFailed("connection failed") from None
         except requests.RequestException as exc:
-            raise _Retry(type(exc).__name__) from None
+            raise AttemptFailed(type(exc).__name__) from None
         with resp:
             start = self._check_response(entry, resp, part)
             part.remember(resp, key)
             self._stream(entry, resp, key, part, start)
 
-    def _check_response(self, entry: Entry, resp: requests.Response, part: _Part) -> int:
+    def _check_response(self, entry: Entry, resp: requests.Response, part: PartFile) -> int:
         """Decide what the response means for the part; returns the byte it starts at."""
         code = resp.status_code
-        if code in _FINAL_STATUSES:
-            raise _Final(_http_reason(resp))
+        if code in FINAL_STATUSES:
+            raise UrlRefused(http_reason(resp))
         if code == 429 or code >= 500:
-            raise _Retry(
-                _http_reason(resp), retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
+            raise AttemptFailed(
+                http_reason(resp), retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
             )
         if code == 416:
             # Our part is longer than the server's file, or the server is confused: start over.
             part.discard()
-            raise _Retry(_http_reason(resp), health=False)
+            raise AttemptFailed(http_reason(resp), health=False)
         if code == 206:
             first = _content_range_start(resp.headers.get("Content-Range"))
             if first != part.offset:
                 part.discard()
-                raise _Retry(f"unusable Content-Range {resp.headers.get('Content-Range')!r}")
+                raise AttemptFailed(f"unusable Content-Range {resp.headers.get('Content-Range')!r}")
         elif code == 200:
             if part.offset:
                 log.debug(
@@ -896,19 +419,21 @@ class Downloader:
                 )
                 part.reset()
         else:
-            raise _Final(f"unexpected answer {_http_reason(resp)}")
+            raise UrlRefused(f"unexpected answer {http_reason(resp)}")
         length = resp.headers.get("Content-Length")
         if entry.size is not None and length is not None and length.isdigit():
             total = part.offset + int(length)
             if total != entry.size:
                 if code == 206:
                     part.discard()
-                    raise _Retry(f"the server's file has {total} bytes, expected {entry.size}")
-                raise _Final(f"the server's file has {total} bytes, expected {entry.size}")
+                    raise AttemptFailed(
+                        f"the server's file has {total} bytes, expected {entry.size}"
+                    )
+                raise UrlRefused(f"the server's file has {total} bytes, expected {entry.size}")
         return part.offset
 
     def _stream(
-        self, entry: Entry, resp: requests.Response, key: str, part: _Part, start: int
+        self, entry: Entry, resp: requests.Response, key: str, part: PartFile, start: int
     ) -> None:
         length = resp.headers.get("Content-Length")
         expected = start + int(length) if length is not None and length.isdigit() else entry.size
@@ -918,7 +443,7 @@ class Downloader:
             try:
                 for chunk in resp.iter_content(CHUNK_SIZE):
                     if self._stop.is_set():  # the watchdog sets it when the run is cancelled
-                        raise _Cancelled
+                        raise Cancelled
                     if not chunk:
                         continue
                     try:
@@ -930,35 +455,39 @@ class Downloader:
                     self._watchdog.touch(watch)
                     if entry.size is not None and part.offset > entry.size:
                         part.discard()
-                        raise _Retry(f"the server sent more than the expected {entry.size} bytes")
+                        raise AttemptFailed(
+                            f"the server sent more than the expected {entry.size} bytes"
+                        )
             except (requests.RequestException, OSError, ValueError) as exc:
                 if self._cancel_requested():
-                    raise _Cancelled from None
+                    raise Cancelled from None
                 if watch.stalled:
-                    raise _Retry(
+                    raise AttemptFailed(
                         f"stalled: no progress for {self._watchdog.stall_timeout:g}s",
                         progressed=received > 0,
                     ) from None
                 if isinstance(exc, (requests.Timeout, socket.timeout)) or "timed out" in str(exc):
-                    raise _Retry(
+                    raise AttemptFailed(
                         f"timed out after {part.offset} bytes", progressed=received > 0
                     ) from None
-                raise _Retry(
+                raise AttemptFailed(
                     f"connection lost after {part.offset} bytes", progressed=received > 0
                 ) from None
         finally:
             self._watchdog.unwatch(watch)
             self._board.received(key, received)
         if self._cancel_requested():
-            raise _Cancelled
+            raise Cancelled
         part.sync()
         if watch.stalled or (expected is not None and part.offset < expected):
             why = "stalled" if watch.stalled else "truncated"
-            raise _Retry(f"{why}: got {part.offset} of {expected} bytes", progressed=received > 0)
+            raise AttemptFailed(
+                f"{why}: got {part.offset} of {expected} bytes", progressed=received > 0
+            )
         digest = part.hasher.hexdigest()
         if digest != entry.sha256:
             part.discard()
-            raise _Retry(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
+            raise AttemptFailed(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
 
 
 def _content_range_start(value: str | None) -> int | None:

@@ -44,9 +44,8 @@ from pypidl.fetch.downloader import (
     SKIPPED,
     Downloader,
     FileResult,
-    MirrorStats,
-    mirror_key,
 )
+from pypidl.fetch.retry import MirrorStats, mirror_key
 from pypidl.manifest import Entry, partition
 from pypidl.session import describe_error, new_session
 from pypidl.store.catalog import Catalog, Record

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pypidl._fs import atomic_write_text, check_basename
+from pypidl._fs import NOFOLLOW, atomic_write_text, check_basename
 from pypidl.errors import UnsafeFilenameError
 from pypidl.manifest import PACKAGES_DIR, Entry
 
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 STATE_DIR = ".pypidl"
 _CATALOG_DIR = "catalog"
 _FORMAT = 1
-#: Open flag that refuses a symlink as the last path component (0 where the OS has none).
-_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ class Catalog:
         """Records of ``project`` by filename; the last line about a file wins."""
         records: dict[str, Record] = {}
         try:
-            fd = os.open(self._checked_path(project), os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(self._checked_path(project), os.O_RDONLY | NOFOLLOW)
         except FileNotFoundError:
             return records
         except OSError as exc:
@@ -173,7 +171,7 @@ class Catalog:
         line = (json.dumps(data, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
             self.dir.mkdir(parents=True, exist_ok=True)
-            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | NOFOLLOW | getattr(os, "O_BINARY", 0)
             fd = os.open(self._checked_path(project), flags, 0o666)
             with open(fd, "a+b") as fh:
                 # after a crash tore the last line, start on a fresh line: glued to the torn

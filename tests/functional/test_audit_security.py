@@ -17,7 +17,8 @@ import pytest
 
 from pypidl.config import NetworkSettings
 from pypidl.errors import IndexError_
-from pypidl.fetch.downloader import DOWNLOADED, FAILED, Downloader, part_path
+from pypidl.fetch.downloader import DOWNLOADED, FAILED, Downloader
+from pypidl.fetch.part import part_path
 from pypidl.hashing import file_sha256
 from pypidl.plan import pages as index_client
 from pypidl.plan.pages import IndexClient

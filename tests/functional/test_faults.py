@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pypidl.config import NetworkSettings
 from pypidl.fetch import pool as engine
-from pypidl.fetch.downloader import FileResult, part_path
+from pypidl.fetch.downloader import FileResult
+from pypidl.fetch.part import part_path
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
 from tests.lib.mirror import entry_for

@@ -15,15 +15,11 @@ import pytest
 
 from pypidl.config import NetworkSettings
 from pypidl.fetch import downloader as download
-from pypidl.fetch.downloader import (
-    Downloader,
-    FileResult,
-    MirrorStats,
-    backoff_delay,
-    part_path,
-    retry_after_seconds,
-)
+from pypidl.fetch import retry
+from pypidl.fetch.downloader import Downloader, FileResult
+from pypidl.fetch.part import part_path
 from pypidl.fetch.pool import RunReport
+from pypidl.fetch.retry import MirrorStats, backoff_delay, retry_after_seconds
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import Entry
 from pypidl.store.catalog import Catalog
@@ -42,12 +38,12 @@ NOW = 1_700_000_000.0
         (" 2.5 ", 2.5),
         ("0", 0.0),
         ("-4", 0.0),
-        ("100000", download.MAX_RETRY_AFTER),
+        ("100000", retry.MAX_RETRY_AFTER),
         ("nan", None),
         ("soon", None),
         (email.utils.formatdate(NOW + 10, usegmt=True), 10.0),
         (email.utils.formatdate(NOW - 10, usegmt=True), 0.0),
-        (email.utils.formatdate(NOW + 3600, usegmt=True), download.MAX_RETRY_AFTER),
+        (email.utils.formatdate(NOW + 3600, usegmt=True), retry.MAX_RETRY_AFTER),
     ],
 )
 def test_retry_after(header, expected):
@@ -59,7 +55,7 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
     assert all(0.5 <= d <= 1.0 for d in firsts)
     assert len(firsts) > 1  # jitter
     assert all(2.0 <= backoff_delay(3, 1.0) <= 4.0 for _ in range(20))
-    assert backoff_delay(40, 1.0) <= download.MAX_BACKOFF
+    assert backoff_delay(40, 1.0) <= retry.MAX_BACKOFF
     assert backoff_delay(1, 0.01, retry_after=2.0) == 2.0
 
 
@@ -87,8 +83,7 @@ def test_failure_text_lists_each_mirror_only_when_several():
 
 def test_mirror_key_never_carries_credentials():
     assert (
-        download.mirror_key("https://user:pw@host.example:8443/packages/x.whl")
-        == "host.example:8443"
+        retry.mirror_key("https://user:pw@host.example:8443/packages/x.whl") == "host.example:8443"
     )
 
 
