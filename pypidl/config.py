@@ -10,13 +10,16 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pypidl import __version__
 from pypidl.sources import Mirror, split_credentials
 
 __all__ = [
     "NetworkSettings",
+    "cache_dir",
     "default_index_url",
     "default_mirror",
     "pip_config_value",
@@ -47,8 +50,6 @@ class NetworkSettings:
         for url in urls:
             clean, auth = split_credentials(url)
             if auth:
-                from urllib.parse import urlsplit
-
                 creds.append((urlsplit(clean).netloc, auth[0], auth[1]))
         return NetworkSettings(**{**self.__dict__, "credentials": tuple(creds)})
 
@@ -131,3 +132,16 @@ def default_mirror() -> Mirror:
             "default", url.rstrip("/") + "/", f"https://{PyPI.file_storage_domain}/packages/"
         )
     return Mirror.from_index_url(url, name="default")
+
+
+def cache_dir() -> Path:
+    """pypidl's cache: ``PYPIDL_CACHE_DIR``, else the platform's user cache directory."""
+    configured = os.environ.get("PYPIDL_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "pypidl" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "pypidl"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pypidl"

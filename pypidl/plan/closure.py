@@ -253,7 +253,6 @@ class _Provider(AbstractProvider[_Req, _Candidate, str]):
         self.constraints = constraints
         self.preferred = preferred
         self._envs: dict[str, dict[str, str]] = {}
-        self._python_ok: dict[str, bool] = {}
         self._tables: dict[str, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
         self.python = _Candidate(_PYTHON, Version(target.python_full_version), frozenset(), ())
         #: projects whose page could not be read, with the reason
@@ -277,20 +276,10 @@ class _Provider(AbstractProvider[_Req, _Candidate, str]):
             return False
 
     def allows_python(self, spec: str | None) -> bool:
-        if not spec:
-            return True
-        found = self._python_ok.get(spec)
-        if found is None:
-            found = self._python_ok[spec] = self.target.allows_python(spec)
-        return found
+        return self.target.allows_python(spec)
 
     def installable(self, files: Iterable[RemoteFile]) -> tuple[RemoteFile, ...]:
-        return tuple(
-            f
-            for f in files
-            if self.allows_python(f.requires_python)
-            and (f.kind == "sdist" or self.target.supports(f.tags))
-        )
+        return tuple(f for f in files if self.target.can_install(f))
 
     def table(self, name: str) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
         """Versions with files this target can install, newest first."""

@@ -42,6 +42,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import atomic_write_bytes
+from pypidl.config import NetworkSettings, user_agent
 from pypidl.dists import (
     METADATA_SUFFIX,
     read_sdist_pkg_info,
@@ -49,10 +50,10 @@ from pypidl.dists import (
 )
 from pypidl.errors import IndexError_
 from pypidl.hashing import CHUNK_SIZE, bytes_sha256, is_sha256
+from pypidl.session import new_session
 from pypidl.sources import redact_url
 
 if TYPE_CHECKING:
-    from pypidl.config import NetworkSettings
     from pypidl.plan.pages import RemoteFile
 
 __all__ = [
@@ -226,8 +227,6 @@ class MetadataFetcher:
         max_download: int = MAX_DOWNLOAD,
     ):
         if net is None:
-            from pypidl.config import NetworkSettings, user_agent
-
             net = NetworkSettings(user_agent=user_agent())
         self.net = net
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -299,8 +298,6 @@ class MetadataFetcher:
         """One session for every metadata thread, its pool sized for them (made on first use)."""
         with self._session_lock:  # not _pool_lock: close() holds that while pool threads finish
             if self._session is None:
-                from pypidl.session import new_session
-
                 self._session = new_session(self.net, pool_size=self.workers)
             return self._session
 

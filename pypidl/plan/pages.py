@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from packaging.tags import Tag
@@ -370,7 +370,6 @@ def parse_html_page(
         absolute = urljoin(base, href)
         parts = urlsplit(absolute)
         filename = parts.path.rsplit("/", 1)[-1]
-        from urllib.parse import unquote
 
         filename = unquote(filename)
         hashes: dict[str, str] = {}

@@ -21,28 +21,16 @@ from urllib.parse import quote
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from pypidl.config import cache_dir
 from pypidl.errors import ResolutionError
 from pypidl.sources import redact_url, split_credentials
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
 
-__all__ = ["HostResolution", "cache_dir", "compile_host"]
+__all__ = ["HostResolution", "compile_host"]
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """pypidl's cache: ``PYPIDL_CACHE_DIR``, else the platform's user cache directory."""
-    configured = os.environ.get("PYPIDL_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        return base / "pypidl" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "pypidl"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pypidl"
 
 
 @dataclass(frozen=True)

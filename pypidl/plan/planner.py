@@ -15,22 +15,25 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pypidl.config import cache_dir
 from pypidl.errors import IndexError_, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
+from pypidl.plan.closure import resolve_closure
+from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
+from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
-    from pypidl.plan.metadata import MetadataFetcher
     from pypidl.plan.requirements import RequirementSet
     from pypidl.plan.targets import Target
 
@@ -226,7 +229,6 @@ class Planner:
         pins: Mapping[NormalizedName, str],
         selection: _Selection,
     ) -> None:
-        from pypidl.plan.closure import resolve_closure
 
         result = resolve_closure(
             requirements,
@@ -248,8 +250,6 @@ class Planner:
         }
 
     def _metadata_source(self) -> MetadataFetcher:
-        from pypidl.plan.metadata import MetadataFetcher
-        from pypidl.plan.pip_compile import cache_dir
 
         return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
 
@@ -391,8 +391,6 @@ def _same_version(a: str, b: str) -> bool:
 
 
 def _python3_file(rf: RemoteFile) -> bool:
-    from pypidl.plan.targets import allows_any_python3, is_python3_wheel
-
     if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
         return False
     return allows_any_python3(rf.requires_python)
@@ -412,9 +410,7 @@ def choose_files(
     chosen: list[RemoteFile] = []
     uncovered = False
     for target in targets:
-        fits = [
-            w for w in wheels if target.allows_python(w.requires_python) and target.supports(w.tags)
-        ]
+        fits = [w for w in wheels if target.can_install(w)]
         if not fits:
             uncovered = True
         for w in fits:
@@ -496,7 +492,6 @@ def _req_text(reqs: RequirementSet, name: str) -> str | None:
 
 
 def _with_credentials(url: str, net: NetworkSettings) -> str:
-    from urllib.parse import quote
 
     parts = urlsplit(url)
     for netloc, user, password in net.credentials:

@@ -12,14 +12,12 @@ from packaging.utils import parse_wheel_filename
 from pip._internal.utils.compatibility_tags import get_supported
 
 from pypidl.errors import BadInputError, TargetError
+from pypidl.plan.platforms import DEFAULT_PLATFORMS, FAMILIES, expand_platform
 from pypidl.plan.targets import (
-    DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSIONS,
-    FAMILIES,
     Target,
     allows_any_python3,
     default_full_version,
-    expand_platform,
     host_target,
     is_python3_wheel,
     load_targets_file,
