@@ -1,0 +1,385 @@
+"""The resolvelib provider: the index as one target's installer sees it.
+
+:class:`SharedIndex` caches what every target's provider shares (project pages, fetched once;
+releases; core metadata).  :class:`TargetProvider` answers resolvelib's questions for one
+target: which versions are candidates (a file of them installs on the target), in which order,
+and what a candidate depends on there (markers evaluated in the target's environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+from resolvelib import AbstractProvider
+from resolvelib.resolvers import RequirementInformation
+
+from pypidl.errors import IndexError_
+from pypidl.plan.metadata import CoreMetadata, MetadataError, MetadataSource
+
+if TYPE_CHECKING:
+    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.targets import Target
+
+__all__ = [
+    "PYTHON",
+    "Candidate",
+    "Req",
+    "SharedIndex",
+    "TargetProvider",
+    "Unavailable",
+    "identifier_of",
+]
+
+log = logging.getLogger(__name__)
+
+
+PYTHON = "<python>"  # the identifier of the target's interpreter
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement as the resolver sees it."""
+
+    name: str  # normalized project name, or PYTHON
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str  # as written, for messages
+    #: only this version (an extra's link to its base release)
+    exact: Version | None = None
+
+    @property
+    def identifier(self) -> str:
+        return identifier_of(self.name, self.extras)
+
+    @property
+    def pinned(self) -> bool:
+        """``==`` without a wildcard, or ``===``: the PEP 592 condition for a yanked release."""
+        return self.exact is not None or any(
+            s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*"))
+            for s in self.specifier
+        )
+
+    @classmethod
+    def of(cls, req: Requirement) -> Req:
+        return cls(
+            name=canonicalize_name(req.name),
+            extras=frozenset(canonicalize_name(e) for e in req.extras),
+            specifier=req.specifier,
+            text=str(req),
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    version: Version
+    extras: frozenset[str]
+    #: files of this version the target can install (for messages and the planner)
+    files: tuple[RemoteFile, ...] = field(compare=False, repr=False)
+
+    @property
+    def identifier(self) -> str:
+        return identifier_of(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def identifier_of(name: str, extras: frozenset[str]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+class Unavailable(Exception):
+    """A project's page could not be had; ``reason`` says why."""
+
+
+class SharedIndex:
+    """Caches every target's provider shares: pages (fetched once), releases, metadata."""
+
+    def __init__(
+        self,
+        pages: Callable[[str], ProjectPage],
+        metadata: MetadataSource,
+        workers: int,
+    ):
+        self._pages = pages
+        self._metadata = metadata
+        self._lock = threading.Lock()
+        self._page_futures: dict[str, Future[dict[Version, tuple[RemoteFile, ...]]]] = {}
+        self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="pypidl-pages"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # pages
+
+    def _page_future(self, name: str) -> Future[dict[Version, tuple[RemoteFile, ...]]]:
+        with self._lock:
+            future = self._page_futures.get(name)
+            if future is None:
+                future = self._page_futures[name] = self._pool.submit(self._load, name)
+            return future
+
+    def _load(self, name: str) -> dict[Version, tuple[RemoteFile, ...]]:
+        try:
+            page = self._pages(name)
+        except IndexError_ as exc:
+            raise Unavailable(exc.message) from None
+        grouped: dict[Version, list[RemoteFile]] = {}
+        for rf in page.files:
+            try:
+                version = Version(rf.version)
+            except InvalidVersion:
+                continue
+            grouped.setdefault(version, []).append(rf)
+        return {v: tuple(files) for v, files in grouped.items()}
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name != PYTHON:
+                self._page_future(name)
+
+    def releases(self, name: str) -> dict[Version, tuple[RemoteFile, ...]]:
+        """Files by version.  :raises Unavailable: when no index could give the page."""
+        return self._page_future(name).result()
+
+    # metadata
+
+    def _meta_future(self, name: str, version: Version) -> Future[CoreMetadata]:
+        files = self.releases(name).get(version, ())
+        with self._lock:
+            future = self._meta_futures.get((name, version))
+            if future is None:
+                future = self._meta_futures[(name, version)] = self._pool.submit(
+                    self._metadata.release, NormalizedName(name), str(version), files
+                )
+            return future
+
+    def prefetch_metadata(self, name: str, version: Version) -> None:
+        self._meta_future(name, version)
+
+    def metadata(self, name: str, version: Version) -> CoreMetadata:
+        """:raises MetadataError: when the release's metadata cannot be read."""
+        try:
+            return self._meta_future(name, version).result()
+        except MetadataError:
+            raise
+        except Exception as exc:  # a source's unexpected failure must not stop every target
+            raise MetadataError(f"{type(exc).__name__}: {exc}", context=name) from exc
+
+
+class TargetProvider(AbstractProvider[Req, Candidate, str]):
+    """resolvelib's view of the index for one target."""
+
+    def __init__(
+        self,
+        shared: SharedIndex,
+        target: Target,
+        *,
+        constraints: Mapping[str, Sequence[SpecifierSet]],
+        preferred: Mapping[str, Version],
+    ):
+        self.shared = shared
+        self.target = target
+        self.constraints = constraints
+        self.preferred = preferred
+        self._envs: dict[str, dict[str, str]] = {}
+        self._tables: dict[str, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
+        #: projects whose page could not be read, with the reason
+        self.unavailable: dict[str, str] = {}
+
+    # helpers
+
+    def env(self, extra: str = "") -> dict[str, str]:
+        env = self._envs.get(extra)
+        if env is None:
+            env = self._envs[extra] = self.target.marker_environment(extra)
+        return env
+
+    def applies(self, marker: Marker | None, extra: str = "") -> bool:
+        if marker is None:
+            return True
+        try:
+            return bool(marker.evaluate(self.env(extra)))
+        except Exception as exc:  # a marker we cannot judge is not applied
+            log.debug("cannot evaluate marker %s for %s: %s", marker, self.target.label, exc)
+            return False
+
+    def allows_python(self, spec: str | None) -> bool:
+        return self.target.allows_python(spec)
+
+    def installable(self, files: Iterable[RemoteFile]) -> tuple[RemoteFile, ...]:
+        return tuple(f for f in files if self.target.can_install(f))
+
+    def table(self, name: str) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+        """Versions with files this target can install, newest first."""
+        rows = self._tables.get(name)
+        if rows is None:
+            try:
+                releases = self.shared.releases(name)
+            except Unavailable as exc:
+                self.unavailable[name] = str(exc)
+                releases = {}
+            rows = []
+            for version in sorted(releases, reverse=True):
+                files = self.installable(releases[version])
+                if files:
+                    rows.append((version, files))
+            self._tables[name] = rows
+        return rows
+
+    # resolvelib API
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> tuple[bool, bool, bool, str]:
+        infos = list(information[identifier])
+        pinned = any(info.requirement.pinned for info in infos)
+        causes = {info.requirement.name for info in backtrack_causes}
+        name = infos[0].requirement.name if infos else identifier
+        return (identifier != PYTHON, not pinned, name not in causes, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        if identifier == PYTHON:
+            ok = all(self.allows_python(str(r.specifier)) for r in reqs)
+            return [self.python] if ok else []
+        name, extras = reqs[0].name, reqs[0].extras
+        bad = {c.version for c in incompatibilities[identifier]}
+        spec = SpecifierSet()
+        exact: set[Version] = set()
+        for r in reqs:
+            spec &= r.specifier
+            if r.exact is not None:
+                exact.add(r.exact)
+        for constraint in self.constraints.get(name, ()):
+            spec &= constraint
+        pinned = any(r.pinned for r in reqs)
+        eligible: dict[Version, tuple[RemoteFile, ...]] = {}
+        for version, files in self.table(name):
+            if version in bad or (exact and version not in exact):
+                continue
+            live = tuple(f for f in files if not f.yanked)
+            if not live and not pinned:
+                continue
+            eligible[version] = live or files
+        allowed = list(spec.filter(eligible, prereleases=True if exact else None))
+        allowed.sort(reverse=True)
+        preferred = self.preferred.get(name)
+        if preferred is not None and preferred in allowed:
+            allowed.remove(preferred)
+            allowed.insert(0, preferred)
+        if allowed:
+            self.shared.prefetch_metadata(name, allowed[0])
+        return [Candidate(name, v, extras, eligible[v]) for v in allowed]
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.name == PYTHON:
+            return self.allows_python(str(requirement.specifier))
+        if requirement.exact is not None and candidate.version != requirement.exact:
+            return False
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON:
+            return []
+        try:
+            meta = self.shared.metadata(candidate.name, candidate.version)
+        except MetadataError:
+            return []  # named in the problems after the resolution (see _unknown)
+        deps: list[Req] = []
+        if candidate.extras:
+            # An extra depends on its base release, plus what the extra adds.
+            deps.append(
+                Req(
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(),
+                    f"{candidate.name}=={candidate.version}",
+                    exact=candidate.version,
+                )
+            )
+            for req in meta.requires_dist:
+                if self.applies(req.marker, "") or not any(
+                    self.applies(req.marker, extra) for extra in sorted(candidate.extras)
+                ):
+                    continue
+                deps.append(Req.of(req))
+        else:
+            if meta.requires_python:
+                try:
+                    deps.append(
+                        Req(
+                            PYTHON,
+                            frozenset(),
+                            SpecifierSet(meta.requires_python),
+                            f"Python{meta.requires_python}",
+                        )
+                    )
+                except InvalidSpecifier:
+                    log.debug("%s: ignoring invalid Requires-Python", candidate)
+            deps.extend(Req.of(req) for req in meta.requires_dist if self.applies(req.marker))
+        self.shared.prefetch(d.name for d in deps)
+        return deps
+
+    # explanations
+
+    def explain(self, req: Req) -> str:
+        """Why no version of ``req`` installs on this target (or that it conflicts)."""
+        if req.name == PYTHON:
+            return f"the target runs Python {self.target.python_full_version}"
+        if req.name in self.unavailable:
+            return self.unavailable[req.name]
+        try:
+            releases = self.shared.releases(req.name)
+        except Unavailable as exc:
+            return str(exc)
+        spec = req.specifier
+        for constraint in self.constraints.get(req.name, ()):
+            spec &= constraint
+        matching = sorted((v for v in releases if spec.contains(v, prereleases=True)), reverse=True)
+        if not matching:
+            newest = ", ".join(str(v) for v in sorted(releases, reverse=True)[:5])
+            return f"no version matches (available: {newest or 'none'})"
+        reasons = []
+        for version in matching[:3]:
+            files = releases[version]
+            installable = self.installable(files)
+            if installable and all(f.yanked for f in installable) and not req.pinned:
+                reasons.append(f"{version} is yanked")
+            elif installable:
+                reasons.append(f"{version} conflicts with other requirements")
+            elif not any(self.allows_python(f.requires_python) for f in files):
+                spec_text = next((f.requires_python for f in files if f.requires_python), "")
+                reasons.append(f"{version} requires Python {spec_text}")
+            else:
+                reasons.append(f"{version} has no file for {self.target.label}")
+        more = f" (and {len(matching) - 3} more)" if len(matching) > 3 else ""
+        return "; ".join(reasons) + more
