@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "BadInputError",
     "HashMismatchError",
-    "IndexError_",
     "ManifestError",
     "ProblemsError",
     "PypidlError",
+    "RemoteIndexError",
     "RequirementsError",
     "ResolutionError",
     "TargetError",
@@ -111,8 +111,8 @@ class ResolutionError(PypidlError):
     exit_code = 2
 
 
-class IndexError_(PypidlError):  # the builtin IndexError is a different thing
-    """A package index could not be read."""
+class RemoteIndexError(PypidlError):
+    """A package index could not be read, or served something unusable (a page, metadata)."""
 
 
 class HashMismatchError(PypidlError):

@@ -1,6 +1,6 @@
 """The download engine: a process pool of thread pools filling a mirror from manifest entries.
 
-Shape (issue 2, issue 3):
+Shape:
 
 * entries are split into whole projects balanced by bytes (:func:`pypidl.manifest.partition`),
   one group per worker process, so only one process ever writes a project's catalog file;

@@ -1,6 +1,6 @@
 """Core metadata of releases, for the resolver: dependencies, Requires-Python, extras.
 
-Where it comes from, cheapest first (issue 5):
+Where it comes from, cheapest first:
 
 1. the PEP 658/714 sidecar ``<file url>.metadata`` when the index advertises one (its sha256 is
    checked when the index gives it);
@@ -48,7 +48,7 @@ from pypidl.dists import (
     read_sdist_pkg_info,
     read_wheel_metadata,
 )
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, bytes_sha256, is_sha256
 from pypidl.session import new_session
 from pypidl.sources import redact_url
@@ -84,7 +84,7 @@ _HEADERS = {"Accept-Encoding": "identity"}  # byte ranges are of the stored file
 T = TypeVar("T")
 
 
-class MetadataError(IndexError_):
+class MetadataError(RemoteIndexError):
     """The metadata of a release could not be read from any of its files."""
 
 

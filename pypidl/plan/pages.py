@@ -29,7 +29,7 @@ from packaging.utils import (
 
 from pypidl._fs import check_basename
 from pypidl.config import NetworkSettings
-from pypidl.errors import IndexError_, UnsafeFilenameError
+from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, STRONG_HASHES, is_sha256
 from pypidl.session import abort_response, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
@@ -54,7 +54,7 @@ MAX_PAGE_BYTES = 256 * 1024 * 1024
 MAX_PAGE_SECONDS = 600.0
 
 
-class ProjectNotFound(IndexError_):
+class ProjectNotFound(RemoteIndexError):
     """No configured index has the project."""
 
 
@@ -111,7 +111,7 @@ class IndexClient:
         """The project's page from the first mirror that has it.
 
         :raises ProjectNotFound: every mirror answered 404 or 410.
-        :raises IndexError_: no mirror could be read (with each mirror's reason).
+        :raises RemoteIndexError: no mirror could be read (with each mirror's reason).
         """
         normalized = canonicalize_name(name)
         reasons: list[str] = []
@@ -137,7 +137,7 @@ class IndexClient:
                     self._set_mirror_aside(mirror, describe_error(exc))
         if missing == len(self.mirrors):
             raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
-        raise IndexError_("all mirrors failed: " + "; ".join(reasons), context=name)
+        raise RemoteIndexError("all mirrors failed: " + "; ".join(reasons), context=name)
 
     def _set_mirror_aside(self, mirror: Mirror, reason: str) -> None:
         """Skip a mirror that cannot be reached for the rest of the run (others remain)."""
@@ -147,14 +147,14 @@ class IndexClient:
             self.set_aside[mirror.name] = reason
         log.warning("Mirror %s is unreachable (%s); set aside for this run", mirror.name, reason)
 
-    def projects(self, names: Iterable[str]) -> dict[str, ProjectPage | IndexError_]:
+    def projects(self, names: Iterable[str]) -> dict[str, ProjectPage | RemoteIndexError]:
         """Pages of many projects, fetched concurrently; failures are returned, not raised."""
         unique = sorted({canonicalize_name(n) for n in names})
 
-        def one(name: str) -> ProjectPage | IndexError_:
+        def one(name: str) -> ProjectPage | RemoteIndexError:
             try:
                 return self.project(name)
-            except IndexError_ as exc:
+            except RemoteIndexError as exc:
                 return exc
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:

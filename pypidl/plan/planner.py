@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl.config import cache_dir
-from pypidl.errors import IndexError_, ResolutionError
+from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan.closure import resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
@@ -75,7 +75,7 @@ class _PageCache:
 
     def __init__(self, client: IndexClient):
         self.client = client
-        self._pages: dict[str, ProjectPage | IndexError_] = {}
+        self._pages: dict[str, ProjectPage | RemoteIndexError] = {}
         self._lock = threading.Lock()
 
     def prefetch(self, names: Iterable[str]) -> None:
@@ -92,17 +92,17 @@ class _PageCache:
         if found is None:
             try:
                 found = self.client.project(key)
-            except IndexError_ as exc:
+            except RemoteIndexError as exc:
                 found = exc
             with self._lock:
                 self._pages[key] = found
-        if isinstance(found, IndexError_):
+        if isinstance(found, RemoteIndexError):
             raise found
         return found
 
-    def failed(self) -> dict[str, IndexError_]:
+    def failed(self) -> dict[str, RemoteIndexError]:
         with self._lock:
-            return {k: v for k, v in self._pages.items() if isinstance(v, IndexError_)}
+            return {k: v for k, v in self._pages.items() if isinstance(v, RemoteIndexError)}
 
     def serving_mirrors(self) -> set[str]:
         """Names of the mirrors that answered with at least one page so far."""
@@ -291,7 +291,7 @@ class Planner:
     def _page(self, name: str, selection: _Selection) -> ProjectPage | None:
         try:
             return self.pages.get(name)
-        except IndexError_ as exc:
+        except RemoteIndexError as exc:
             selection.problems.append(_problem_for(name, exc))
             return None
 
@@ -478,7 +478,7 @@ def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:
     return pins
 
 
-def _problem_for(name: str, exc: IndexError_, requirement: str | None = None) -> Problem:
+def _problem_for(name: str, exc: RemoteIndexError, requirement: str | None = None) -> Problem:
     if isinstance(exc, ProjectNotFound):
         return Problem(name, "not found on any index (404 Not Found)", requirement)
     return Problem(name, exc.message, requirement)

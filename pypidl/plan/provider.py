@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 from resolvelib.resolvers import RequirementInformation
 
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.plan.metadata import CoreMetadata, MetadataError, MetadataSource
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class SharedIndex:
     def _load(self, name: str) -> dict[Version, tuple[RemoteFile, ...]]:
         try:
             page = self._pages(name)
-        except IndexError_ as exc:
+        except RemoteIndexError as exc:
             raise Unavailable(exc.message) from None
         grouped: dict[Version, list[RemoteFile]] = {}
         for rf in page.files:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pypidl.config import NetworkSettings
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.fetch.downloader import DOWNLOADED, FAILED, Downloader
 from pypidl.fetch.part import part_path
 from pypidl.hashing import file_sha256
@@ -156,7 +156,7 @@ def test_a_gzip_bomb_page_is_refused_not_inflated(index_server, monkeypatch):
     server = index_server()
     headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
     server.fail_always("/simple/bomb/", Status(200, headers, bomb))
-    with pytest.raises(IndexError_, match="larger than 1 MiB"):
+    with pytest.raises(RemoteIndexError, match="larger than 1 MiB"):
         _client(server.simple_url).project("bomb")
 
 
@@ -188,7 +188,7 @@ def test_a_page_that_never_ends_is_read_only_up_to_the_limit(monkeypatch):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
-        with pytest.raises(IndexError_, match="larger than 1 MiB"):
+        with pytest.raises(RemoteIndexError, match="larger than 1 MiB"):
             _client(url).project("endless")
     finally:
         server.shutdown()
@@ -223,7 +223,7 @@ def test_a_trickling_page_is_abandoned_after_its_time_limit(monkeypatch):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
-        with pytest.raises(IndexError_, match=r"did not arrive within 0\.5 s"):
+        with pytest.raises(RemoteIndexError, match=r"did not arrive within 0\.5 s"):
             _client(url).project("slow")
     finally:
         server.shutdown()

@@ -1,4 +1,4 @@
-"""The engine on a hostile network (issue 3): every injected fault ends with every file verified,
+"""The engine on a hostile network: every injected fault ends with every file verified,
 no temporary file left behind, and a re-run that sends no request."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pypidl import __version__
 from pypidl.cli import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, main
 from pypidl.cli import pipeline as pipeline_cmd
 from pypidl.cli._output import UI
-from pypidl.errors import IndexError_, ProblemsError, PypidlError
+from pypidl.errors import ProblemsError, PypidlError, RemoteIndexError
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel
 
@@ -206,7 +206,7 @@ def log_lines(err: str) -> list[str]:
     ("exc", "code"),
     [
         (PypidlError("something failed", context="here", hint="do this"), 1),
-        (IndexError_("all mirrors failed", hint="check the network"), 1),
+        (RemoteIndexError("all mirrors failed", hint="check the network"), 1),
         (ProblemsError("bad input", hint="fix it"), 2),
     ],
 )

@@ -14,7 +14,7 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName
 
 from pypidl.config import NetworkSettings, user_agent
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.plan.pages import (
     JSON_TYPE,
     IndexClient,
@@ -441,7 +441,7 @@ def test_all_mirrors_down_names_each(index_server: Callable[..., IndexServer], d
     b.fail_always("/simple/*", Status(503))
     c.fail_always("/simple/*", Status(200, {"Content-Type": JSON_TYPE}, b"{not json"))
     client = IndexClient([mirror(a, "alpha"), mirror(b, "bravo"), mirror(c, "charlie")], NET)
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(RemoteIndexError) as info:
         client.project("demo")
     assert not isinstance(info.value, ProjectNotFound)
     message = str(info.value)
@@ -456,7 +456,7 @@ def test_404_and_down_is_not_not_found(
     """A project missing from one mirror may be on the one that is down: that is not a 404."""
     empty, down = index_server(), served(index_server, dists)
     down.down = True
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(RemoteIndexError) as info:
         IndexClient([mirror(empty, "empty"), mirror(down, "down")], NET).project("demo")
     assert not isinstance(info.value, ProjectNotFound)
     assert "empty: 404" in str(info.value)
@@ -472,8 +472,8 @@ def test_projects_concurrently_with_failures(
     pages = client.projects(["demo", "Other", "missing", "DEMO", "absent"])
     elapsed = time.monotonic() - started
     assert sorted(pages) == ["absent", "demo", "missing", "other"]
-    assert not isinstance(pages["demo"], IndexError_)
-    assert not isinstance(pages["other"], IndexError_)
+    assert not isinstance(pages["demo"], RemoteIndexError)
+    assert not isinstance(pages["other"], RemoteIndexError)
     assert isinstance(pages["missing"], ProjectNotFound)
     assert isinstance(pages["absent"], ProjectNotFound)
     assert elapsed < 1.2  # four 0.4 s pages one after another would take 1.6 s
@@ -521,7 +521,7 @@ def test_wrong_credentials_fail_with_401(
     private = served(index_server, dists, auth=("alice", "s3cret"))
     url = private.simple_url.replace("http://", "http://alice:wrong@")
     client = IndexClient([Mirror.from_index_url(url, "private")], NET.with_credentials_from([url]))
-    with pytest.raises(IndexError_, match="private: 401") as info:
+    with pytest.raises(RemoteIndexError, match="private: 401") as info:
         client.project("demo")
     assert "wrong" not in str(info.value)
 
