@@ -7,7 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from pypidl.store.index_builder import BACKENDS, SIMPLE_DIR
+from pypidl.store.index_builder import BACKENDS
+from pypidl.store.render import SIMPLE_DIR
 
 if TYPE_CHECKING:
     from pypidl.cli._output import UI

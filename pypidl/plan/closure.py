@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UNKNOWN_DEPENDENCIES",
-    "Selection",
+    "ClosureResult",
     "resolve_closure",
 ]
 
@@ -74,7 +74,7 @@ MAX_ROUNDS = 5000
 
 
 @dataclass(frozen=True)
-class Selection:
+class ClosureResult:
     """What the closure chose, for the planner.
 
     ``versions`` maps project -> version -> labels of the targets that need that version.
@@ -209,7 +209,7 @@ def resolve_closure(
     all_versions: bool = False,
     all_versions_limit: int | None = None,
     workers: int = 16,
-) -> Selection:
+) -> ClosureResult:
     """The versions every target needs to install ``requirements``, target by target.
 
     :param requirements: what users install (markers are judged per target).
@@ -302,7 +302,7 @@ def resolve_closure(
 
     unique = list(dict.fromkeys(problems))
     unique.sort(key=lambda p: (p.target or "", p.project, p.reason))
-    return Selection(
+    return ClosureResult(
         versions={
             NormalizedName(name): {v: frozenset(labels) for v, labels in vs.items()}
             for name, vs in sorted(versions.items())

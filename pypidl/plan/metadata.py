@@ -62,8 +62,8 @@ __all__ = [
     "MetadataError",
     "MetadataFetcher",
     "MetadataSource",
-    "choose_files",
     "parse_core_metadata",
+    "probe_order",
 ]
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class MetadataSource(Protocol):
         ...
 
 
-def choose_files(files: Iterable[RemoteFile]) -> list[RemoteFile]:
+def probe_order(files: Iterable[RemoteFile]) -> list[RemoteFile]:
     """Files of a release in the order their metadata is tried.
 
     Wheels with a sidecar first, then other wheels (metadata is per release in practice, so any
@@ -309,7 +309,7 @@ class MetadataFetcher:
         self, project: NormalizedName, version: str, files: Sequence[RemoteFile]
     ) -> CoreMetadata:
         reasons: list[str] = []
-        ordered = choose_files(files)
+        ordered = probe_order(files)
         if not ordered:
             raise MetadataError(f"{project} {version} has no files", context=project)
         for rf in ordered[:3]:

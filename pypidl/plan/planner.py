@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
-from pypidl.plan.closure import resolve_closure
+from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
@@ -58,8 +58,12 @@ class PlanOptions:
 
 
 @dataclass
-class _Selection:
-    """project → version → labels of the targets that need that release."""
+class _Picks:
+    """The planner's running tally: project -> version -> labels of the targets that need it.
+
+    Every source of choices adds to it (the closure's :class:`ClosureResult`, ``--no-deps``,
+    host pins, ``--all-versions``), and the file choice reads it.
+    """
 
     versions: dict[NormalizedName, dict[str, set[str]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -68,6 +72,15 @@ class _Selection:
 
     def add(self, project: NormalizedName, version: str, labels: Iterable[str]) -> None:
         self.versions.setdefault(project, {}).setdefault(version, set()).update(labels)
+
+    def absorb(self, result: ClosureResult) -> None:
+        """Take everything the closure chose and every problem it found."""
+        for name, versions in result.versions.items():
+            for version, labels in versions.items():
+                self.add(name, version, labels)
+        self.problems.extend(result.problems)
+        for name, added in result.all_versions_added.items():
+            self.all_versions_added.setdefault(name, set()).update(added)
 
 
 class _PageCache:
@@ -134,7 +147,7 @@ class Planner:
         names = [canonicalize_name(r.name) for r in requirements]
         log.info("Reading %d project page(s) from %s", len(set(names)), self.mirrors[0].name)
         self.pages.prefetch(names)
-        selection = _Selection()
+        selection = _Picks()
         missing = self.pages.failed()
         for name, exc in sorted(missing.items()):
             selection.problems.append(_problem_for(name, exc, requirement=_req_text(reqs, name)))
@@ -215,7 +228,7 @@ class Planner:
             return result.pins
         raise errors[0]
 
-    def _select_pins(self, pins: Mapping[NormalizedName, str], selection: _Selection) -> None:
+    def _select_pins(self, pins: Mapping[NormalizedName, str], selection: _Picks) -> None:
         """Host pins for every target that can install them (the closure-free fall-back)."""
         self.pages.prefetch(pins)
         for name, version in sorted(pins.items()):
@@ -227,7 +240,7 @@ class Planner:
         requirements: Sequence[Requirement],
         constraints: Sequence[Requirement],
         pins: Mapping[NormalizedName, str],
-        selection: _Selection,
+        selection: _Picks,
     ) -> None:
 
         result = resolve_closure(
@@ -241,19 +254,13 @@ class Planner:
             all_versions_limit=self.options.all_versions_limit,
             workers=self.options.workers,
         )
-        for name, versions in result.versions.items():
-            for version, labels in versions.items():
-                selection.add(name, version, labels)
-        selection.problems.extend(result.problems)
-        selection.all_versions_added = {
-            name: set(versions) for name, versions in result.all_versions_added.items()
-        }
+        selection.absorb(result)
 
     def _metadata_source(self) -> MetadataFetcher:
 
         return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
 
-    def _select_direct(self, requirements: Sequence[Requirement], selection: _Selection) -> None:
+    def _select_direct(self, requirements: Sequence[Requirement], selection: _Picks) -> None:
         """``--no-deps``: per target, the newest version of each requirement it can install."""
         for req in requirements:
             name = canonicalize_name(req.name)
@@ -274,7 +281,7 @@ class Planner:
                 else:
                     selection.add(name, version, [target.label])
 
-    def _select_all_versions(self, selection: _Selection) -> None:
+    def _select_all_versions(self, selection: _Picks) -> None:
         labels = [t.label for t in self.targets]
         for name in list(selection.versions):
             page = self._page(name, selection)
@@ -288,7 +295,7 @@ class Planner:
             for version in versions:
                 selection.add(name, version, labels)
 
-    def _page(self, name: str, selection: _Selection) -> ProjectPage | None:
+    def _page(self, name: str, selection: _Picks) -> ProjectPage | None:
         try:
             return self.pages.get(name)
         except RemoteIndexError as exc:
@@ -298,7 +305,7 @@ class Planner:
     # -- files ------------------------------------------------------------------------------
 
     def _files(
-        self, selection: _Selection, hash_pins: Mapping[str, tuple[str, frozenset[str]]]
+        self, selection: _Picks, hash_pins: Mapping[str, tuple[str, frozenset[str]]]
     ) -> list[Entry]:
         """The entries of every selected release.
 
@@ -448,7 +455,7 @@ def _newest_installable(
     return str(max(matching)) if matching else None
 
 
-def _report_growth(selection: _Selection, entries: Sequence[Entry]) -> None:
+def _report_growth(selection: _Picks, entries: Sequence[Entry]) -> None:
     """Say how much --all-versions grew the mirror, and how to cap it."""
     added = selection.all_versions_added
     if not added:

@@ -11,95 +11,56 @@ Layout (all links relative, so ``file://`` and any static server work)::
     simple/<project>/index.html, simple/<project>/index.json
     packages/<project>/<wheel>.metadata                   PEP 658 sidecar, the wheel's METADATA
 
-Renderers (``render_*``) are pure functions returning strings; :func:`build_index` writes only
-the pages whose text changed, each one atomically.
+The pages are rendered by :mod:`pypidl.store.render` (pure functions returning strings);
+:func:`build_index` writes only the pages whose text changed, each one atomically.  The original
+tool's back end, pip2pi's dir2pi, is :mod:`pypidl.store.dir2pi`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
-import importlib.util
-import json
 import logging
 import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
     parse_wheel_filename,
 )
-from packaging.version import Version
 
 from pypidl._fs import TEMP_PREFIX, atomic_write, safe_join
 from pypidl.dists import METADATA_SUFFIX, read_wheel_metadata
-from pypidl.errors import BadInputError, PypidlError
+from pypidl.errors import BadInputError
 from pypidl.hashing import bytes_sha256, file_sha256
-from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.store.catalog import Catalog, Record
+from pypidl.store.dir2pi import require_pip2pi, run_dir2pi
+from pypidl.store.render import (
+    HTML_PAGE,
+    JSON_PAGE,
+    SIMPLE_DIR,
+    IndexFile,
+    render_project_html,
+    render_project_json,
+    render_root_html,
+    render_root_json,
+)
 
 __all__ = [
     "BACKENDS",
-    "JSON_CONTENT_TYPE",
-    "METADATA_SUFFIX",
-    "REPOSITORY_VERSION",
-    "SIMPLE_DIR",
-    "IndexFile",
     "IndexReport",
     "build_index",
     "collect",
-    "render_project_html",
-    "render_project_json",
-    "render_root_html",
-    "render_root_json",
     "wheel_metadata",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Version of the simple repository API the pages declare (PEP 629 / PEP 691 ``meta``).
-REPOSITORY_VERSION = "1.1"
-JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
-SIMPLE_DIR = "simple"
-HTML_PAGE = "index.html"
-JSON_PAGE = "index.json"
 BACKENDS = ("pypidl", "dir2pi")
-
-_DIR2PI_HINT = "install it with: pip install 'pypidl[dir2pi]'"
-_PKG_RESOURCES_HINT = (
-    "pip2pi imports pkg_resources, which setuptools 82 removed: pip install 'setuptools<82'"
-)
-
-
-@dataclass(frozen=True)
-class IndexFile:
-    """One file as the index lists it: its catalog entry and what the disk says now."""
-
-    entry: Entry
-    size: int
-    #: sha256 of the PEP 658 sidecar written beside the wheel, or ``None`` when there is none
-    metadata_sha256: str | None = None
-
-    @property
-    def url(self) -> str:
-        """Link from ``simple/<project>/`` to the file, without the hash fragment."""
-        filename = quote(self.entry.filename, safe="+!")
-        return f"../../{PACKAGES_DIR}/{quote(self.entry.project)}/{filename}"
-
-    def sort_key(self) -> tuple[Version, str]:
-        return (Version(self.entry.version), self.entry.filename)
 
 
 @dataclass
@@ -251,133 +212,6 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
 
 
 # --------------------------------------------------------------------------------------------
-# Rendering: pure functions from files to page text
-
-_UPLOAD_TIME = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?",
-    re.IGNORECASE,
-)
-
-
-def _pep700_time(value: str | None) -> str | None:
-    """``value`` as PEP 700 wants it (``yyyy-mm-ddThh:mm:ss.ffffffZ``, UTC), or ``None``.
-
-    A time without a zone is taken as UTC; one that cannot be parsed is left out of the page
-    rather than risk a client rejecting the whole page.
-    """
-    if not value:
-        return None
-    m = _UPLOAD_TIME.fullmatch(value.strip())
-    if m is None:
-        log.debug("upload time %r is not ISO 8601; left out", value)
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    offset = timedelta(0)
-    zone = m.group(8)
-    if zone and zone.upper() != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    try:
-        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
-    except ValueError:
-        log.debug("upload time %r is not a valid date; left out", value)
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _attr(value: str) -> str:
-    return html.escape(value, quote=True)
-
-
-def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
-    """The PEP 503 page of ``project`` (with PEP 592, 629, 658 and 714 attributes)."""
-    name = _attr(project)
-    lines = [
-        "<!DOCTYPE html>",
-        "<html>",
-        "  <head>",
-        f'    <meta name="pypi:repository-version" content="{REPOSITORY_VERSION}">',
-        f"    <title>Links for {name}</title>",
-        "  </head>",
-        "  <body>",
-        f"    <h1>Links for {name}</h1>",
-    ]
-    for f in files:
-        e = f.entry
-        attrs = [f'href="{_attr(f.url)}#sha256={e.sha256}"']
-        if e.requires_python:
-            attrs.append(f'data-requires-python="{_attr(e.requires_python)}"')
-        if e.yanked:
-            attrs.append(f'data-yanked="{_attr(e.yanked_reason or "")}"')
-        if f.metadata_sha256:
-            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
-            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
-        lines.append(f"    <a {' '.join(attrs)}>{_attr(e.filename)}</a><br>")
-    lines += ["  </body>", "</html>", ""]
-    return "\n".join(lines)
-
-
-def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
-    """The PEP 691 page of ``project`` (with PEP 700 ``versions``, ``size``, ``upload-time``)."""
-    versions = sorted({f.entry.version for f in files}, key=Version)
-    out: list[dict[str, Any]] = []
-    for f in files:
-        e = f.entry
-        item: dict[str, Any] = {
-            "filename": e.filename,
-            "url": f.url,
-            "hashes": {"sha256": e.sha256},
-            "requires-python": e.requires_python,
-            "yanked": (e.yanked_reason or True) if e.yanked else False,
-            "size": f.size,
-        }
-        upload_time = _pep700_time(e.upload_time)
-        if upload_time is not None:
-            item["upload-time"] = upload_time
-        metadata: dict[str, str] | bool = (
-            {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
-        )
-        # PEP 714: only the new key. pip 22.3 to 23.1 crash on "dist-info-metadata" in JSON,
-        # and teams on Python 3.8/3.9 still run those pips (3.9's ensurepip bundles 23.0.1).
-        item["core-metadata"] = metadata
-        out.append(item)
-    doc = {
-        "meta": {"api-version": REPOSITORY_VERSION},
-        "name": project,
-        "versions": versions,
-        "files": out,
-    }
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
-
-
-def render_root_html(projects: Iterable[str]) -> str:
-    """The PEP 503 root page listing ``projects`` (normalized names)."""
-    lines = [
-        "<!DOCTYPE html>",
-        "<html>",
-        "  <head>",
-        f'    <meta name="pypi:repository-version" content="{REPOSITORY_VERSION}">',
-        "    <title>Simple index</title>",
-        "  </head>",
-        "  <body>",
-    ]
-    lines += [f'    <a href="{_attr(quote(p))}/">{_attr(p)}</a><br>' for p in sorted(projects)]
-    lines += ["  </body>", "</html>", ""]
-    return "\n".join(lines)
-
-
-def render_root_json(projects: Iterable[str]) -> str:
-    """The PEP 691 root page listing ``projects`` (normalized names)."""
-    doc = {
-        "meta": {"api-version": REPOSITORY_VERSION},
-        "projects": [{"name": p} for p in sorted(projects)],
-    }
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -474,7 +308,7 @@ def build_index(root: str | os.PathLike[str], *, backend: str = "pypidl") -> Ind
     if not root.is_dir():
         raise BadInputError("not a directory", context=str(root), hint="give the mirror directory")
     if backend == "dir2pi":
-        return _build_dir2pi(root)
+        return _build_with_dir2pi(root)
 
     by_project, dropped, sidecars = _collect(root)
     simple = root / SIMPLE_DIR
@@ -498,74 +332,17 @@ def build_index(root: str | os.PathLike[str], *, backend: str = "pypidl") -> Ind
     return report
 
 
-# --------------------------------------------------------------------------------------------
-# The dir2pi backend
-
-#: Runs pip2pi's dir2pi with an explicit argv (its own entry point reads sys.argv whole).
-_DIR2PI_MAIN = (
-    "import sys; from libpip2pi.commands import dir2pi; sys.exit(dir2pi(['dir2pi', *sys.argv[1:]]))"
-)
-
-
-def _build_dir2pi(root: Path) -> IndexReport:
-    if importlib.util.find_spec("libpip2pi") is None:
-        raise BadInputError(
-            "the dir2pi index backend needs pip2pi, which is not installed", hint=_DIR2PI_HINT
-        )
-    if importlib.util.find_spec("pkg_resources") is None:
-        raise BadInputError(
-            "pip2pi cannot run: the pkg_resources module is missing", hint=_PKG_RESOURCES_HINT
-        )
+def _build_with_dir2pi(root: Path) -> IndexReport:
+    require_pip2pi()  # before anything is collected (collecting may rehash and drop files)
     by_project, dropped, _ = _collect(root)
     simple = root / SIMPLE_DIR
     before = {p.name for p in simple.iterdir() if p.is_dir()} if simple.is_dir() else set()
-    where: dict[str, Path] = {}
-    where_rel: dict[str, str] = {}
-    for files in by_project.values():
-        for f in files:
-            where[f.entry.filename] = root / f.entry.relpath
-            where_rel[f.entry.filename] = f.entry.relpath
-
-    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}dir2pi-", dir=root) as tmp:
-        stage = Path(tmp) / "files"
-        stage.mkdir()
-        for filename, path in where.items():
-            _link(path, stage / filename, str(path.resolve()))
-        result = subprocess.run(
-            [sys.executable, "-W", "ignore", "-c", _DIR2PI_MAIN, "-n", str(stage)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            hint = _DIR2PI_HINT
-            if "pkg_resources" in result.stderr:
-                hint = _PKG_RESOURCES_HINT
-            raise PypidlError(
-                f"dir2pi failed (exit {result.returncode}): {detail}", context=str(root), hint=hint
-            )
-        built = stage / SIMPLE_DIR
-        # dir2pi links each file as simple/<project>/<file> -> ../../<file> (the flat stage);
-        # point those links at packages/<project>/<file> so the tree works once moved.
-        pages = 0
-        for project_dir in built.iterdir():
-            if not project_dir.is_dir():
-                continue
-            for item in project_dir.iterdir():
-                if item.name == HTML_PAGE:
-                    pages += 1
-                elif item.name in where:
-                    item.unlink()
-                    # relative to where the page will live: simple/<project>/
-                    _link(where[item.name], item, os.path.join("..", "..", where_rel[item.name]))
-        _swap(built, simple, root)
-
-    projects = sorted(p.name for p in simple.iterdir() if p.is_dir())
+    files = {f.entry.filename: f.entry.relpath for fs in by_project.values() for f in fs}
+    pages, projects = run_dir2pi(root, files)
     report = IndexReport(
         projects=len(projects),
-        files=len(where),
-        pages_written=pages + 1,
+        files=len(files),
+        pages_written=pages,
         pages_unchanged=0,
         sidecars_written=0,
         removed_projects=sorted(before - set(projects)),
@@ -574,28 +351,3 @@ def _build_dir2pi(root: Path) -> IndexReport:
     )
     log.debug("%s", report.summary())
     return report
-
-
-def _link(target: Path, link: Path, source: str) -> None:
-    """Make ``link`` a symlink to ``source`` (naming ``target``), else a hard link, else a copy."""
-    try:
-        link.symlink_to(source)
-        return
-    except OSError:
-        pass  # no symlink privilege (Windows) or no support: fall through
-    try:
-        os.link(target, link)
-    except OSError:
-        shutil.copy2(target, link)
-
-
-def _swap(new: Path, current: Path, root: Path) -> None:
-    """Put the directory ``new`` in place of ``current`` with two renames."""
-    old = root / f"{TEMP_PREFIX}simple-old"
-    if old.exists():
-        shutil.rmtree(old)
-    if current.exists():
-        current.replace(old)
-    new.replace(current)
-    if old.exists():
-        shutil.rmtree(old)

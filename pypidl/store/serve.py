@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from pypidl.errors import BadInputError
-from pypidl.store.index_builder import JSON_CONTENT_TYPE, SIMPLE_DIR
+from pypidl.store.render import JSON_CONTENT_TYPE, SIMPLE_DIR
 
 __all__ = [
     "DEFAULT_BIND",

@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pypidl.config import NetworkSettings
-from pypidl.plan.closure import UNKNOWN_DEPENDENCIES, Selection, resolve_closure
+from pypidl.plan.closure import UNKNOWN_DEPENDENCIES, ClosureResult, resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient
 from pypidl.plan.targets import Target, parse_targets
@@ -46,7 +46,7 @@ def resolve(
     requirements: Sequence[str],
     ts: Sequence[Target],
     **kwargs: Any,
-) -> Selection:
+) -> ClosureResult:
     client = IndexClient([Mirror.from_index_url(server.simple_url)], NET)
     with MetadataFetcher(NET) as fetcher:
         return resolve_closure(

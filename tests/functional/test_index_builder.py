@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html.parser
 import http.client
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import pytest
 
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.store import index_builder
+from pypidl.store import render
 from pypidl.store.catalog import Catalog
 from pypidl.store.index_builder import build_index
 from pypidl.store.serve import choose_media_type, make_server
@@ -308,9 +309,9 @@ def test_bad_input() -> None:
 def test_dir2pi_missing_is_bad_input(
     mirror: Path, monkeypatch: pytest.MonkeyPatch, module: str, hint: str
 ) -> None:
-    real = index_builder.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        index_builder.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None if name == module else real(name, *a),
     )
@@ -321,7 +322,7 @@ def test_dir2pi_missing_is_bad_input(
 
 
 def test_upload_time_formats() -> None:
-    t = index_builder._pep700_time
+    t = render._pep700_time
     assert t("2024-01-02T03:04:05Z") == "2024-01-02T03:04:05.000000Z"
     assert t("2024-01-02T03:04:05.123456789Z") == "2024-01-02T03:04:05.123456Z"
     assert t("2024-01-02 03:04:05-0130") == "2024-01-02T04:34:05.000000Z"

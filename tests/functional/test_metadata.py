@@ -13,7 +13,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from pypidl.config import NetworkSettings
-from pypidl.plan.metadata import MetadataError, MetadataFetcher, choose_files, parse_core_metadata
+from pypidl.plan.metadata import MetadataError, MetadataFetcher, parse_core_metadata, probe_order
 from pypidl.plan.pages import IndexClient, RemoteFile
 from pypidl.sources import Mirror
 from tests.lib.server import IndexServer, Status
@@ -188,7 +188,7 @@ def test_prefers_a_wheel_over_the_sdist(
     server.add_file(make_sdist(wheel_dir, "both", "1.0", requires_dist=["a"]))
     server.add_file(make_wheel(wheel_dir, "both", "1.0", requires_dist=["a"]))
     files = _page(server, "both")
-    assert [f.kind for f in choose_files(files)] == ["wheel", "sdist"]
+    assert [f.kind for f in probe_order(files)] == ["wheel", "sdist"]
     with MetadataFetcher(NET) as fetcher:
         meta = fetcher.release(canonicalize_name("both"), "1.0", files)
     assert meta.dependencies_known
