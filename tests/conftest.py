@@ -11,25 +11,7 @@ from typing import Any
 
 import pytest
 
-# Make ``tests.lib`` importable however pytest was started (``pytest`` or ``python -m pytest``).
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-import tests.lib  # noqa: E402
-import tests.lib.server  # noqa: E402
-import tests.lib.wheels  # noqa: E402
-from tests.lib.server import IndexServer  # noqa: E402
-
-# pytest's default import mode also puts tests/ itself on sys.path, which would let
-# ``lib.server`` load as a second copy whose fault classes the server would not
-# recognize.  Make both names refer to the same modules.
-for _name, _module in (
-    ("lib", tests.lib),
-    ("lib.server", tests.lib.server),
-    ("lib.wheels", tests.lib.wheels),
-):
-    sys.modules.setdefault(_name, _module)
+from tests.lib.server import IndexServer
 
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 _DROPPED_VARS = {

@@ -1,4 +1,4 @@
-"""Adversarial audit of the catalog: symlinks planted in ``.pypidl/`` never lead outside."""
+"""The catalog against planted symlinks: nothing in ``.pypidl/`` ever leads outside the mirror."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""index_client: PEP 691 / PEP 503 parsing on hand-written pages, and fetching from loopback indexes."""
+"""plan.pages: PEP 691 / PEP 503 parsing on hand-written pages, and fetching from loopback indexes."""
 
 from __future__ import annotations
 

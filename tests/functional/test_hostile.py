@@ -1,4 +1,4 @@
-"""Adversarial audit: concurrent runs on one mirror, hostile index pages, planted symlinks.
+"""A hostile world: concurrent runs on one mirror, hostile index pages, planted symlinks.
 
 Every test drives real code against real loopback servers and real files.
 """

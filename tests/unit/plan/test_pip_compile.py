@@ -1,4 +1,4 @@
-"""resolve: reading pip-compile's pins, its isolated environment, and its failures."""
+"""plan.pip_compile: reading pip-compile's pins, its isolated environment, and its failures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shards, merge, and the air-gap crossing: bundle outside, import inside, refuse tampering."""
+"""Shards and merges of manifests, and the air-gap crossing: bundle outside, import inside, refuse tampering."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pypidl import bundle as transfer
+from pypidl import bundle as bundle_mod
 from pypidl import manifest as manifest_mod
 from pypidl.cli import main
 from pypidl.errors import BadInputError
@@ -198,7 +198,7 @@ def test_bundle_import_round_trip_reproduces_the_index(
 
     with tarfile.open(delta) as tar:
         names = tar.getnames()
-    assert names[:2] == [transfer.BUNDLE_HEADER, transfer.BUNDLE_MANIFEST]
+    assert names[:2] == [bundle_mod.BUNDLE_HEADER, bundle_mod.BUNDLE_MANIFEST]
     assert sorted(names[2:]) == sorted(dists[k][1].relpath for k in ("alpha-1.1", "gamma-0.1"))
 
     assert main(["import", str(delta), "--into", str(inside)]) == 0
@@ -210,7 +210,7 @@ def test_bundle_import_round_trip_reproduces_the_index(
         n: sorted(Catalog(outside).load(n)) for n in ("alpha", "beta", "gamma")
     }
     # importing the same bundle again adds nothing and changes nothing
-    report = transfer.import_bundle(delta, inside)
+    report = bundle_mod.import_bundle(delta, inside)
     assert report.added == ()
     assert len(report.present) == 2
     kept = list((inside / ".pypidl" / "imports").iterdir())
@@ -222,17 +222,17 @@ def test_bundle_holds_only_the_delta(
     tmp_path: Path, outside: Path, dists: dict[str, tuple[Path, Entry]]
 ) -> None:
     new = manifest_of(dists, *dists)
-    report = transfer.bundle(new, outside, since=new, out=tmp_path / "empty.tar")
+    report = bundle_mod.bundle(new, outside, since=new, out=tmp_path / "empty.tar")
     assert report.files == ()
     assert report.unchanged == 4
     # an empty delta still imports cleanly (the inside mirror may not exist yet)
-    imported = transfer.import_bundle(report.path, tmp_path / "fresh")
+    imported = bundle_mod.import_bundle(report.path, tmp_path / "fresh")
     assert imported.added == ()
     assert imported.index is not None
     assert imported.index.files == 0
     # a changed sha256 for the same filename counts as new
     old = Manifest(entries=(Entry(**{**dists["beta-2.0"][1].__dict__, "sha256": "1" * 64}),))
-    report = transfer.bundle(new, outside, since=old, out=tmp_path / "d.tar")
+    report = bundle_mod.bundle(new, outside, since=old, out=tmp_path / "d.tar")
     assert {e.project for e in report.files} == {"alpha", "beta", "gamma"}
 
 
@@ -243,7 +243,7 @@ def test_bundle_refuses_a_broken_outside_mirror(
     out = tmp_path / "x.tar"
     (outside / dists["gamma-0.1"][1].relpath).unlink()
     with pytest.raises(BadInputError, match="not in the mirror"):
-        transfer.bundle(man, outside, since=None, out=out)
+        bundle_mod.bundle(man, outside, since=None, out=out)
     # same size, different bytes: caught while streaming, and no bundle is left behind
     man = manifest_of(dists, "alpha-1.0", "beta-2.0")
     victim = outside / dists["beta-2.0"][1].relpath
@@ -251,7 +251,7 @@ def test_bundle_refuses_a_broken_outside_mirror(
     data[-100] ^= 0xFF
     victim.write_bytes(bytes(data))
     with pytest.raises(BadInputError, match="does not match the manifest"):
-        transfer.bundle(man, outside, since=None, out=out)
+        bundle_mod.bundle(man, outside, since=None, out=out)
     assert not out.exists()
     assert list(tmp_path.glob(".pypidl-*")) == []
 
@@ -375,13 +375,13 @@ def test_tampered_bundle_is_refused_and_writes_nothing(
     needle: str,
 ) -> None:
     good = tmp_path / "good.tar"
-    transfer.bundle(manifest_of(dists, *dists), outside, since=None, out=good)
+    bundle_mod.bundle(manifest_of(dists, *dists), outside, since=None, out=good)
     bad = tmp_path / "bad.tar"
     _rewrite(good, bad, change)
     inside = tmp_path / "inside"
     inside.mkdir()
-    with pytest.raises(transfer.BundleError) as info:
-        transfer.import_bundle(bad, inside)
+    with pytest.raises(bundle_mod.BundleError) as info:
+        bundle_mod.import_bundle(bad, inside)
     assert needle in str(info.value) or any(needle in p for p in info.value.problems)
     assert final_files(inside) == []
     assert not (inside / "simple").exists()
@@ -396,15 +396,15 @@ def test_not_a_tar_or_a_truncated_one_is_a_clear_error(
 ) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar file at all" * 30)
-    with pytest.raises(transfer.BundleError, match="cannot read bundle"):
-        transfer.import_bundle(junk, tmp_path / "inside")
+    with pytest.raises(bundle_mod.BundleError, match="cannot read bundle"):
+        bundle_mod.import_bundle(junk, tmp_path / "inside")
     good = tmp_path / "good.tar"
-    transfer.bundle(manifest_of(dists, *dists), outside, since=None, out=good)
+    bundle_mod.bundle(manifest_of(dists, *dists), outside, since=None, out=good)
     data = good.read_bytes()
     cut = tmp_path / "cut.tar"
     cut.write_bytes(data[: len(data) - 30_000])
-    with pytest.raises(transfer.BundleError):
-        transfer.import_bundle(cut, tmp_path / "inside")
+    with pytest.raises(bundle_mod.BundleError):
+        bundle_mod.import_bundle(cut, tmp_path / "inside")
     assert final_files(tmp_path / "inside") == []
 
 
