@@ -1,0 +1,394 @@
+"""Build requirements: reading sdists' pyproject.toml, and the build closure's fixed point."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+
+from pypidl.manifest import Problem
+from pypidl.plan.build_deps import (
+    DEFAULT_BUILD_SYSTEM,
+    WHY_BUILD,
+    WHY_DEPENDENCY,
+    WHY_REQUIREMENT,
+    BuildSystem,
+    SdistReader,
+    SdistReadError,
+    complete_build_closure,
+    parse_pyproject,
+    why_of,
+)
+from pypidl.plan.closure import resolve_closure
+from pypidl.plan.metadata import CoreMetadata, MetadataError
+from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.targets import Target, parse_targets
+from tests.lib.backends import make_flit_sdist, make_legacy_sdist
+from tests.lib.server import IndexServer, ServedFile
+
+# -- pyproject.toml -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "requirements", "backend", "declared"),
+    [
+        (None, ("setuptools>=40.8.0", "wheel"), None, False),
+        (b'[project]\nname = "x"\n', ("setuptools>=40.8.0", "wheel"), None, False),
+        (b"[build-system]\n", ("setuptools>=40.8.0", "wheel"), None, False),
+        (
+            b'[build-system]\nrequires = ["setuptools>=61"]\n',
+            ("setuptools>=61", "wheel"),
+            None,
+            True,
+        ),
+        (
+            b'[build-system]\nrequires = ["setuptools>=61", "wheel>=0.40"]\n'
+            b'build-backend = "setuptools.build_meta"\n',
+            ("setuptools>=61", "wheel>=0.40"),
+            "setuptools.build_meta",
+            True,
+        ),
+        (
+            b'[build-system]\nrequires = ["flit_core>=3.2,<4"]\n'
+            b'build-backend = "flit_core.buildapi"\n',
+            ("flit_core>=3.2,<4",),
+            "flit_core.buildapi",
+            True,
+        ),
+        (
+            b'[build-system]\nrequires = []\nbuild-backend = "local"\nbackend-path = ["."]\n',
+            (),
+            "local",
+            True,
+        ),
+    ],
+)
+def test_build_system_as_pip_and_uv_set_it_up(
+    text: bytes | None, requirements: tuple[str, ...], backend: str | None, declared: bool
+) -> None:
+    system = parse_pyproject(text, filename="x-1.0.tar.gz")
+    assert system.requirements() == requirements
+    assert (system.backend, system.declared) == (backend, declared)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[build-system\nrequires = []\n",
+        b'[build-system]\nrequires = "setuptools"\n',
+        b'[build-system]\nrequires = ["not a requirement!!"]\n',
+        b"\xff\xfe",
+    ],
+)
+def test_broken_pyproject_is_an_error_naming_the_sdist(text: bytes) -> None:
+    with pytest.raises(SdistReadError) as caught:
+        parse_pyproject(text, filename="x-1.0.tar.gz")
+    assert caught.value.context == "x-1.0.tar.gz"
+
+
+# -- reading sdists -------------------------------------------------------------------------
+
+
+def remote(served: ServedFile) -> RemoteFile:
+    return RemoteFile(
+        project=NormalizedName(served.project),
+        filename=served.filename,
+        url=served.url,
+        version=served.version,
+        kind="sdist",
+        sha256=served.sha256,
+        size=served.size,
+    )
+
+
+def test_reading_stops_at_pyproject_and_reads_legacy_sdists_whole(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path
+) -> None:
+    srv = index_server()
+    flit = srv.add_file(make_flit_sdist(wheel_dir, "flitpkg", "1.0", padding=3_000_000))
+    legacy = srv.add_file(make_legacy_sdist(wheel_dir, "legacypkg", "0.6.2"))
+    reader = SdistReader(cache_dir=tmp_path / "cache")
+    try:
+        system = reader.build_system(remote(flit))
+        assert system.requires == ("flit_core >=3.2,<5",)
+        assert system.backend == "flit_core.buildapi"
+        assert reader.stats.partial == 1
+        assert reader.stats.bytes < flit.size // 2, "the read went on past pyproject.toml"
+        assert reader.build_system(remote(legacy)) == DEFAULT_BUILD_SYSTEM
+        assert reader.stats.whole == 1
+        assert reader.stats.bytes >= legacy.size
+        # once per reader, whoever asks
+        assert reader.build_system(remote(flit)) == system
+        assert len(srv.requests_matching("*/" + flit.filename)) == 1
+    finally:
+        reader.close()
+    # and once per machine: the cache answers a new reader without a request
+    srv.clear_requests()
+    again = SdistReader(cache_dir=tmp_path / "cache")
+    try:
+        assert again.build_system(remote(flit)) == system
+        assert again.build_system(remote(legacy)) == DEFAULT_BUILD_SYSTEM
+        assert again.stats.cached == 2
+        assert srv.requests == []
+    finally:
+        again.close()
+
+
+def test_local_sdists_are_read_in_place(wheel_dir: Path) -> None:
+    path = make_flit_sdist(wheel_dir, "flitpkg", "1.0")
+    rf = RemoteFile(
+        project=NormalizedName("flitpkg"),
+        filename=path.name,
+        url=path.as_uri(),
+        version="1.0",
+        kind="sdist",
+        sha256=None,
+    )
+    assert SdistReader().build_system(rf).backend == "flit_core.buildapi"
+
+
+def test_an_unreachable_sdist_is_a_read_error(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    srv = index_server()
+    served = srv.add_file(make_legacy_sdist(wheel_dir, "gone", "1.0"))
+    srv.remove_file(served.filename)
+    with pytest.raises(SdistReadError, match=r"gone-1\.0\.tar\.gz"):
+        SdistReader().build_system(remote(served))
+
+
+# -- the closure ----------------------------------------------------------------------------
+
+
+class FakeIndex:
+    """An in-memory index: pages, metadata, and a build system per sdist."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[RemoteFile]] = {}
+        self.meta: dict[tuple[str, str], CoreMetadata] = {}
+        self.systems: dict[str, BuildSystem | SdistReadError] = {}
+        self.read: list[str] = []
+
+    def add(
+        self,
+        name: str,
+        version: str,
+        *,
+        deps: Sequence[str] = (),
+        tags: Sequence[str] = ("py3-none-any",),
+        sdist: BuildSystem | SdistReadError | None = None,
+        requires_python: str | None = None,
+    ) -> None:
+        project = canonicalize_name(name)
+        stem = f"{project.replace('-', '_')}-{version}"
+        files = self.files.setdefault(project, [])
+        for tag in tags:
+            filename = f"{stem}-{tag}.whl"
+            files.append(
+                RemoteFile(
+                    project=project,
+                    filename=filename,
+                    url=f"https://index.invalid/{filename}",
+                    version=version,
+                    kind="wheel",
+                    sha256=None,
+                    requires_python=requires_python,
+                    tags=parse_wheel_filename(filename)[3],
+                )
+            )
+        if sdist is not None:
+            filename = f"{stem}.tar.gz"
+            files.append(
+                RemoteFile(
+                    project=project,
+                    filename=filename,
+                    url=f"https://index.invalid/{filename}",
+                    version=version,
+                    kind="sdist",
+                    sha256=None,
+                    requires_python=requires_python,
+                )
+            )
+            self.systems[filename] = sdist
+        self.meta[(project, version)] = CoreMetadata(
+            project=project,
+            version=version,
+            requires_dist=tuple(Requirement(d) for d in deps),
+            requires_python=requires_python,
+            provides_extra=frozenset(),
+        )
+
+    # the planner's side
+
+    def page(self, name: str) -> ProjectPage:
+        if name not in self.files:
+            raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
+        return ProjectPage(NormalizedName(name), tuple(self.files[name]), "fake", "")
+
+    def release(
+        self, project: NormalizedName, version: str, files: Sequence[RemoteFile]
+    ) -> CoreMetadata:
+        try:
+            return self.meta[(project, version)]
+        except KeyError:
+            raise MetadataError(f"no metadata for {project} {version}") from None
+
+    def release_files(self, name: NormalizedName, version: str) -> list[RemoteFile]:
+        return [f for f in self.files.get(name, []) if f.version == version]
+
+    def build_system(self, rf: RemoteFile) -> BuildSystem:
+        self.read.append(rf.filename)
+        found = self.systems[rf.filename]
+        if isinstance(found, SdistReadError):
+            raise found
+        return found
+
+    def resolve(
+        self,
+        requirements: Sequence[Requirement],
+        targets: Sequence[Target],
+        preferred: Mapping[NormalizedName, str],
+    ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
+        result = resolve_closure(
+            requirements, targets, pages=self.page, metadata=self, preferred=preferred, workers=4
+        )
+        return result.versions, result.problems
+
+    def closure(
+        self, reqs: Sequence[str], targets: Sequence[Target]
+    ) -> tuple[dict[NormalizedName, dict[str, frozenset[str]]], Sequence[Problem]]:
+        runtime = resolve_closure(
+            [Requirement(r) for r in reqs], targets, pages=self.page, metadata=self, workers=4
+        )
+        build = complete_build_closure(
+            runtime.versions,
+            targets=targets,
+            release_files=self.release_files,
+            reader=self,
+            resolve=self.resolve,
+            workers=4,
+        )
+        return build.versions, build.problems
+
+
+FLIT = BuildSystem(("flit_core>=3.2,<4",), "flit_core.buildapi", declared=True)
+SETUPTOOLS = BuildSystem(("setuptools>=61",), "setuptools.build_meta", declared=True)
+LINUX = parse_targets(python_versions=["3.11"], platforms=["linux-x86_64"])
+TWO = parse_targets(python_versions=["3.11"], platforms=["linux-x86_64", "win-amd64"])
+
+
+def backends(index: FakeIndex) -> None:
+    index.add("flit-core", "3.9")
+    index.add("setuptools", "75.0")
+    index.add("setuptools", "60.0")
+    index.add("wheel", "0.45", deps=["packaging>=24"])
+    index.add("packaging", "24.2")
+
+
+def test_sdist_backends_and_their_dependencies_join_the_closure() -> None:
+    index = FakeIndex()
+    backends(index)
+    index.add("app", "1.0", deps=["flitpkg", "old"], tags=(), sdist=FLIT)
+    index.add("flitpkg", "1.0", tags=(), sdist=FLIT)
+    index.add("old", "0.6.2", tags=(), sdist=DEFAULT_BUILD_SYSTEM)
+    versions, problems = index.closure(["app"], LINUX)
+    assert problems == ()
+    label = LINUX[0].label
+    assert versions == {
+        "flit-core": {"3.9": frozenset({label})},
+        "setuptools": {"75.0": frozenset({label})},
+        "wheel": {"0.45": frozenset({label})},
+        "packaging": {"24.2": frozenset({label})},
+    }
+    assert sorted(index.read) == ["app-1.0.tar.gz", "flitpkg-1.0.tar.gz", "old-0.6.2.tar.gz"]
+
+
+def test_only_targets_without_a_wheel_build() -> None:
+    index = FakeIndex()
+    backends(index)
+    # a wheel for Windows only: Linux builds the sdist, Windows does not
+    index.add("native", "1.0", tags=("cp311-cp311-win_amd64",), sdist=SETUPTOOLS)
+    versions, problems = index.closure(["native"], TWO)
+    assert problems == ()
+    linux = TWO[0].label
+    assert versions["setuptools"] == {"75.0": frozenset({linux})}
+    assert versions["wheel"] == {"0.45": frozenset({linux})}
+    # nothing needs building when every target has a wheel
+    index = FakeIndex()
+    backends(index)
+    index.add("pure", "1.0", sdist=SETUPTOOLS)
+    assert index.closure(["pure"], TWO) == ({}, ())
+    assert index.read == []
+
+
+def test_a_backend_that_is_itself_only_an_sdist_gets_its_own_backend() -> None:
+    index = FakeIndex()
+    backends(index)
+    hatch = BuildSystem(("hatchling",), "hatchling.build", declared=True)
+    index.add("hatchling", "1.25", tags=(), sdist=FLIT)
+    index.add("app", "1.0", tags=(), sdist=hatch)
+    versions, problems = index.closure(["app"], LINUX)
+    assert problems == ()
+    assert set(versions) == {"hatchling", "flit-core"}
+
+
+def test_build_cycles_end() -> None:
+    index = FakeIndex()
+    # setuptools available only as an sdist that needs setuptools (and wheel, which is a wheel)
+    index.add("setuptools", "75.0", tags=(), sdist=SETUPTOOLS)
+    index.add("wheel", "0.45")
+    index.add("app", "1.0", tags=(), sdist=SETUPTOOLS)
+    versions, problems = index.closure(["app"], LINUX)
+    assert problems == ()
+    assert set(versions) == {"setuptools", "wheel"}
+    assert sorted(index.read) == ["app-1.0.tar.gz", "setuptools-75.0.tar.gz"]
+
+
+def test_each_build_environment_is_resolved_on_its_own() -> None:
+    index = FakeIndex()
+    backends(index)
+    old = BuildSystem(("setuptools<61",), "setuptools.build_meta", declared=True)
+    index.add("a", "1.0", tags=(), sdist=old)
+    index.add("b", "1.0", tags=(), sdist=SETUPTOOLS)
+    versions, problems = index.closure(["a", "b"], LINUX)
+    assert problems == ()
+    assert set(versions["setuptools"]) == {"60.0", "75.0"}
+
+
+def test_a_missing_backend_names_the_sdist_and_the_target() -> None:
+    index = FakeIndex()
+    backends(index)
+    index.add("app", "1.0", tags=(), sdist=BuildSystem(("maturin>=1",), "maturin", True))
+    _versions, problems = index.closure(["app"], LINUX)
+    assert len(problems) == 1
+    problem = problems[0]
+    assert problem.is_error
+    assert problem.project == "maturin"
+    assert problem.target == LINUX[0].label
+    assert "building app-1.0.tar.gz needs maturin>=1" in problem.reason
+
+
+def test_an_unreadable_sdist_gets_the_defaults_and_a_warning() -> None:
+    index = FakeIndex()
+    backends(index)
+    index.add("app", "1.0", tags=(), sdist=SdistReadError("connection reset"))
+    versions, problems = index.closure(["app"], LINUX)
+    assert set(versions) == {"setuptools", "wheel", "packaging"}
+    assert [(p.project, p.severity) for p in problems] == [("app", "warning")]
+    assert "connection reset" in problems[0].reason
+
+
+def test_why_a_release_is_there() -> None:
+    runtime = {NormalizedName("app"): {"1.0": ()}, NormalizedName("wheel"): {"0.45": ()}}
+    build = {NormalizedName("wheel"): {"0.45": ()}, NormalizedName("setuptools"): {"75.0": ()}}
+
+    def why(project: str, version: str) -> tuple[str, ...]:
+        return why_of(project, version, requirements=["app"], runtime=runtime, build=build)
+
+    assert why("app", "1.0") == (WHY_REQUIREMENT,)
+    assert why("wheel", "0.45") == (WHY_DEPENDENCY, WHY_BUILD)
+    assert why("setuptools", "75.0") == (WHY_BUILD,)
