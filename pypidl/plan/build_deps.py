@@ -48,7 +48,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from pypidl._fs import atomic_write_text
 from pypidl.errors import IndexError_
 from pypidl.hashing import CHUNK_SIZE, is_sha256
-from pypidl.manifest import Problem
+from pypidl.manifest import Entry, Problem
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 from pypidl.sources import redact_url
 
@@ -74,6 +74,7 @@ __all__ = [
     "SdistReader",
     "complete_build_closure",
     "parse_pyproject",
+    "report_build_closure",
     "why_of",
 ]
 
@@ -639,11 +640,53 @@ def why_of(
     runtime: Mapping[NormalizedName, Mapping[str, object]],
     build: Mapping[NormalizedName, Mapping[str, object]],
 ) -> tuple[str, ...]:
-    """Why a release is in the plan: named by the requirements, a dependency, needed to build."""
+    """Why a release is in the plan: named by the requirements, a dependency, needed to build.
+
+    A release the build closure did not choose is there for the runtime closure.
+    """
     name = NormalizedName(project)
+    wanted = _normalized(version)
+    built = any(_normalized(v) == wanted for v in build.get(name, {}))
+    run = any(_normalized(v) == wanted for v in runtime.get(name, {}))
     out: list[str] = []
-    if version in runtime.get(name, {}) or name not in build:
+    if run or not built:
         out.append(WHY_REQUIREMENT if name in set(requirements) else WHY_DEPENDENCY)
-    if version in build.get(name, {}):
+    if built:
         out.append(WHY_BUILD)
     return tuple(out)
+
+
+def _normalized(version: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
+
+
+def report_build_closure(build: BuildClosure, entries: Sequence[Entry]) -> None:
+    """Log what reading the sdists cost and what the build closure added to the plan."""
+    stats = build.stats
+    if not build.sdists:
+        return
+    only_build = [e for e in entries if e.why == (WHY_BUILD,)]
+    projects = {e.project for e in only_build} - {
+        e.project for e in entries if e.why != (WHY_BUILD,)
+    }
+    log.info(
+        "Build requirements: %d sdist(s) read (%d stopped at pyproject.toml, %d read whole, "
+        "%d from the cache, %.1f MiB received); %d build environment(s)",
+        build.sdists,
+        stats.partial + stats.local,
+        stats.whole,
+        stats.cached,
+        stats.bytes / 2**20,
+        build.environments,
+    )
+    log.info(
+        "The build closure added %d project(s) and %d file(s), %.1f MiB",
+        len(projects),
+        len(only_build),
+        sum(e.size or 0 for e in only_build) / 2**20,
+    )

@@ -75,7 +75,10 @@ def test_pip_installs_a_pinned_yanked_release_from_the_mirror(
     assert rc == 0
     page = json.loads((mirror / "simple" / "beta" / "index.json").read_text(encoding="utf-8"))
     yanked = {f["filename"]: f["yanked"] for f in page["files"]}
-    assert yanked == {"beta-1.0-py3-none-any.whl": False, "beta-2.0-py3-none-any.whl": "broken build"}
+    assert yanked == {
+        "beta-1.0-py3-none-any.whl": False,
+        "beta-2.0-py3-none-any.whl": "broken build",
+    }
     html = (mirror / "simple" / "beta" / "index.html").read_text(encoding="utf-8")
     assert 'data-yanked="broken build"' in html
 
