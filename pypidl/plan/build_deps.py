@@ -24,6 +24,7 @@ The planner owns the resolver and the index; this module owns the reading and th
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -33,6 +34,7 @@ import tarfile
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -241,7 +243,11 @@ class SdistReader:
     """Reads ``pyproject.toml`` out of remote (or ``file:``) sdists, the smallest read that works.
 
     Thread-safe; each sdist is read at most once per reader, and with ``cache_dir`` at most once
-    per machine (by sha256: a file's contents never change).
+    per machine (by sha256: a file's contents never change).  A read that reaches the end of the
+    file is checked against the index's sha256; when a mirror fails (or serves other bytes), the
+    next mirror's URL of the same file is tried.
+
+    :param mirror_urls: the other mirrors' URLs of a file, best first (``None``: only its own).
     """
 
     def __init__(
@@ -251,6 +257,7 @@ class SdistReader:
         cache_dir: str | os.PathLike[str] | None = None,
         workers: int = 16,
         max_size: int = MAX_SDIST,
+        mirror_urls: Callable[[RemoteFile], Sequence[str]] | None = None,
     ):
         if net is None:
             from pypidl.config import NetworkSettings, user_agent
@@ -260,6 +267,7 @@ class SdistReader:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.workers = workers
         self.max_size = max_size
+        self.mirror_urls = mirror_urls
         self.stats = ReadStats()
         self._lock = threading.Lock()
         self._done: dict[str, BuildSystem | SdistReadError] = {}
@@ -276,7 +284,14 @@ class SdistReader:
                 found = self._read(rf)
             except SdistReadError as exc:
                 found = exc
-            except (OSError, requests.RequestException, tarfile.TarError, zipfile.BadZipFile) as e:
+            except (
+                OSError,
+                EOFError,
+                zlib.error,
+                requests.RequestException,
+                tarfile.TarError,
+                zipfile.BadZipFile,
+            ) as e:
                 found = SdistReadError(
                     f"cannot read {rf.filename}: {type(e).__name__}: {e}",
                     context=redact_url(rf.url),
@@ -331,7 +346,7 @@ class SdistReader:
                 data, _complete = _pyproject_member(fh, rf.filename)
             self._count(local=1)
         else:
-            data = self._read_remote(rf)
+            data = self._read_mirrors(rf)
         result = parse_pyproject(data, filename=rf.filename)
         if cached is not None:
             try:
@@ -340,11 +355,33 @@ class SdistReader:
                 log.debug("cannot cache the build system of %s in %s: %s", rf.filename, cached, exc)
         return result
 
-    def _read_remote(self, rf: RemoteFile) -> bytes | None:
+    def _read_mirrors(self, rf: RemoteFile) -> bytes | None:
+        urls = [rf.url]
+        if self.mirror_urls is not None:
+            urls += [u for u in self.mirror_urls(rf) if u and u not in urls]
+        failure: Exception | None = None
+        for url in urls:
+            try:
+                return self._read_remote(rf, url)
+            except (
+                SdistReadError,
+                OSError,
+                EOFError,
+                zlib.error,
+                requests.RequestException,
+                tarfile.TarError,
+                zipfile.BadZipFile,
+            ) as exc:
+                log.debug("reading %s from %s failed: %s", rf.filename, redact_url(url), exc)
+                failure = exc
+        assert failure is not None  # noqa: S101 - urls is never empty
+        raise failure
+
+    def _read_remote(self, rf: RemoteFile, url: str) -> bytes | None:
         timeout = (self.net.connect_timeout, self.net.read_timeout)
-        with self.session.get(rf.url, headers=_HEADERS, timeout=timeout, stream=True) as resp:
+        with self.session.get(url, headers=_HEADERS, timeout=timeout, stream=True) as resp:
             resp.raise_for_status()
-            stream = _ResponseStream(resp, self.max_size, rf.url)
+            stream = _ResponseStream(resp, self.max_size, url)
             try:
                 if rf.filename.lower().endswith(".zip"):
                     # a zip's directory is at its end: spool it (zip sdists are rare and old)
@@ -356,8 +393,17 @@ class SdistReader:
                     complete = True
                 else:
                     data, complete = _pyproject_member(stream, rf.filename)
+                if complete:
+                    stream.read()  # the rest, if any, so that the digest covers the whole file
             finally:
                 self._count(bytes=stream.received)
+            if complete:
+                actual = stream.sha256.hexdigest()
+                if rf.sha256 and actual != rf.sha256:
+                    raise SdistReadError(
+                        f"sha256 mismatch for {rf.filename}: expected {rf.sha256}, got {actual}",
+                        context=redact_url(url),
+                    )
         if complete or data is None:
             self._count(whole=1)
             log.debug("read %s whole (%d bytes) for its build system", rf.filename, stream.received)
@@ -376,6 +422,7 @@ class _ResponseStream(io.RawIOBase):
         self._limit = limit
         self._url = url
         self.received = 0
+        self.sha256 = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -384,6 +431,7 @@ class _ResponseStream(io.RawIOBase):
         if not self._buffer:
             chunk = next(self._chunks, b"")
             self.received += len(chunk)
+            self.sha256.update(chunk)
             if self.received > self._limit:
                 raise SdistReadError(
                     f"sdist larger than {self._limit} bytes; not reading it for its build system",

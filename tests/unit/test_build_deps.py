@@ -28,7 +28,7 @@ from pypidl.plan.metadata import CoreMetadata, MetadataError
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.targets import Target, parse_targets
 from tests.lib.backends import make_flit_sdist, make_legacy_sdist
-from tests.lib.server import IndexServer, ServedFile
+from tests.lib.server import Corrupt, Cut, Fault, IndexServer, ServedFile, Status
 
 # -- pyproject.toml -------------------------------------------------------------------------
 
@@ -159,6 +159,33 @@ def test_an_unreachable_sdist_is_a_read_error(
     srv.remove_file(served.filename)
     with pytest.raises(SdistReadError, match=r"gone-1\.0\.tar\.gz"):
         SdistReader().build_system(remote(served))
+
+
+@pytest.mark.parametrize("fault", [Status(404), Corrupt(), Cut(100)], ids=["404", "corrupt", "cut"])
+def test_a_failing_mirror_hands_over_to_the_next(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, fault: Fault
+) -> None:
+    """The read of a legacy sdist reaches the end, so its sha256 is checked: a corrupt body is
+    caught like a 404 or a cut connection, and the next mirror's copy is read."""
+    first, second = index_server(), index_server()
+    path = make_legacy_sdist(wheel_dir, "legacypkg", "0.6.2")
+    served = first.add_file(path)
+    second.add_file(path)
+    first.fail_always("*/" + served.filename, fault)
+    reader = SdistReader(mirror_urls=lambda rf: [second.file_url(rf.filename)])
+    try:
+        assert reader.build_system(remote(served)) == DEFAULT_BUILD_SYSTEM
+    finally:
+        reader.close()
+    assert first.requests_matching("*/" + served.filename)
+    assert len(second.requests_matching("*/" + served.filename)) == 1
+    # with no other mirror, the failure is the answer
+    alone = SdistReader()
+    try:
+        with pytest.raises(SdistReadError, match=r"legacypkg-0\.6\.2\.tar\.gz"):
+            alone.build_system(remote(served))
+    finally:
+        alone.close()
 
 
 # -- the closure ----------------------------------------------------------------------------
