@@ -30,6 +30,7 @@ __all__ = [
     "PACKAGES_DIR",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "WHY",
     "Entry",
     "Manifest",
     "Problem",
@@ -44,8 +45,12 @@ __all__ = [
 ]
 
 SCHEMA = "pypidl-manifest"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions :func:`loads` reads: 1 is 2 without ``why``.
+READABLE_VERSIONS = (1, 2)
 KINDS = ("wheel", "sdist")
+#: Why a release is in a plan (``Entry.why``), in this order.
+WHY = ("requirement", "dependency", "build")
 
 #: Where files live inside a mirror: ``packages/<normalized project>/<filename>``.
 PACKAGES_DIR = "packages"
@@ -68,6 +73,8 @@ class Entry:
     upload_time: str | None = None
     #: sha256 of the PEP 658 ``.metadata`` sidecar, when the index serves one
     core_metadata_sha256: str | None = None
+    #: why the release is planned (values of :data:`WHY`); empty when unknown (version 1)
+    why: tuple[str, ...] = ()
 
     @property
     def relpath(self) -> str:
@@ -94,6 +101,7 @@ class Entry:
             "yanked_reason": self.yanked_reason,
             "upload_time": self.upload_time,
             "core_metadata_sha256": self.core_metadata_sha256,
+            "why": list(self.why),
             "urls": list(self.urls),
         }
 
@@ -125,6 +133,7 @@ class Entry:
         kind = data.get("kind", "wheel")
         upload_time = need("upload_time", str, optional=True)
         core = need("core_metadata_sha256", str, optional=True)
+        why = need("why", list, optional=True) or []
 
         if project is not None and canonicalize_name(project) != project:
             problems.append(f"{where}: project {project!r} is not a normalized name")
@@ -163,6 +172,8 @@ class Entry:
             problems.append(f"{where}: field 'yanked' must be true or false")
         if kind not in KINDS:
             problems.append(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not all(w in WHY for w in why):
+            problems.append(f"{where}: why must list only {', '.join(WHY)}")
         if problems:
             return None, problems
         return (
@@ -179,6 +190,7 @@ class Entry:
                 kind=kind,
                 upload_time=upload_time,
                 core_metadata_sha256=core,
+                why=tuple(w for w in WHY if w in why),
             ),
             [],
         )
@@ -297,10 +309,10 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
             context=source,
         )
     version = data.get("version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise ManifestError(
             f"manifest schema version {version!r} is not supported (this pypidl reads "
-            f"version {SCHEMA_VERSION})",
+            f"versions {', '.join(map(str, READABLE_VERSIONS))})",
             context=source,
             hint="re-create it with 'pypidl plan', or use the pypidl version that wrote it",
         )
@@ -459,7 +471,8 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
             else:
                 urls = tuple(dict.fromkeys(have.urls + entry.urls))
                 size = have.size if have.size is not None else entry.size
-                merged[key] = replace(have, urls=urls, size=size)
+                why = tuple(w for w in WHY if w in have.why or w in entry.why)
+                merged[key] = replace(have, urls=urls, size=size, why=why)
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise BadInputError(

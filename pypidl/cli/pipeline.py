@@ -136,6 +136,11 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="with --all-versions: only the newest N versions of each project",
     )
     g.add_argument(
+        "--pre",
+        action="store_true",
+        help="with --all-versions: pre-releases too (yanked releases are always kept, marked)",
+    )
+    g.add_argument(
         "--no-deps", action="store_true", help="mirror the named projects only, no dependencies"
     )
     g.add_argument(
@@ -143,6 +148,11 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         choices=("auto", "always", "never"),
         default="auto",
         help="auto (default): keep a release's sdist when some target has no wheel for it",
+    )
+    g.add_argument(
+        "--no-build-deps",
+        action="store_true",
+        help="leave out what builds the kept sdists (their build backends and requirements)",
     )
     g.add_argument(
         "--host-only",
@@ -211,6 +221,8 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
         no_deps=args.no_deps,
         sdist=args.sdist,
         closure=not args.host_only,
+        pre=args.pre,
+        build_deps=not args.no_build_deps,
     )
     manifest = plan(reqs, mirrors=mirrors, net=net, targets=targets, options=options)
     ui.info(

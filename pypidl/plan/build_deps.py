@@ -46,12 +46,15 @@ from urllib.request import url2pathname
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import atomic_write_text
-from pypidl.errors import IndexError_
+from pypidl.config import NetworkSettings, user_agent
+from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256
 from pypidl.manifest import Entry, Problem
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
+from pypidl.session import new_session
 from pypidl.sources import redact_url
 
 if sys.version_info >= (3, 11):
@@ -60,7 +63,6 @@ else:  # pragma: no cover - exercised on Python 3.9/3.10 only
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from pypidl.config import NetworkSettings
     from pypidl.plan.pages import RemoteFile
     from pypidl.plan.targets import Target
 
@@ -102,7 +104,7 @@ _HEADERS = {"Accept-Encoding": "identity"}
 _CACHE_FORMAT = 1
 
 
-class SdistReadError(IndexError_):
+class SdistReadError(RemoteIndexError):
     """An sdist's build system could not be read (network, archive or TOML trouble)."""
 
 
@@ -260,8 +262,6 @@ class SdistReader:
         mirror_urls: Callable[[RemoteFile], Sequence[str]] | None = None,
     ):
         if net is None:
-            from pypidl.config import NetworkSettings, user_agent
-
             net = NetworkSettings(user_agent=user_agent())
         self.net = net
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -314,8 +314,6 @@ class SdistReader:
     def session(self) -> requests.Session:
         with self._lock:
             if self._session is None:
-                from pypidl.session import new_session
-
                 self._session = new_session(self.net, pool_size=self.workers)
             return self._session
 
@@ -665,8 +663,6 @@ def _newest_chosen(
 ) -> dict[NormalizedName, str]:
     """Per project, the newest version some closure chose already: preferred, so a build
     environment reuses what the mirror holds anyway."""
-    from packaging.version import InvalidVersion, Version
-
     newest: dict[NormalizedName, Version] = {}
     for selection in selections:
         for name, versions in selection.items():
@@ -705,8 +701,6 @@ def why_of(
 
 
 def _normalized(version: str) -> str:
-    from packaging.version import InvalidVersion, Version
-
     try:
         return str(Version(version))
     except InvalidVersion:

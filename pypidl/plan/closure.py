@@ -208,6 +208,7 @@ def resolve_closure(
     preferred: Mapping[NormalizedName, str] | None = None,
     all_versions: bool = False,
     all_versions_limit: int | None = None,
+    pre: bool = False,
     workers: int = 16,
 ) -> ClosureResult:
     """The versions every target needs to install ``requirements``, target by target.
@@ -222,6 +223,7 @@ def resolve_closure(
     :param all_versions: also select every Python 3 version of each project of the closure, each with
         its own closure, on the targets that can install it.
     :param all_versions_limit: at most this many versions per project (newest first).
+    :param pre: with ``all_versions``, pre-releases too.
     :param workers: threads for fetching and for resolving targets.
     """
     problems: list[Problem] = []
@@ -289,7 +291,7 @@ def resolve_closure(
         added: dict[str, set[str]] = {}
         if all_versions:
             extra_results = _all_versions(
-                shared, providers, targets, reqs, markers, pins, all_versions_limit, workers
+                shared, providers, targets, reqs, markers, pins, all_versions_limit, workers, pre
             )
             for label, mapping in extra_results:
                 take(label, mapping, False)
@@ -339,12 +341,17 @@ def _all_versions(
     pins: Mapping[str, Mapping[NormalizedName, str]],
     limit: int | None,
     workers: int,
+    pre: bool = False,
 ) -> list[tuple[str, _Mapping]]:
     """Every Python 3 version of each project of the closure, with its own closure, per target.
 
     As the original tool did with pip-compile's list, "each project" includes the dependencies a
     target's main resolution chose; the versions' own new dependencies get their resolved
     versions (not every version), so the growth stops after one round.
+
+    Yanked versions are kept (a lock written before the yank pins them, and pinned they
+    install; the index marks them, so resolvers skip them otherwise); pre-releases only with
+    ``pre``.
     """
     jobs: list[tuple[TargetProvider, Req]] = []
     seen_names: dict[str, frozenset[str]] = {}
@@ -361,9 +368,7 @@ def _all_versions(
         chosen = [
             v
             for v in sorted(releases, reverse=True)
-            if not v.is_prerelease
-            and not all(f.yanked for f in releases[v])
-            and _python3_release(releases[v])
+            if (pre or not v.is_prerelease) and _python3_release(releases[v])
         ]
         if limit is not None:
             chosen = chosen[: max(0, limit)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -25,6 +25,13 @@ from packaging.version import InvalidVersion, Version
 from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
+from pypidl.plan.build_deps import (
+    BuildClosure,
+    SdistReader,
+    complete_build_closure,
+    report_build_closure,
+    why_of,
+)
 from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
@@ -55,6 +62,10 @@ class PlanOptions:
     #: also resolve the closure for each target (not only pip-compile's host resolution)
     closure: bool = True
     workers: int = 16
+    #: with all_versions: pre-releases too
+    pre: bool = False
+    #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
+    build_deps: bool = True
 
 
 @dataclass
@@ -180,7 +191,12 @@ class Planner:
             self._select_pins(pins, selection)
         if self.options.all_versions and (self.options.no_deps or not self.options.closure):
             self._select_all_versions(selection)
+        runtime = {name: dict.fromkeys(vs) for name, vs in selection.versions.items()}
+        build = None
+        if self.options.build_deps and not self.options.no_deps and self.options.sdist != "never":
+            build = self._select_build(selection)
         entries = self._files(selection, _hash_pins(reqs))
+        entries = self._mark_why(entries, names, runtime, build)
         _report_growth(selection, entries)
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
@@ -252,6 +268,7 @@ class Planner:
             preferred=pins,
             all_versions=self.options.all_versions,
             all_versions_limit=self.options.all_versions_limit,
+            pre=self.options.pre,
             workers=self.options.workers,
         )
         selection.absorb(result)
@@ -259,6 +276,82 @@ class Planner:
     def _metadata_source(self) -> MetadataFetcher:
 
         return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
+
+    # -- build requirements: see pypidl.plan.build_deps ------------------------------------
+
+    def _select_build(self, selection: _Picks) -> BuildClosure:
+        """Add what builds the kept sdists to the selection, for the targets that build them."""
+        metadata = self._metadata_source()
+
+        def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
+            try:
+                page = self.pages.get(name)
+            except RemoteIndexError:
+                return []
+            return [f for f in page.files if _same_version(f.version, version)]
+
+        def resolve(
+            requirements: Sequence[Requirement],
+            targets: Sequence[Target],
+            preferred: Mapping[NormalizedName, str],
+        ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
+            result = resolve_closure(
+                requirements,
+                targets,
+                pages=self.pages.get,
+                metadata=metadata,
+                preferred=preferred,
+                workers=self.options.workers,
+            )
+            return result.versions, result.problems
+
+        def mirror_urls(rf: RemoteFile) -> list[str]:
+            urls = (derive_file_url(rf.url, m) for m in self.mirrors if m.name != rf.mirror)
+            return [u for u in urls if u]
+
+        reader = SdistReader(
+            self.net,
+            cache_dir=cache_dir() / "build-system",
+            workers=self.options.workers,
+            mirror_urls=mirror_urls,
+        )
+        try:
+            build = complete_build_closure(
+                selection.versions,
+                targets=self.targets,
+                release_files=release_files,
+                reader=reader,
+                resolve=resolve,
+                workers=self.options.workers,
+            )
+        finally:
+            reader.close()
+        for name, versions in build.versions.items():
+            for version, labels in versions.items():
+                selection.add(name, version, labels)
+        selection.problems.extend(build.problems)
+        return build
+
+    def _mark_why(
+        self,
+        entries: Sequence[Entry],
+        requirements: Iterable[str],
+        runtime: Mapping[NormalizedName, Mapping[str, object]],
+        build: BuildClosure | None,
+    ) -> list[Entry]:
+        """Each entry with why its release is planned (requirement, dependency, build)."""
+        built = build.versions if build is not None else {}
+        names = set(requirements)
+        marked = [
+            replace(
+                e,
+                why=why_of(e.project, e.version, requirements=names, runtime=runtime, build=built),
+            )
+            for e in entries
+        ]
+        if build is not None:
+            report_build_closure(build, marked)
+        return marked
 
     def _select_direct(self, requirements: Sequence[Requirement], selection: _Picks) -> None:
         """``--no-deps``: per target, the newest version of each requirement it can install."""
@@ -290,6 +383,8 @@ class Planner:
             versions = sorted(
                 {f.version for f in page.files if _python3_file(f)}, key=Version, reverse=True
             )
+            if not self.options.pre:
+                versions = [v for v in versions if not Version(v).is_prerelease]
             if self.options.all_versions_limit:
                 versions = versions[: self.options.all_versions_limit]
             for version in versions:
