@@ -28,6 +28,7 @@ from pypidl.hashing import is_sha256
 __all__ = [
     "KINDS",
     "PACKAGES_DIR",
+    "READABLE_VERSIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "WHY",

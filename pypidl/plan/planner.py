@@ -3,6 +3,8 @@
 1. Read the project pages of the requirements (concurrently); a project no index has fails alone.
 2. Resolve for the host with pip-compile (unless ``no_deps``): its pins are the preferred versions.
 3. Complete the closure for every target (:mod:`pypidl.plan.closure`): which versions each target needs.
+   Then the build closure (:mod:`pypidl.plan.build_deps`): what builds the sdists the plan keeps,
+   for the targets that build them.
 4. Pick the files: per release, the wheels some target that needs the release can install, and
    its sdist when one of those targets has no wheel (policy ``sdist``).  Never Python-2-only files.
 5. List every mirror's URL of each file, best first.
