@@ -29,7 +29,6 @@ from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan.build_deps import (
     BuildClosure,
-    SdistReader,
     complete_build_closure,
     report_build_closure,
     why_of,
@@ -38,6 +37,7 @@ from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
+from pypidl.plan.sdists import SdistReader
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 from pypidl.sources import Mirror, derive_file_url, redact_url
 

@@ -12,20 +12,22 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 
 from pypidl.manifest import Problem
 from pypidl.plan.build_deps import (
-    DEFAULT_BUILD_SYSTEM,
     WHY_BUILD,
     WHY_DEPENDENCY,
     WHY_REQUIREMENT,
-    BuildSystem,
-    SdistReader,
-    SdistReadError,
     complete_build_closure,
-    parse_pyproject,
     why_of,
 )
 from pypidl.plan.closure import resolve_closure
 from pypidl.plan.metadata import CoreMetadata, MetadataError
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.sdists import (
+    DEFAULT_BUILD_SYSTEM,
+    BuildSystem,
+    SdistReader,
+    SdistReadError,
+    parse_pyproject,
+)
 from pypidl.plan.targets import Target, parse_targets
 from tests.lib.backends import make_flit_sdist, make_legacy_sdist
 from tests.lib.server import Corrupt, Cut, Fault, IndexServer, ServedFile, Status
