@@ -18,9 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl import __version__
+from pypidl import _json as untrusted_json
 from pypidl._fs import atomic_write_text, check_basename, safe_join
 from pypidl.errors import BadInputError, ManifestError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
@@ -43,6 +44,7 @@ __all__ = [
     "partition",
     "select_shard",
     "shard_manifest",
+    "url_problem",
 ]
 
 SCHEMA = "pypidl-manifest"
@@ -146,7 +148,7 @@ class Entry:
         if version is not None:
             try:
                 Version(version)
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or a number too long for int()
                 problems.append(f"{where}: version {version!r} is not a valid version")
         if filename is not None:
             try:
@@ -157,16 +159,12 @@ class Entry:
             problems.append(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
         if core is not None and not is_sha256(core):
             problems.append(f"{where}: core_metadata_sha256 is not 64 lowercase hex digits")
-        if urls is not None and (
-            not urls or not all(isinstance(u, str) and u.startswith(_URL_SCHEMES) for u in urls)
-        ):
+        if urls is not None and (not urls or not all(isinstance(u, str) for u in urls)):
             problems.append(f"{where}: urls must be a non-empty list of http(s) or file URLs")
-        elif urls is not None and any(ch.isspace() or ord(ch) < 32 for u in urls for ch in u):
-            problems.append(f"{where}: urls must not contain white space or control characters")
-        elif urls is not None and any(urlsplit(u).username or urlsplit(u).password for u in urls):
-            problems.append(
-                f"{where}: urls must not carry credentials (use the index URL or .netrc)"
-            )
+        elif urls is not None:
+            found = next((p for p in map(url_problem, urls) if p is not None), None)
+            if found is not None:
+                problems.append(f"{where}: urls {found}")
         if size is not None and size < 0:
             problems.append(f"{where}: size must not be negative")
         if not isinstance(yanked, bool):
@@ -198,6 +196,26 @@ class Entry:
 
 
 _URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a file's URL in a manifest (completing "urls ..."), or None.
+
+    The planner applies the same rule to the URLs an index page lists, so a plan never holds
+    a URL its own manifest would refuse.
+    """
+    if not url.startswith(_URL_SCHEMES):
+        return "must be http(s) or file URLs"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "must not contain white space or control characters"
+    try:
+        parts = urlsplit(url)
+        credentials = parts.username or parts.password
+    except ValueError:  # a malformed port or IPv6 address
+        return "must be well-formed URLs"
+    if credentials:
+        return "must not carry credentials (use the index URL or .netrc)"
+    return None
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -297,11 +315,9 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
     :raises ManifestError: naming ``source`` and listing every problem.
     """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", context=source
-        ) from None
+        data = untrusted_json.loads(text)
+    except untrusted_json.UntrustedJSONError as exc:
+        raise ManifestError(str(exc), context=source) from None
     if not isinstance(data, dict):
         raise ManifestError("expected a JSON object at the top level", context=source)
     if data.get("schema") != SCHEMA:

@@ -7,13 +7,13 @@ ships as data in ``pypidl/data/mirrors.json``; ``--mirrors-file`` replaces it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
+from pypidl import _json as untrusted_json
 from pypidl.errors import BadInputError
 
 __all__ = [
@@ -84,8 +84,8 @@ def load_mirror_sets(path: str | Path | None = None) -> dict[str, tuple[Mirror, 
             text = resources.files("pypidl").joinpath("data/mirrors.json").read_text("utf-8")
         else:
             text = Path(path).read_text("utf-8")
-        data = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
+        data = untrusted_json.loads(text)
+    except (OSError, untrusted_json.UntrustedJSONError) as exc:
         raise BadInputError(f"cannot read mirror sets: {exc}", context=where) from None
     if not isinstance(data, dict):
         raise BadInputError("expected an object of mirror sets", context=where)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pypidl import _json as untrusted_json
 from pypidl._fs import NOFOLLOW, atomic_write_text, check_basename
 from pypidl.errors import UnsafeFilenameError
 from pypidl.manifest import PACKAGES_DIR, Entry
@@ -137,9 +138,9 @@ class Catalog:
             text = fh.read().decode("utf-8", errors="replace")
         for line in text.splitlines():
             try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash mid-append
+                data = untrusted_json.loads(line)
+            except untrusted_json.UntrustedJSONError:
+                continue  # a line torn by a crash mid-append, or one no catalog write makes
             if (
                 isinstance(data, dict)
                 and data.get("removed")
