@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +22,44 @@ from urllib3.util.retry import Retry
 
 from pypidl.config import NetworkSettings
 
-__all__ = ["abort_response", "describe_error", "new_session"]
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "RequestCancelled",
+    "abort_response",
+    "allow_waits",
+    "describe_error",
+    "interrupt_waits",
+    "new_session",
+]
+
+#: The longest ``Retry-After`` a request honours, in seconds (the downloader caps files alike):
+#: a server asking for a day gets a minute, then its answer.
+MAX_RETRY_AFTER = 60.0
+
+#: Set when the run is stopping (Ctrl-C, SIGTERM): every retry wait ends at once.
+_STOPPING = threading.Event()
+
+
+class RequestCancelled(Exception):
+    """A retry wait was cut short because the run is stopping.
+
+    Not a :class:`requests.RequestException`: nothing should take it for a network failure and
+    try the next mirror.
+    """
+
+
+def interrupt_waits() -> None:
+    """End every retry wait of every session in this process now, and any that would start.
+
+    The CLI calls it from its SIGINT and SIGTERM handlers, before the main thread unwinds, so
+    threads sleeping on a ``Retry-After`` wake up instead of keeping the process alive.
+    """
+    _STOPPING.set()
+
+
+def allow_waits() -> None:
+    """Undo :func:`interrupt_waits` (a new run in the same process)."""
+    _STOPPING.clear()
 
 
 def new_session(
@@ -29,6 +68,7 @@ def new_session(
     pool_size: int = 10,
     retry_statuses: bool = True,
     connect_retries: int | None = None,
+    deadline: float | None = None,
 ) -> requests.Session:
     """A session for one process: pooled, identified, verifying TLS, with per-host credentials.
 
@@ -36,10 +76,13 @@ def new_session(
         engine turns this off because it retries, rotates and resumes itself.
     :param connect_retries: override how often a failed connection is retried (0: fail over to
         the next mirror at once instead).
+    :param deadline: seconds after a request's first failure when it stops being retried (its
+        last answer is returned).  Whatever the server asks, no wait exceeds
+        :data:`MAX_RETRY_AFTER`, and every wait ends when :func:`interrupt_waits` is called.
     """
     session = _Session()
     default_connect = net.retries if retry_statuses else 0
-    retry = Retry(
+    retry = _BoundedRetry(
         total=net.retries if retry_statuses else 0,
         connect=default_connect if connect_retries is None else connect_retries,
         read=net.retries if retry_statuses else 0,
@@ -50,6 +93,7 @@ def new_session(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    retry.deadline_seconds = deadline
     adapter = HTTPAdapter(
         pool_connections=max(4, pool_size), pool_maxsize=max(4, pool_size), max_retries=retry
     )
@@ -62,6 +106,55 @@ def new_session(
     if net.credentials:
         session.auth = _HostAuth(net.credentials)
     return session
+
+
+class _BoundedRetry(Retry):
+    """urllib3's retry policy, bounded: capped ``Retry-After``, a deadline, interruptible waits.
+
+    urllib3 sleeps as long as ``Retry-After`` says (a day, if the server says a day) with
+    :func:`time.sleep`, which no other thread can cut short.  A retry is made with
+    :meth:`new` after every failed attempt, so the deadline is fixed by the first one and handed
+    down from there.
+    """
+
+    deadline_seconds: float | None = None
+    _deadline: float | None = None
+
+    def new(self, **kw: Any) -> _BoundedRetry:
+        retry = super().new(**kw)
+        retry.deadline_seconds = self.deadline_seconds
+        if self._deadline is not None:
+            retry._deadline = self._deadline
+        elif self.deadline_seconds is not None:
+            retry._deadline = time.monotonic() + self.deadline_seconds
+        return retry
+
+    def is_exhausted(self) -> bool:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return True
+        return bool(super().is_exhausted())
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds: float | None = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        seconds = self.get_retry_after(response)
+        if seconds:
+            self._wait(seconds)
+            return True
+        return False
+
+    def _sleep_backoff(self) -> None:
+        seconds = self.get_backoff_time()
+        if seconds > 0:
+            self._wait(seconds)
+
+    def _wait(self, seconds: float) -> None:
+        if self._deadline is not None:
+            seconds = min(seconds, max(0.0, self._deadline - time.monotonic()))
+        if _STOPPING.wait(seconds):
+            raise RequestCancelled("the run is stopping")
 
 
 class _Session(requests.Session):

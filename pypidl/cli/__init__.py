@@ -18,6 +18,7 @@ from types import FrameType, SimpleNamespace
 from pypidl import __version__
 from pypidl.cli._output import UI
 from pypidl.errors import PypidlError
+from pypidl.session import RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
     "EXIT_BUG",
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     ui = UI(verbose=getattr(args, "verbose", 0), quiet=getattr(args, "quiet", False))
-    previous = _install_sigterm()
+    previous = _install_stop_handlers()
     try:
         return int(args.func(args, ui))
     except PypidlError as exc:
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
         if getattr(args, "debug", False):
             traceback.print_exc()
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RequestCancelled):
         ui.error("interrupted")
         return EXIT_INTERRUPTED
     except OSError as exc:
@@ -117,7 +118,8 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
     except Exception:
         return _bug(ui)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         ui.close()
 
 
@@ -130,13 +132,20 @@ def _bug(ui: UI) -> int:
     return EXIT_BUG
 
 
-def _install_sigterm() -> signal._HANDLER:
-    """Turn SIGTERM into KeyboardInterrupt so both stop a run the same clean way."""
+def _install_stop_handlers() -> dict[int, signal._HANDLER]:
+    """Make Ctrl-C and SIGTERM stop a run the same clean way: KeyboardInterrupt in the main
+    thread, and every other thread's retry wait cut short (see ``session.interrupt_waits``),
+    so no thread sleeping on a server's ``Retry-After`` keeps the process alive.
+
+    :returns: the handlers replaced, by signal number.
+    """
+    allow_waits()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        interrupt_waits()
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def entrypoint() -> None:
