@@ -7,7 +7,6 @@ mirrors, and turned into :class:`RemoteFile` objects with checked names and dige
 from __future__ import annotations
 
 import html.parser
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -27,10 +26,12 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from pypidl import _json as untrusted_json
 from pypidl._fs import check_basename
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, STRONG_HASHES, is_sha256
+from pypidl.manifest import url_problem
 from pypidl.session import abort_response, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
@@ -101,8 +102,10 @@ class IndexClient:
         self.workers = workers
         # one session shared by the page-fetching threads, its pool sized for them; a second one
         # that does not retry connections, for mirrors with a fall-back behind them
-        self.session = new_session(net, pool_size=workers)
-        self._failover_session = new_session(net, pool_size=workers, connect_retries=0)
+        self.session = new_session(net, pool_size=workers, deadline=MAX_PAGE_SECONDS)
+        self._failover_session = new_session(
+            net, pool_size=workers, connect_retries=0, deadline=MAX_PAGE_SECONDS
+        )
         #: mirror name -> why it was set aside for the rest of the run
         self.set_aside: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -178,7 +181,7 @@ class IndexClient:
                 raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
             body = _read_page(resp)
         if ctype == JSON_TYPE:
-            files = parse_json_page(json.loads(body), final, name, mirror.name)
+            files = parse_json_page(untrusted_json.loads(body), final, name, mirror.name)
         else:
             try:
                 text = body.decode(resp.encoding or "utf-8", errors="replace")
@@ -234,6 +237,7 @@ def _remote_file(
     url: str,
     hashes: Mapping[str, Any],
     *,
+    page_url: str,
     mirror: str,
     requires_python: str | None,
     yanked: Any,
@@ -267,6 +271,14 @@ def _remote_file(
         core_sha = _digest(value)
     parts = urlsplit(url)
     clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
+    unusable = url_problem(clean)
+    page_scheme = urlsplit(page_url).scheme.lower()
+    if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
+        # a web page may send pypidl to another web host, never to a file on this machine
+        unusable = f"must have the scheme of their page ({page_scheme}:)"
+    if unusable is not None:
+        log.warning("ignoring %s on %s: file URLs %s", filename, redact_url(page_url), unusable)
+        return None
     if isinstance(yanked, str):
         is_yanked, reason = True, (yanked or None)
     else:
@@ -283,13 +295,42 @@ def _remote_file(
         else None,
         yanked=is_yanked,
         yanked_reason=reason,
-        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         upload_time=upload_time if isinstance(upload_time, str) else None,
         core_metadata_sha256=core_sha,
         has_core_metadata=has_core,
         tags=tags,
         mirror=mirror,
     )
+
+
+def _same_kind(scheme: str, page_scheme: str) -> bool:
+    web = ("http", "https")
+    return scheme == page_scheme or (scheme in web and page_scheme in web)
+
+
+def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
+    """``files`` with each file name once; the same name with other contents is an error.
+
+    A manifest lists a file name once per project, so a page may not offer two files under one
+    name: which one would the mirror hold?  The same file listed twice (another URL, the same
+    digest and size) is kept once.
+
+    :raises ValueError: a file name listed with different sha256 digests or sizes.
+    """
+    first: dict[str, RemoteFile] = {}
+    kept: list[RemoteFile] = []
+    for rf in files:
+        seen = first.setdefault(rf.filename, rf)
+        if seen is rf:
+            kept.append(rf)
+        elif seen.sha256 != rf.sha256 or (
+            seen.size is not None and rf.size is not None and seen.size != rf.size
+        ):
+            raise ValueError(
+                f"{rf.filename} is listed twice on the page, with different sha256 digests or sizes"
+            )
+    return kept
 
 
 def _digest(value: Any) -> str | None:
@@ -314,6 +355,7 @@ def parse_json_page(
                 item["filename"],
                 urljoin(page_url, str(item.get("url", ""))),
                 item.get("hashes") or {},
+                page_url=page_url,
                 mirror=mirror,
                 requires_python=item.get("requires-python"),
                 yanked=item.get("yanked", False),
@@ -328,7 +370,7 @@ def parse_json_page(
             continue
         if rf is not None:
             files.append(rf)
-    return files
+    return _one_per_filename(files)
 
 
 class _AnchorParser(html.parser.HTMLParser):
@@ -388,6 +430,7 @@ def parse_html_page(
                 filename,
                 absolute,
                 hashes,
+                page_url=page_url,
                 mirror=mirror,
                 requires_python=attrs.get("data-requires-python"),
                 yanked=(attrs["data-yanked"] or True) if "data-yanked" in attrs else False,
@@ -398,4 +441,4 @@ def parse_html_page(
             continue
         if rf is not None:
             files.append(rf)
-    return files
+    return _one_per_filename(files)
