@@ -388,10 +388,18 @@ class Downloader:
             raise AttemptFailed("connection failed") from None
         except requests.RequestException as exc:
             raise AttemptFailed(type(exc).__name__) from None
+        kept = part.offset
         with resp:
             start = self._check_response(entry, resp, part)
             part.remember(resp, key)
-            self._stream(entry, resp, key, part, start)
+            try:
+                self._stream(entry, resp, key, part, start)
+            except AttemptFailed as exc:
+                if start < kept:
+                    # the server ignored Range and started over: bytes we already had are no
+                    # progress, or a server that always breaks off gets endless free restarts
+                    exc.progressed = False
+                raise
 
     def _check_response(self, entry: Entry, resp: requests.Response, part: PartFile) -> int:
         """Decide what the response means for the part; returns the byte it starts at."""
