@@ -66,11 +66,17 @@ def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[str]]:
-    """Write to a temporary file beside ``path`` and move it into place only on success."""
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", *, prefix: str = TEMP_PREFIX
+) -> Iterator[IO[str]]:
+    """Write to a temporary file beside ``path`` and move it into place only on success.
+
+    :param prefix: of the temporary file's name; it must start with :data:`TEMP_PREFIX`.
+    :raises OSError: naming ``path`` even when the failing call (a write, on a full disk) did not.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     try:
         binary = "b" in mode
         with os.fdopen(
@@ -82,6 +88,12 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[s
         # mkstemp makes 0600 files; mirror pages and sidecars must be readable by a web server
         os.chmod(tmp, PUBLIC_FILE_MODE)
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename is None:  # write() and fsync() say "No space left on device", not where
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -39,6 +39,7 @@ from pypidl.errors import BadInputError
 from pypidl.hashing import bytes_sha256, file_sha256
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.dir2pi import require_pip2pi, run_dir2pi
+from pypidl.store.leftovers import INDEX_TEMP_PREFIX, IndexLock, find_leftovers
 from pypidl.store.render import (
     HTML_PAGE,
     JSON_PAGE,
@@ -206,7 +207,13 @@ def _sidecar(wheel: Path) -> tuple[str | None, bool]:
         log.warning("%s: cannot read its METADATA (%s); listed without a metadata file", wheel, exc)
         _remove_sidecar(wheel)
         return None, False
-    _publish(sidecar, data)
+    try:
+        _publish(sidecar, data)
+    except OSError as exc:  # a full disk: the index can still list the wheel, without it
+        log.warning(
+            "%s: cannot write its metadata file (%s); listed without one", wheel, exc.strerror
+        )
+        return None, False
     log.debug("%s: wrote its PEP 658 metadata file", wheel.name)
     return bytes_sha256(data), True
 
@@ -222,7 +229,7 @@ PUBLIC_MODE = 0o644
 
 def _publish(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by everyone before it appears."""
-    with atomic_write(path, "wb") as fh:
+    with atomic_write(path, "wb", prefix=INDEX_TEMP_PREFIX) as fh:
         fh.write(data)  # type: ignore[arg-type]  # binary mode
         if hasattr(os, "fchmod"):  # POSIX; on Windows the directory's ACL decides
             os.fchmod(fh.fileno(), PUBLIC_MODE)
@@ -307,9 +314,25 @@ def build_index(root: str | os.PathLike[str], *, backend: str = "pypidl") -> Ind
         )
     if not root.is_dir():
         raise BadInputError("not a directory", context=str(root), hint="give the mirror directory")
-    if backend == "dir2pi":
-        return _build_with_dir2pi(root)
+    with IndexLock(root) as held:
+        _remove_leftovers(root, index_lock_held=held)
+        if backend == "dir2pi":
+            return _build_with_dir2pi(root)
+        return _build(root)
 
+
+def _remove_leftovers(root: Path, *, index_lock_held: bool) -> None:
+    """Delete the temporary files an earlier, killed run left in ``packages/`` and ``simple/``."""
+    removed = 0
+    for path in find_leftovers(root, index_lock_held=index_lock_held):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    if removed:
+        log.warning("Removed %d temporary file(s) left by an interrupted run", removed)
+
+
+def _build(root: Path) -> IndexReport:
     by_project, dropped, sidecars = _collect(root)
     simple = root / SIMPLE_DIR
     written = unchanged = 0

@@ -29,10 +29,12 @@ from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.hashing import copy_hashing
 from pypidl.manifest import PACKAGES_DIR, partition
-from pypidl.store.catalog import Catalog
+from pypidl.store.catalog import STATE_DIR, Catalog
+from pypidl.store.leftovers import IndexLock, find_leftovers
 
 __all__ = ["VerifyEvents", "VerifyReport", "verify_mirror"]
 
+_LEFTOVER = "temporary file left by an interrupted run (pypidl index or verify --repair removes it)"
 _BYTES_BATCH = 8 * 1024 * 1024
 _BYTES_PER_PROCESS = 64 * 1024 * 1024
 
@@ -100,14 +102,18 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
     """Check one project's catalog against its directory; ``send`` receives progress messages."""
     catalog = Catalog(root)
     report = VerifyReport()
-    try:
-        records = catalog.load(project)
-    except UnsafeFilenameError:
-        records = {}
 
     def problem(relpath: str, what: str) -> None:
         report.problems.append((relpath, what))
         send(("checked", relpath, what))
+
+    try:
+        records = catalog.load(project)
+    except UnsafeFilenameError:
+        records = {}
+    except OSError as exc:
+        records = {}
+        problem(f"{STATE_DIR}/catalog/{project}.jsonl", f"cannot read it: {exc.strerror or exc}")
 
     def count_bytes(n: int) -> None:
         if n:
@@ -122,25 +128,31 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
             st = os.stat(path)
         except FileNotFoundError:
             what: str | None = "missing (the catalog lists it)"
+        except OSError as exc:
+            what = f"cannot read it: {exc.strerror or exc}"
         else:
             if not stat.S_ISREG(st.st_mode):
                 what = "not a regular file"
             elif st.st_size != record.size:
                 what = f"wrong size: {st.st_size} bytes, expected {record.size}"
             else:
-                digest = _hash(path, count_bytes)
-                what = (
-                    None
-                    if digest == record.entry.sha256
-                    else (f"wrong sha256: {digest}, expected {record.entry.sha256}")
-                )
+                try:
+                    digest: str | None = _hash(path, count_bytes)
+                except OSError as exc:  # unreadable (permissions, I/O error): never "clean"
+                    digest, what = None, f"cannot read it: {exc.strerror or exc}"
+                else:
+                    what = (
+                        None
+                        if digest == record.entry.sha256
+                        else (f"wrong sha256: {digest}, expected {record.entry.sha256}")
+                    )
                 if what is None and repair and not record.matches_stat(os.stat(path)):
                     catalog.add(record.entry, path)  # verified again just now: trust it by stat
         if what is None:
             send(("checked", relpath, None))
             continue
         problem(relpath, what)
-        if repair:
+        if repair and not what.startswith("cannot read"):  # unreadable is not damaged
             with contextlib.suppress(FileNotFoundError):
                 if path.is_file() or path.is_symlink():
                     path.unlink()
@@ -148,8 +160,13 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
             report.repaired.append(relpath)
 
     directory = root / PACKAGES_DIR / project
-    if directory.is_dir():
-        for path in sorted(directory.iterdir()):
+    try:
+        listing = sorted(directory.iterdir()) if directory.is_dir() else []
+    except OSError as exc:
+        listing = []
+        problem(f"{PACKAGES_DIR}/{project}/", f"cannot list it: {exc.strerror or exc}")
+    if listing:
+        for path in listing:
             name = path.name
             if name.startswith(TEMP_PREFIX) or name in records:
                 continue
@@ -233,6 +250,14 @@ def verify_mirror(
     report = VerifyReport(
         problems=[(f"{PACKAGES_DIR}/{n}", "not in the catalog") for n in stray_files]
     )
+    with IndexLock(base) as index_lock_held:  # held: no index build is writing right now
+        for path in find_leftovers(base, index_lock_held=index_lock_held):
+            relpath = path.relative_to(base).as_posix()
+            report.problems.append((relpath, _LEFTOVER))
+            if repair:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                report.repaired.append(relpath)
     known = {e.project for e in entries}
     projects_by_group = [
         sorted({e.project for e in g}) for g in _groups(entries, processes, total_bytes)
@@ -264,6 +289,8 @@ def verify_mirror(
                         if i in pending and future.done():
                             future.result()  # a worker that died raises here
                     continue
+                if msg[0] == "done":
+                    futures[msg[1]].result()  # a worker that failed raises here, not silently
                 if msg[0] == "bytes" and events is not None:
                     events.on_bytes(msg[1])
                 elif msg[0] == "checked" and events is not None:
@@ -285,7 +312,7 @@ def verify_mirror(
 def _safe_load(catalog: Catalog, project: str) -> dict[str, Any]:
     try:
         return catalog.load(project)
-    except UnsafeFilenameError:
+    except (UnsafeFilenameError, OSError):  # the worker that checks the project says why
         return {}
 
 
