@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
 from pypidl.errors import BadInputError
-from pypidl.sources import Mirror, load_mirror_sets
+from pypidl.sources import Mirror, load_mirror_sets, redact_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -162,15 +164,20 @@ def parent_parsers() -> SimpleNamespace:
 
 
 def network_from_args(
-    args: argparse.Namespace, *, file_index_url: str | None = None
+    args: argparse.Namespace,
+    *,
+    file_index_url: str | None = None,
+    file_extra_index_urls: Sequence[str] = (),
 ) -> tuple[list[Mirror], NetworkSettings]:
     """The ordered mirrors and the network settings a command's flags ask for.
 
     Index precedence: ``--index-url`` flags, then an ``--index-url`` inside the requirements file,
-    then pip's configuration, then pip's built-in default.
+    then pip's configuration, then pip's built-in default.  The ``--extra-index-url`` lines of
+    the requirements files come after all of them, as pip asks its extra indexes too: a project
+    only an extra index has is found there, one the indexes before it have is taken from them.
     """
     urls: list[str] = list(getattr(args, "index_url", None) or [])
-    for url in urls:
+    for url in [*urls, *file_extra_index_urls]:
         if not url.startswith(("https://", "http://", "file://")):
             raise BadInputError(f"index URL {url!r} must start with https://, http:// or file://")
     mirrors: list[Mirror]
@@ -190,6 +197,13 @@ def network_from_args(
         if "cn" not in sets:
             raise BadInputError("the mirror sets have no 'cn' set", context=args.mirrors_file)
         mirrors = list(sets["cn"]) + mirrors
+    known = {m.simple_url for m in mirrors}
+    for n, url in enumerate(file_extra_index_urls, start=1):
+        extra = Mirror.from_index_url(url, name=f"extra{n}")
+        if extra.simple_url not in known:
+            known.add(extra.simple_url)
+            mirrors.append(extra)
+            log.debug("Extra index from the requirements: %s", redact_url(extra.simple_url))
     verify: bool | str = True
     cert = (
         getattr(args, "cert", None)
@@ -213,7 +227,7 @@ def network_from_args(
         retries=max(1, getattr(args, "retries", 4)),
     )
     raw = urls or ([file_index_url] if file_index_url else [])
-    return mirrors, net.with_credentials_from(raw)
+    return mirrors, net.with_credentials_from([*raw, *file_extra_index_urls])
 
 
 def _stall_timeout(args: argparse.Namespace) -> float:

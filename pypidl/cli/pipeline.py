@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,7 +213,9 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
     reqs = _read_requirements(args)
     if not reqs.requirements:
         raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
-    mirrors, net = network_from_args(args, file_index_url=reqs.index_url)
+    mirrors, net = network_from_args(
+        args, file_index_url=reqs.index_url, file_extra_index_urls=reqs.extra_index_urls
+    )
     targets = targets_from_args(args)
     ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
     options = PlanOptions(
@@ -275,7 +278,12 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         _summary(ui, manifest, None)
         return EXIT_FAILED if manifest.errors else EXIT_OK
     manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
-    dump(manifest, manifest_path)
+    try:
+        dump(manifest, manifest_path)
+    except OSError as exc:
+        # the plan is in memory: download what still fits, and say what was not kept
+        ui.error("Cannot write the manifest %s: %s", manifest_path, exc.strerror or exc)
+        return max(_download_and_index(args, ui, manifest, root, disk_error=exc), EXIT_FAILED)
     ui.debug("Manifest written to %s", manifest_path)
     return _download_and_index(args, ui, manifest, root)
 
@@ -295,7 +303,18 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
     return _download_and_index(args, ui, manifest, root)
 
 
-def _download_and_index(args: argparse.Namespace, ui: UI, manifest: Manifest, root: Path) -> int:
+def _download_and_index(
+    args: argparse.Namespace,
+    ui: UI,
+    manifest: Manifest,
+    root: Path,
+    *,
+    disk_error: OSError | None = None,
+) -> int:
+    """Download, index (with --build-index), summarize.
+
+    :param disk_error: a write that already failed (the manifest), for the closing line.
+    """
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
 
@@ -303,22 +322,44 @@ def _download_and_index(args: argparse.Namespace, ui: UI, manifest: Manifest, ro
     options = engine.EngineOptions(concurrency=args.concurrency, processes=args.processes, net=net)
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
+    index_failed = False
     if args.build_index and not report.interrupted:
         from pypidl.store.index_builder import build_index
 
-        result = build_index(root, backend=args.index_backend)
-        ui.info(
-            "Index: %d project(s), %d file(s) in %s (%d page(s) written)",
-            result.projects,
-            result.files,
-            root / "simple",
-            result.pages_written,
-        )
+        try:
+            result = build_index(root, backend=args.index_backend)
+        except OSError as exc:  # a full disk: the files are fine, the pages could not be written
+            index_failed = True
+            disk_error = disk_error or exc
+            ui.error("The index was not built: %s: %s", exc.filename, exc.strerror or exc)
+        else:
+            ui.info(
+                "Index: %d project(s), %d file(s) in %s (%d page(s) written)",
+                result.projects,
+                result.files,
+                root / "simple",
+                result.pages_written,
+            )
     _summary(ui, manifest, report)
     if report.interrupted:
         ui.error("Interrupted: partial downloads are kept and resume on the next run")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed or manifest.errors else EXIT_OK
+    if _disk_full(disk_error, report):
+        ui.error(
+            "The disk holding %s is full: free some space and run again (every file that "
+            "reached its final name is verified and kept)",
+            root,
+        )
+    return EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+
+
+def _disk_full(error: OSError | None, report: RunReport) -> bool:
+    """Whether ``error`` or any file's failure was the disk (or the user's quota) running out."""
+    full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    if error is not None and error.errno in full:
+        return True
+    reasons = {os.strerror(code) for code in full}
+    return any(any(r in (f.error or "") for r in reasons) for f in report.failed)
 
 
 def _write_url_list(manifest: Manifest, path: str, root: Path) -> None:

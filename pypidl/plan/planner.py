@@ -235,6 +235,12 @@ class Planner:
                     index_url=_with_credentials(mirror.simple_url, self.net),
                     net=self.net,
                     constraints_in=constraints,
+                    # pip's own reading of the requirements' --extra-index-url lines
+                    extra_index_urls=[
+                        u
+                        for u in reqs.extra_index_urls
+                        if Mirror.from_index_url(u).simple_url != mirror.simple_url
+                    ],
                 )
             except ResolutionError as exc:
                 errors.append(exc)
