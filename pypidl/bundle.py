@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from pypidl import __version__
+from pypidl import _json as untrusted_json
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
-from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher
+from pypidl.hashing import bytes_sha256, copy_hashing, hash_stream, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
 from pypidl.store import index_builder
 from pypidl.store.catalog import STATE_DIR, Catalog
@@ -260,7 +262,11 @@ class _Planned:
 
 
 def import_bundle(
-    tar_path: str | os.PathLike[str], into: str | os.PathLike[str], *, build_index: bool = True
+    tar_path: str | os.PathLike[str],
+    into: str | os.PathLike[str],
+    *,
+    build_index: bool = True,
+    force: bool = False,
 ) -> ImportReport:
     """Add the files of the bundle at ``tar_path`` to the mirror at ``into``, then index it.
 
@@ -270,7 +276,12 @@ def import_bundle(
     then streamed to a temporary file beside its final place while being hashed; only when
     every file matched are they renamed into place and recorded in the catalog.
 
-    :raises BundleError: for a malformed, unsafe or tampered bundle; no file reaches a final name.
+    A file already at its place is hashed: the same bytes are recorded, not copied again.  A
+    file the catalog verified with other bytes is never replaced unless ``force`` is given: a
+    bundle can be consistent in itself and still not be what the mirror holds.
+
+    :raises BundleError: for a malformed, unsafe or tampered bundle, or one that would replace
+        verified files (without ``force``); no file reaches a final name.
     """
     tar_path = Path(tar_path)
     into = Path(into)
@@ -290,12 +301,41 @@ def import_bundle(
         catalog = Catalog(into)
         present: list[Entry] = []
         todo: list[tuple[_Planned, Path]] = []
+        replacing: dict[Path, str] = {}
+        conflicts: list[str] = []
         for item in plan:
             final = item.entry.path_in(into)
             if catalog.current(item.entry):
                 present.append(item.entry)
-            else:
-                todo.append((item, final))
+                continue
+            held = _held_digest(final)
+            if held == item.entry.sha256:  # the same bytes under other stat data (a copy)
+                catalog.add(item.entry, final)
+                present.append(item.entry)
+                continue
+            if held is not None:
+                record = _safe_records(catalog, item.entry.project).get(item.entry.filename)
+                verified = record is not None and record.entry.sha256 == held
+                if verified and not force:
+                    conflicts.append(
+                        f"{item.entry.relpath}: the mirror holds it verified with sha256 {held}, "
+                        f"the bundle brings {item.entry.sha256}"
+                    )
+                    continue
+                replacing[final] = (
+                    f"it held verified bytes with sha256 {held} (--force)"
+                    if verified
+                    else f"its bytes (sha256 {held}) were never verified by this mirror"
+                )
+            todo.append((item, final))
+        if conflicts:
+            raise BundleError(
+                conflicts[0] + (f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""),
+                context=where,
+                hint="nothing was imported; if the bundle is right and the mirror wrong, "
+                "import it again with --force",
+                problems=conflicts,
+            )
         staged: list[tuple[Entry, Path, Path]] = []
         try:
             problems: list[str] = []
@@ -314,8 +354,8 @@ def import_bundle(
             raise
     added: list[Entry] = []
     for entry, tmp, final in staged:
-        if final.exists():
-            log.warning("replacing %s, which did not match the bundle's sha256", final)
+        if final in replacing:
+            log.warning("replacing %s: %s", final, replacing[final])
         tmp.replace(final)
         catalog.add(entry, final)
         added.append(entry)
@@ -323,6 +363,24 @@ def import_bundle(
     log.debug("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
     index = index_builder.build_index(into) if build_index else None
     return ImportReport(added=tuple(added), present=tuple(present), index=index)
+
+
+def _held_digest(path: Path) -> str | None:
+    """The sha256 of the regular file at ``path``, or None when there is none to keep."""
+    try:
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            return hash_stream(fh)[0]
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _safe_records(catalog: Catalog, project: str) -> dict[str, Any]:
+    try:
+        return catalog.load(project)
+    except UnsafeFilenameError:
+        return {}
 
 
 def _check_bundle(
@@ -481,9 +539,9 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> b
 
 def _read_json_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> Any:
     try:
-        return json.loads(_read_member(tar, member, where).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{member.name} is not valid JSON: {exc}", context=where) from None
+        return untrusted_json.loads(_read_member(tar, member, where))
+    except untrusted_json.UntrustedJSONError as exc:
+        raise BundleError(f"{member.name}: {exc}", context=where) from None
 
 
 def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str | None]:

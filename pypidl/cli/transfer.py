@@ -112,6 +112,14 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         "--manifest", metavar="PATH", help="what a directory BUNDLE holds (required for one)"
     )
     imp.add_argument("--no-index", action="store_true", help="do not rebuild the index afterwards")
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help=(
+            "replace files the mirror holds verified with other bytes (without it such a "
+            "bundle is refused as a whole)"
+        ),
+    )
     imp.set_defaults(func=run_import)
 
 
@@ -209,7 +217,7 @@ def run_import(args: argparse.Namespace, ui: UI) -> int:
         raise BadInputError(f"{source} does not exist")
     if args.manifest:
         raise BadInputError("--manifest is only for a directory; a bundle carries its own")
-    result = import_bundle(source, into, build_index=not args.no_index)
+    result = import_bundle(source, into, build_index=not args.no_index, force=args.force)
     ui.info(
         "Imported %d file(s) into %s; %d already there",
         len(result.added),
