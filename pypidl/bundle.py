@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
-from pypidl.hashing import bytes_sha256, copy_hashing, hash_stream, is_sha256, new_hasher
+from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
 from pypidl.store import index_builder
 from pypidl.store.catalog import STATE_DIR, Catalog
@@ -308,24 +307,22 @@ def import_bundle(
             if catalog.current(item.entry):
                 present.append(item.entry)
                 continue
-            held = _held_digest(final)
-            if held == item.entry.sha256:  # the same bytes under other stat data (a copy)
+            held = catalog.held(item.entry)
+            if held.sha256 == item.entry.sha256:  # the same bytes under other stat data (a copy)
                 catalog.add(item.entry, final)
                 present.append(item.entry)
                 continue
-            if held is not None:
-                record = _safe_records(catalog, item.entry.project).get(item.entry.filename)
-                verified = record is not None and record.entry.sha256 == held
-                if verified and not force:
+            if held.sha256 is not None:
+                if held.verified and not force:
                     conflicts.append(
-                        f"{item.entry.relpath}: the mirror holds it verified with sha256 {held}, "
-                        f"the bundle brings {item.entry.sha256}"
+                        f"{item.entry.relpath}: the mirror holds it verified with sha256 "
+                        f"{held.sha256}, the bundle brings {item.entry.sha256}"
                     )
                     continue
                 replacing[final] = (
-                    f"it held verified bytes with sha256 {held} (--force)"
-                    if verified
-                    else f"its bytes (sha256 {held}) were never verified by this mirror"
+                    f"it held verified bytes with sha256 {held.sha256} (--force)"
+                    if held.verified
+                    else f"its bytes (sha256 {held.sha256}) were never verified by this mirror"
                 )
             todo.append((item, final))
         if conflicts:
@@ -363,24 +360,6 @@ def import_bundle(
     log.debug("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
     index = index_builder.build_index(into) if build_index else None
     return ImportReport(added=tuple(added), present=tuple(present), index=index)
-
-
-def _held_digest(path: Path) -> str | None:
-    """The sha256 of the regular file at ``path``, or None when there is none to keep."""
-    try:
-        with open(path, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
-            return hash_stream(fh)[0]
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-
-
-def _safe_records(catalog: Catalog, project: str) -> dict[str, Any]:
-    try:
-        return catalog.load(project)
-    except UnsafeFilenameError:
-        return {}
 
 
 def _check_bundle(

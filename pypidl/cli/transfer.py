@@ -197,7 +197,9 @@ def run_import(args: argparse.Namespace, ui: UI) -> int:
                 f"{source} is a directory: say what it should hold with --manifest",
             )
         manifest = load(args.manifest)
-        report = adopt(into, manifest, source=source, build_index=not args.no_index)
+        report = adopt(
+            into, manifest, source=source, build_index=not args.no_index, force=args.force
+        )
         ui.info(
             "Adopted %d file(s) into %s; %d already there, %d missing, %d with a wrong sha256",
             len(report.added),
@@ -208,6 +210,8 @@ def run_import(args: argparse.Namespace, ui: UI) -> int:
         )
         for entry in report.mismatched:
             ui.warning("sha256 mismatch, not adopted: %s", entry.relpath)
+        for entry in report.kept:
+            ui.warning("holds other verified bytes, not replaced (see --force): %s", entry.relpath)
         for entry in report.missing[:20]:
             ui.warning("missing: %s", entry.relpath)
         if report.index is not None:

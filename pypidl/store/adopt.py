@@ -34,10 +34,12 @@ class AdoptReport:
     #: files whose bytes did not hash to the manifest's sha256 (left where they were, unrecorded)
     mismatched: tuple[Entry, ...] = ()
     index: Any = field(default=None, compare=False)
+    #: files the mirror holds verified with other bytes, left alone (no ``force``)
+    kept: tuple[Entry, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.mismatched
+        return not self.missing and not self.mismatched and not self.kept
 
 
 def adopt(
@@ -46,6 +48,7 @@ def adopt(
     *,
     source: str | os.PathLike[str] | None = None,
     build_index: bool = False,
+    force: bool = False,
 ) -> AdoptReport:
     """Record in the catalog the files of ``manifest`` that another tool downloaded.
 
@@ -54,6 +57,9 @@ def adopt(
     ``<source>/packages/<project>/<file>`` and then ``<source>/<file>`` (a flat wget directory)
     and copied into ``root`` through a temp file, hashing on the way.  Every file is hashed;
     only matching files are recorded.  Files the catalog already vouches for are not reread.
+
+    A file already at its place with the right bytes is recorded without a copy; one the catalog
+    verified with other bytes is kept (reported in ``kept``) unless ``force`` is given.
     """
     root = Path(root)
     catalog = Catalog(root)
@@ -61,6 +67,7 @@ def adopt(
     present: list[Entry] = []
     missing: list[Entry] = []
     mismatched: list[Entry] = []
+    kept: list[Entry] = []
     same_place = source is None or Path(source).resolve() == root.resolve()
     for entry in manifest.entries:
         final = entry.path_in(root)
@@ -79,7 +86,17 @@ def adopt(
                 digest, _ = hash_stream(fh)
             ok = digest == entry.sha256
         else:
-            ok = _copy_verified(found, final, entry)
+            held = catalog.held(entry)
+            if held.verified and held.sha256 != entry.sha256 and not force:
+                log.warning(
+                    "%s holds other bytes the mirror verified (sha256 %s); not replaced "
+                    "without --force",
+                    final,
+                    held.sha256,
+                )
+                kept.append(entry)
+                continue
+            ok = held.sha256 == entry.sha256 or _copy_verified(found, final, entry)
         if ok:
             catalog.add(entry, final)
             added.append(entry)
@@ -87,7 +104,9 @@ def adopt(
             log.warning("%s does not hash to the manifest's sha256; not adopted", found)
             mismatched.append(entry)
     index = index_builder.build_index(root) if build_index else None
-    return AdoptReport(tuple(added), tuple(present), tuple(missing), tuple(mismatched), index)
+    return AdoptReport(
+        tuple(added), tuple(present), tuple(missing), tuple(mismatched), index, tuple(kept)
+    )
 
 
 def _find_in(source: Path, entry: Entry) -> Path | None:

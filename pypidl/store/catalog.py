@@ -21,6 +21,7 @@ import errno
 import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -30,9 +31,10 @@ from typing import Any
 from pypidl import _json as untrusted_json
 from pypidl._fs import NOFOLLOW, atomic_write_text, check_basename
 from pypidl.errors import UnsafeFilenameError
+from pypidl.hashing import hash_stream
 from pypidl.manifest import PACKAGES_DIR, Entry
 
-__all__ = ["STATE_DIR", "Catalog", "Record"]
+__all__ = ["STATE_DIR", "Catalog", "Held", "Record"]
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +217,35 @@ class Catalog:
             return record is not None and record.proves(entry, os.stat(self.file_path(entry)))
         except (OSError, UnsafeFilenameError):
             return False
+
+    def held(self, entry: Entry) -> Held:
+        """What the mirror holds at ``entry``'s place, by its bytes (the file is hashed).
+
+        For callers about to put other bytes there: a copy with other stat data is still the
+        same file, and a file the catalog verified is not to be replaced lightly.
+
+        :raises OSError: when the file is there but cannot be read.
+        """
+        path = self.file_path(entry)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below; fstat needs the open file
+        except (FileNotFoundError, IsADirectoryError):
+            return Held(None, verified=False)
+        with fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return Held(None, verified=False)
+            digest = hash_stream(fh)[0]
+        try:
+            record = self.load(entry.project).get(entry.filename)
+        except UnsafeFilenameError:
+            record = None
+        return Held(digest, verified=record is not None and record.entry.sha256 == digest)
+
+
+@dataclass(frozen=True)
+class Held:
+    """The file at an entry's place: its sha256 (None: no regular file there), and whether the
+    catalog verified exactly those bytes."""
+
+    sha256: str | None
+    verified: bool

@@ -519,6 +519,32 @@ def test_import_never_replaces_a_verified_file_without_force(
     assert Catalog(inside).current(forged_entry)
 
 
+def test_adopting_a_directory_never_replaces_a_verified_file_without_force(
+    tmp_path: Path, wheel_dir: Path
+) -> None:
+    good = make_wheel(wheel_dir / "good", "victim", "1.0")
+    forged = make_wheel(wheel_dir / "forged", "victim", "1.0", extra_files={"x.py": b"evil"})
+    inside = tmp_path / "inside"
+    add_to_mirror(inside, good)
+    other = tmp_path / "other"
+    forged_entry = add_to_mirror(other, forged)
+    dump(Manifest(entries=(forged_entry,)), tmp_path / "forged.json")
+    target = inside / forged_entry.relpath
+    argv = [
+        "import",
+        str(other),
+        "--into",
+        str(inside),
+        "--manifest",
+        str(tmp_path / "forged.json"),
+    ]
+
+    assert main(argv) == 1
+    assert target.read_bytes() == good.read_bytes()
+    assert main([*argv, "--force"]) == 0
+    assert target.read_bytes() == forged.read_bytes()
+
+
 # --------------------------------------------------------------------------- crashed index build
 
 KILL_DURING_INDEX = """
