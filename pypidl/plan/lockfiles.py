@@ -49,7 +49,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import check_basename
-from pypidl.errors import BadInputError, IndexError_, UnsafeFilenameError
+from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
 from pypidl.manifest import Problem
 from pypidl.plan.pages import RemoteFile
@@ -677,7 +677,7 @@ def locked_files(
     file whose index sha256 differs from the lock's is an error and is not mirrored; a file the
     index does not list is taken from the lock's own URL when it has one.
 
-    :param page: the project page reader (raises :class:`~pypidl.errors.IndexError_`).
+    :param page: the project page reader (raises :class:`~pypidl.errors.RemoteIndexError`).
     """
     from pypidl.plan.planner import choose_files
 
@@ -723,7 +723,7 @@ def _candidates(
     problems: list[Problem] = []
     try:
         listed = [f for f in page(pkg.name).files if _same_version(f.version, pkg.version)]
-    except IndexError_ as exc:
+    except RemoteIndexError as exc:
         if pkg.files and all(f.url and f.sha256 for f in pkg.files):
             listed = []  # the lock's own URLs will do
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.plan.lockfiles import (
     LockError,
     is_lock_file,
@@ -145,7 +145,7 @@ def page_of(index: IndexServer) -> Callable[[str], ProjectPage]:
             if f.project == name
         ]
         if not files:
-            raise IndexError_("not found", context=name)
+            raise RemoteIndexError("not found", context=name)
         parsed = parse_json_page({"files": files}, index.simple_url, name, "primary")  # type: ignore[arg-type]
         return ProjectPage(name=name, files=tuple(parsed), mirror="primary", url=index.simple_url)  # type: ignore[arg-type]
 
@@ -209,7 +209,7 @@ def test_a_project_missing_from_the_index_comes_from_the_lock_s_urls(
 
     def page(name: str) -> ProjectPage:
         if name == "gamma":
-            raise IndexError_("all mirrors failed", context=name)
+            raise RemoteIndexError("all mirrors failed", context=name)
         return full(name)
 
     files, problems = locked_files(lock.select(TARGETS), page=page)
