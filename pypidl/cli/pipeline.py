@@ -23,7 +23,7 @@ from pypidl.manifest import Manifest, Problem, dump, load
 
 if TYPE_CHECKING:
     from pypidl.fetch.pool import RunReport
-    from pypidl.plan.requirements import RequirementSet
+    from pypidl.plan.planner import PlanOptions
 
 __all__ = ["register"]
 
@@ -118,7 +118,16 @@ def _requirement_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="requirements file, pip syntax (repeatable)",
+        help="requirements file, pip syntax (repeatable); a lockfile given here is read as one",
+    )
+    p.add_argument(
+        "--lock",
+        dest="lock_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a lockfile: uv.lock, pylock.toml, poetry.lock or Pipfile.lock (recognised by name "
+        "or content also as REQUIREMENTS); mirror exactly what it pins, for the targets",
     )
 
 
@@ -196,29 +205,29 @@ def _download_flags(p: argparse.ArgumentParser) -> None:
 # -- commands -----------------------------------------------------------------------------------
 
 
-def _requirement_paths(args: argparse.Namespace) -> list[str]:
-    paths = list(args.requirements or []) + list(args.requirement_files or [])
-    return paths or [DEFAULT_REQUIREMENTS]
+def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``(requirements files, lockfiles)`` the command was given; a lock is recognised by its
+    name or content wherever a requirements file is accepted."""
+    from pypidl.plan.lockfiles import is_lock_file
+
+    given = list(args.requirements or []) + list(args.requirement_files or [])
+    locks = [p for p in given if is_lock_file(p)] + list(getattr(args, "lock_files", None) or [])
+    reqs = [p for p in given if p not in locks]
+    if locks and reqs:
+        raise BadInputError(
+            f"give requirements files or lockfiles, not both: {reqs[0]} is a requirements file "
+            f"and {locks[0]} a lock",
+            hint="a lock already pins every version; plan the requirements in a separate run",
+        )
+    if not locks and not reqs:
+        reqs = [DEFAULT_REQUIREMENTS]
+    return reqs, locks
 
 
-def _read_requirements(args: argparse.Namespace) -> RequirementSet:
-    from pypidl.plan.requirements import parse_requirement_files
+def _plan_options(args: argparse.Namespace) -> PlanOptions:
+    from pypidl.plan.planner import PlanOptions
 
-    return parse_requirement_files(_requirement_paths(args))
-
-
-def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
-    from pypidl.plan.planner import PlanOptions, plan
-
-    reqs = _read_requirements(args)
-    if not reqs.requirements:
-        raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
-    mirrors, net = network_from_args(
-        args, file_index_url=reqs.index_url, file_extra_index_urls=reqs.extra_index_urls
-    )
-    targets = targets_from_args(args)
-    ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
-    options = PlanOptions(
+    return PlanOptions(
         all_versions=args.all_versions,
         all_versions_limit=args.all_versions_limit,
         no_deps=args.no_deps,
@@ -227,7 +236,60 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
         pre=args.pre,
         build_deps=not args.no_build_deps,
     )
-    manifest = plan(reqs, mirrors=mirrors, net=net, targets=targets, options=options)
+
+
+def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manifest:
+    from pypidl.plan.lockfiles import read_lock
+    from pypidl.plan.planner import Planner
+
+    refused = [
+        flag
+        for flag, given in (
+            ("--all-versions", args.all_versions),
+            ("--no-deps", args.no_deps),
+            ("--host-only", args.host_only),
+        )
+        if given
+    ]
+    if refused:
+        raise BadInputError(
+            f"{', '.join(refused)} does not apply to a lock: it already pins every version",
+            context=paths[0],
+        )
+    locks = [read_lock(p) for p in paths]
+    named = [url for lock in locks for url in lock.index_urls]
+    mirrors, net = network_from_args(args, file_index_url=named[0] if named else None)
+    targets = targets_from_args(args)
+    ui.info(
+        "Mirroring what %s pin%s: %d package(s), for %d target(s)",
+        ", ".join(f"{lock.path} ({lock.format})" for lock in locks),
+        "s" if len(locks) == 1 else "",
+        sum(len(lock.packages) for lock in locks),
+        len(targets),
+    )
+    return Planner(mirrors, net, targets, _plan_options(args)).plan_locks(locks)
+
+
+def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
+    from pypidl.plan.planner import plan
+    from pypidl.plan.requirements import parse_requirement_files
+
+    req_paths, lock_paths = _input_paths(args)
+    if lock_paths:
+        return _announce(ui, _plan_locks(args, ui, lock_paths))
+    reqs = parse_requirement_files(req_paths)
+    if not reqs.requirements:
+        raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
+    mirrors, net = network_from_args(
+        args, file_index_url=reqs.index_url, file_extra_index_urls=reqs.extra_index_urls
+    )
+    targets = targets_from_args(args)
+    ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
+    manifest = plan(reqs, mirrors=mirrors, net=net, targets=targets, options=_plan_options(args))
+    return _announce(ui, manifest)
+
+
+def _announce(ui: UI, manifest: Manifest) -> Manifest:
     ui.info(
         "Plan: %d file(s), %s, from %d project(s)",
         len(manifest.entries),

@@ -664,23 +664,26 @@ def _json_line(where: str, text: str, key: str) -> str:
 # -- the files of a lock ----------------------------------------------------------------------------
 
 
+#: the planner's file choice: (a release's files, the targets that need it) -> the files to keep
+Chooser = Callable[[Sequence[RemoteFile], Sequence["Target"]], list[RemoteFile]]
+
+
 def locked_files(
     releases: Iterable[LockedRelease],
     *,
     page: Callable[[str], ProjectPage],
-    sdist: str = "auto",
+    choose: Chooser,
 ) -> tuple[list[RemoteFile], list[Problem]]:
     """The files the selected releases need, as the index lists them, and what went wrong.
 
     Per release: the lock's files (all of the version's files on the page where the lock names
-    none), narrowed to those the release's targets need with the planner's own file choice.  A
-    file whose index sha256 differs from the lock's is an error and is not mirrored; a file the
-    index does not list is taken from the lock's own URL when it has one.
+    none), narrowed by ``choose`` (the planner's file choice) to those the release's targets
+    need.  A file whose index sha256 differs from the lock's is an error and is not mirrored; a
+    file the index does not list is taken from the lock's own URL when it has one; a target no
+    chosen file serves is named.
 
     :param page: the project page reader (raises :class:`~pypidl.errors.RemoteIndexError`).
     """
-    from pypidl.plan.planner import choose_files
-
     chosen: list[RemoteFile] = []
     problems: list[Problem] = []
     for release in releases:
@@ -690,7 +693,7 @@ def locked_files(
             continue
         candidates, found = _candidates(pkg, page)
         problems.extend(found)
-        picked = choose_files(candidates, release.targets, sdist=sdist)
+        picked = choose(candidates, release.targets)
         if candidates and not picked:
             problems.append(
                 Problem(
@@ -699,7 +702,7 @@ def locked_files(
             )
         elif candidates:
             for target in release.targets:
-                if not any(_serves(f, target) for f in picked):
+                if not any(target.can_install(f) for f in picked):
                     problems.append(
                         Problem(
                             pkg.name,
@@ -709,12 +712,6 @@ def locked_files(
                     )
         chosen.extend(picked)
     return chosen, problems
-
-
-def _serves(rf: RemoteFile, target: Target) -> bool:
-    if not target.allows_python(rf.requires_python):
-        return False
-    return rf.kind == "sdist" or target.supports(rf.tags)
 
 
 def _candidates(

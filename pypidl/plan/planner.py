@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from pypidl.plan.build_deps import (
     why_of,
 )
 from pypidl.plan.closure import ClosureResult, resolve_closure
+from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
@@ -213,6 +215,45 @@ class Planner:
             all_versions=self.options.all_versions,
             problems=tuple(selection.problems),
             projects=projects,
+        )
+
+    def plan_locks(self, locks: Sequence[Lock]) -> Manifest:
+        """A manifest of exactly what ``locks`` pin, for the targets: nothing is resolved.
+
+        Each lock's selection (its markers evaluated per target) goes straight to the file
+        choice; the lock's hashes must agree with the index's.
+        """
+        releases = [r for lock in locks for r in lock.select(self.targets)]
+        names = sorted({r.package.name for r in releases if not r.package.not_from_index})
+        log.info("Reading %d project page(s) from %s", len(names), self.mirrors[0].name)
+        self.pages.prefetch(names)
+        files, problems = locked_files(
+            releases,
+            page=self.pages.get,
+            choose=functools.partial(choose_files, sdist=self.options.sdist),
+        )
+        entries: dict[tuple[str, str], Entry] = {}
+        for rf in files:
+            if rf.sha256 is None:
+                problems.append(
+                    Problem(
+                        rf.project,
+                        f"{rf.filename}: neither the lock nor the index gives a sha256; not mirrored",
+                    )
+                )
+                continue
+            entries.setdefault((rf.project, rf.filename), self._entry(rf))
+        projects: dict[str, set[str]] = {}
+        for r in releases:
+            if not r.package.not_from_index:
+                projects.setdefault(r.package.name, set()).add(r.package.version)
+        return Manifest(
+            entries=tuple(entries.values()),
+            requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
+            index_urls=tuple(redact_url(m.simple_url) for m in self.mirrors),
+            targets=tuple(t.label for t in self.targets),
+            problems=tuple(problems),
+            projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
         )
 
     # -- resolution -----------------------------------------------------------------------

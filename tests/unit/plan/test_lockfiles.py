@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from pypidl.plan.lockfiles import (
     read_lock,
 )
 from pypidl.plan.pages import ProjectPage, RemoteFile
+from pypidl.plan.planner import choose_files
 from pypidl.plan.targets import Target, parse_targets
 from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
 from tests.lib.server import IndexServer
@@ -152,12 +153,16 @@ def page_of(index: IndexServer) -> Callable[[str], ProjectPage]:
     return page
 
 
+def never_sdist(files: Sequence[RemoteFile], targets: Sequence[Target]) -> list[RemoteFile]:
+    return choose_files(files, targets, sdist="never")
+
+
 @pytest.mark.parametrize("kind", FORMATS)
 def test_the_lock_s_files_for_the_targets(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str]
 ) -> None:
     lock = read_lock(write_lock(kind, tmp_path, index, clean_env))
-    files, problems = locked_files(lock.select(TARGETS), page=page_of(index))
+    files, problems = locked_files(lock.select(TARGETS), page=page_of(index), choose=choose_files)
     assert problems == []
     assert sorted(f.filename for f in files) == [
         "alpha-1.0-py3-none-any.whl",
@@ -179,7 +184,7 @@ def test_a_file_the_index_lists_with_another_hash_is_an_error_naming_it(
     tampered = wheel_dir / "gamma-2.0-py3-none-any.whl"
     tampered.write_bytes(tampered.read_bytes() + b"\0")
     index.add_file(tampered)
-    files, problems = locked_files(lock.select(TARGETS), page=page_of(index))
+    files, problems = locked_files(lock.select(TARGETS), page=page_of(index), choose=choose_files)
     assert "gamma-2.0-py3-none-any.whl" not in {f.filename for f in files}
     (problem,) = problems
     assert problem.project == "gamma"
@@ -194,7 +199,7 @@ def test_a_target_the_lock_has_no_file_for_is_named(
     lock = read_lock(uv_lock(tmp_path / "proj", index, clean_env))
     (mac,) = parse_targets(python_versions=["3.11"], platforms=["macos-arm64"])
     targets: tuple[Target, ...] = (LINUX311, mac)
-    _, problems = locked_files(lock.select(targets), page=page_of(index), sdist="never")
+    _, problems = locked_files(lock.select(targets), page=page_of(index), choose=never_sdist)
     # beta has no macOS wheel; delta has no wheel at all, and sdists are refused
     assert [(p.project, p.target) for p in problems] == [("beta", mac.label), ("delta", None)]
     assert "the lock has no file of beta 1.0 for cp311-macos-arm64" in problems[0].reason
@@ -212,7 +217,7 @@ def test_a_project_missing_from_the_index_comes_from_the_lock_s_urls(
             raise RemoteIndexError("all mirrors failed", context=name)
         return full(name)
 
-    files, problems = locked_files(lock.select(TARGETS), page=page)
+    files, problems = locked_files(lock.select(TARGETS), page=page, choose=choose_files)
     assert problems == []
     (gamma,) = (f for f in files if f.project == "gamma")
     assert isinstance(gamma, RemoteFile)
