@@ -17,6 +17,7 @@ from pypidl.sources import Mirror, load_mirror_sets, redact_url
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pypidl.cli._output import UI
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "positive_int",
     "prepare_download_dir",
     "require_mirror",
+    "shard_from_args",
     "targets_from_args",
 ]
 
@@ -253,6 +255,22 @@ def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
     )
     unique = {t.label: t for t in (*from_file, *from_flags)}
     return tuple(unique.values())
+
+
+def shard_from_args(value: str, ui: UI) -> tuple[int, int]:
+    """``--shard K/N``, or ``--shard auto``: K and N from the scheduler that started us.
+
+    :raises BadInputError: a malformed value, or ``auto`` outside a known scheduler.
+    """
+    from pypidl.manifest import parse_shard
+
+    if value != "auto":
+        return parse_shard(value)
+    from pypidl.scheduler import shard_from_environment
+
+    k, n, source = shard_from_environment(os.environ)
+    ui.info("--shard auto: share %d of %d, from the %s", k, n, source)
+    return k, n
 
 
 def check_output_file(path: str, *, what: str) -> None:

@@ -15,6 +15,7 @@ from pypidl.cli._common import (
     network_from_args,
     positive_int,
     prepare_download_dir,
+    shard_from_args,
     targets_from_args,
 )
 from pypidl.cli._output import UI, format_bytes
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         help=f"requirements file(s) (default: ./{DEFAULT_REQUIREMENTS})",
     )
     _requirement_flags(sync)
+    _report_flag(sync)
     _plan_flags(sync)
     _download_flags(sync)
     sync.add_argument(
@@ -79,6 +81,7 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         "requirements", nargs="*", metavar="REQUIREMENTS", help="requirements file(s)"
     )
     _requirement_flags(plan)
+    _report_flag(plan)
     _plan_flags(plan)
     plan.add_argument(
         "-o",
@@ -105,9 +108,22 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
     )
     _download_flags(download)
     download.add_argument(
-        "--shard", metavar="K/N", help="only shard K of N (whole projects, balanced by bytes)"
+        "--shard",
+        metavar="K/N",
+        help="only shard K of N (whole projects, balanced by bytes); 'auto': K and N from a "
+        "Kubernetes Indexed Job or a Slurm job array (docs/schedulers.md)",
     )
+    _report_flag(download)
     download.set_defaults(func=run_download)
+
+
+def _report_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the run's outcome as JSON: every file with its status, bytes, mirror and "
+        "reason, the totals, the problems, the exit code (see docs/report.md)",
+    )
 
 
 def _requirement_flags(p: argparse.ArgumentParser) -> None:
@@ -303,8 +319,50 @@ def _announce(ui: UI, manifest: Manifest) -> Manifest:
     return manifest
 
 
+def _check_report(args: argparse.Namespace) -> str:
+    """Refuse an unusable --report path before any work; return the start time."""
+    from pypidl.cli._report import now
+
+    if getattr(args, "report", None):
+        if args.report == "-":
+            raise BadInputError("--report needs a file name (standard output holds the summary)")
+        check_output_file(args.report, what="report")
+    return now()
+
+
+def _finish(
+    args: argparse.Namespace,
+    ui: UI,
+    code: int,
+    manifest: Manifest,
+    report: RunReport | None,
+    *,
+    root: Path | None = None,
+    shard: tuple[int, int] | None = None,
+) -> int:
+    """Write --report (when asked) and return the exit code."""
+    if getattr(args, "report", None):
+        from pypidl.cli._report import build_report, write_report
+
+        write_report(
+            args.report,
+            build_report(
+                command=args.command,
+                manifest=manifest,
+                run=report,
+                exit_code=code,
+                started=args.started,
+                download_dir=str(root) if root is not None else None,
+                shard=shard,
+            ),
+        )
+        ui.info("Report written to %s", os.path.abspath(args.report))
+    return code
+
+
 def run_plan(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.manifest, what="manifest")
+    args.started = _check_report(args)
     manifest = _make_plan(args, ui)
     if args.manifest == "-":
         import sys
@@ -314,7 +372,7 @@ def run_plan(args: argparse.Namespace, ui: UI) -> int:
         dump(manifest, args.manifest)
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
     _summary(ui, manifest, None)
-    return EXIT_FAILED if manifest.errors else EXIT_OK
+    return _finish(args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None)
 
 
 def run_sync(args: argparse.Namespace, ui: UI) -> int:
@@ -323,7 +381,8 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         check_output_file(args.manifest, what="manifest")
     if args.dry_run:
         check_output_file(args.url_list_path, what="URL list")
-    else:
+    args.started = _check_report(args)
+    if not args.dry_run:
         ui.info("Packages will be downloaded to %s", root)
         prepare_download_dir(args.download_dir)
     manifest = _make_plan(args, ui)
@@ -338,7 +397,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
             dump(manifest, args.manifest)
             ui.info("Manifest written to %s", os.path.abspath(args.manifest))
         _summary(ui, manifest, None)
-        return EXIT_FAILED if manifest.errors else EXIT_OK
+        return _finish(args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None)
     manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
     try:
         dump(manifest, manifest_path)
@@ -351,18 +410,20 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_download(args: argparse.Namespace, ui: UI) -> int:
+    args.started = _check_report(args)
     manifest = load(args.manifest)
+    shard = None
     if args.shard:
-        from pypidl.manifest import parse_shard, shard_manifest
+        from pypidl.manifest import shard_manifest
 
-        k, n = parse_shard(args.shard)
+        k, n = shard = shard_from_args(args.shard, ui)
         total = len(manifest.entries)
         manifest = shard_manifest(manifest, k, n)
         ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(manifest.entries), total)
     root = Path(args.download_dir).resolve()
     ui.info("Packages will be downloaded to %s", root)
     prepare_download_dir(args.download_dir)
-    return _download_and_index(args, ui, manifest, root)
+    return _download_and_index(args, ui, manifest, root, shard=shard)
 
 
 def _download_and_index(
@@ -372,10 +433,12 @@ def _download_and_index(
     root: Path,
     *,
     disk_error: OSError | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> int:
-    """Download, index (with --build-index), summarize.
+    """Download, index (with --build-index), summarize, write --report.
 
     :param disk_error: a write that already failed (the manifest), for the closing line.
+    :param shard: ``(K, N)`` when only one shard is downloaded (for the report).
     """
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
@@ -405,14 +468,16 @@ def _download_and_index(
     _summary(ui, manifest, report)
     if report.interrupted:
         ui.error("Interrupted: partial downloads are kept and resume on the next run")
-        return EXIT_INTERRUPTED
-    if _disk_full(disk_error, report):
-        ui.error(
-            "The disk holding %s is full: free some space and run again (every file that "
-            "reached its final name is verified and kept)",
-            root,
-        )
-    return EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+        code = EXIT_INTERRUPTED
+    else:
+        if _disk_full(disk_error, report):
+            ui.error(
+                "The disk holding %s is full: free some space and run again (every file that "
+                "reached its final name is verified and kept)",
+                root,
+            )
+        code = EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+    return _finish(args, ui, code, manifest, report, root=root, shard=shard)
 
 
 def _disk_full(error: OSError | None, report: RunReport) -> bool:

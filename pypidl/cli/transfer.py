@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from pypidl._fs import atomic_write
-from pypidl.cli._common import check_output_file
+from pypidl.cli._common import check_output_file, shard_from_args
 from pypidl.cli._output import UI, format_bytes
 from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, dump, load
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
             "Render MANIFEST for another tool. aria2c: every mirror URL of a file on one line, "
             "dir=/out= in pypidl's mirror layout and checksum=sha-256 (see docs/manifest.md for "
             "the aria2c command line); urls: one URL a line; requirements: name==version with "
-            "every file's --hash, for pip install --require-hashes."
+            "every file's --hash, for pip install --require-hashes; pylock: a PEP 751 pylock.toml "
+            "whose files are the mirror's (--base-url, or paths relative to the lock)."
         ),
     )
     export.add_argument("manifest", metavar="MANIFEST", help="a manifest written by 'pypidl plan'")
@@ -41,7 +43,10 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         "-o", "--output", default="-", metavar="PATH", help="where to write (default: stdout)"
     )
     export.add_argument(
-        "--shard", metavar="K/N", help="only shard K of N (whole projects, balanced by bytes)"
+        "--shard",
+        metavar="K/N",
+        help="only shard K of N (whole projects, balanced by bytes); 'auto': from a Kubernetes "
+        "Indexed Job or a Slurm job array",
     )
     export.add_argument(
         "--download-dir",
@@ -53,6 +58,12 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         "--all-urls",
         action="store_true",
         help="urls format: list every mirror's URL of each file, not only the first",
+    )
+    export.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="pylock format: the URL the mirror is served at (files become URL/packages/...); "
+        "without it, files are paths relative to the lock's directory",
     )
     export.set_defaults(func=run_export)
 
@@ -125,18 +136,26 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 def run_export(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.exporters import get_exporter
-    from pypidl.manifest import parse_shard, shard_manifest
+    from pypidl.manifest import shard_manifest
 
     check_output_file(args.output, what="output")
     manifest = load(args.manifest)
     if args.shard:
-        k, n = parse_shard(args.shard)
+        k, n = shard_from_args(args.shard, ui)
         total = len(manifest.entries)
         manifest = shard_manifest(manifest, k, n)
         ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(manifest.entries), total)
-    options = {"all_urls": True} if args.all_urls else {}
+    options: dict[str, object] = {"all_urls": True} if args.all_urls else {}
     if args.all_urls and args.format != "urls":
         raise BadInputError("--all-urls only applies to --format urls")
+    if args.base_url and args.format != "pylock":
+        raise BadInputError("--base-url only applies to --format pylock")
+    if args.format == "pylock":
+        options["base_url"] = args.base_url
+        # paths are relative to where the lock is written
+        options["lock_dir"] = (
+            os.path.dirname(os.path.abspath(args.output)) if args.output != "-" else None
+        )
     exporter = get_exporter(args.format, **options)
     # render fully before opening the output, so a bad URL leaves no half-written file
     chunks = list(exporter.render(manifest, root=args.download_dir))

@@ -1,4 +1,5 @@
-"""Render a manifest for other tools: aria2c input files, URL lists, hash-pinned requirements.
+"""Render a manifest for other tools: aria2c input files, URL lists, hash-pinned requirements,
+PEP 751 locks.
 
 Each format is one module with one exporter object behind the :class:`Exporter` protocol.  An
 exporter only renders text (it yields lines); writing them somewhere is the caller's job, so the
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from pypidl.errors import BadInputError
 from pypidl.exporters._common import clean_url
 from pypidl.exporters.aria2c import Aria2cExporter
+from pypidl.exporters.pylock import PylockExporter
 from pypidl.exporters.requirements import RequirementsExporter
 from pypidl.exporters.urls import UrlsExporter
 
@@ -28,6 +30,7 @@ __all__ = [
     "EXPORTERS",
     "Aria2cExporter",
     "Exporter",
+    "PylockExporter",
     "RequirementsExporter",
     "UrlsExporter",
     "clean_url",
@@ -55,7 +58,7 @@ class Exporter(Protocol):
 #: Every built-in format by name, with default options.
 EXPORTERS: Mapping[str, Exporter] = {
     exporter.name: exporter
-    for exporter in (Aria2cExporter(), UrlsExporter(), RequirementsExporter())
+    for exporter in (Aria2cExporter(), UrlsExporter(), RequirementsExporter(), PylockExporter())
 }
 
 

@@ -50,7 +50,7 @@ def render(name: str, manifest: Manifest, root: str = "mirror", **options: objec
 
 
 def test_registry_names_every_format() -> None:
-    assert set(EXPORTERS) == {"aria2c", "urls", "requirements"}
+    assert set(EXPORTERS) == {"aria2c", "urls", "requirements", "pylock"}
     for name, exporter in EXPORTERS.items():
         assert exporter.name == name
         assert callable(exporter.render)
