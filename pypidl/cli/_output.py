@@ -68,8 +68,16 @@ class UI:
     def error(self, msg: str, *args: object) -> None:
         self.log.error(msg, *args)
 
-    def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        """Print an aligned text table on stdout (always, even with -q: it is the result)."""
+    def table(
+        self,
+        title: str,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[object]],
+        *,
+        footer: Sequence[str] = (),
+    ) -> None:
+        """Print an aligned text table on stdout (always, even with -q: it is the result), then
+        the ``footer`` lines below it."""
         cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
@@ -80,6 +88,8 @@ class UI:
             if n == 0:
                 out.write(rule + "\n")
         out.write(rule + "\n")
+        for line in footer:
+            out.write(line + "\n")
         out.flush()
 
 

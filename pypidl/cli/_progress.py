@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pypidl.cli._output import format_bytes
@@ -27,12 +28,40 @@ __all__ = ["ProgressEvents"]
 log = logging.getLogger("pypidl")
 
 
+#: the bytes bar in the units of every other figure pypidl prints (KiB, MiB: powers of 1024);
+#: tqdm's own scaling would write "MB" for mebibytes
+BYTES_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {done_bytes}/{total_bytes} "
+    "[{elapsed}<{remaining}, {rate_bytes}]"
+)
+
+
+def _bytes_bar_class() -> type[Any]:
+    """A tqdm bar that fills :data:`BYTES_BAR_FORMAT`'s fields with :func:`format_bytes`."""
+    from tqdm import tqdm
+
+    class BytesBar(tqdm):  # type: ignore[type-arg]
+        @property
+        def format_dict(self) -> MutableMapping[str, Any]:
+            d = super().format_dict
+            rate = d.get("rate")
+            if rate is None and d.get("elapsed"):
+                rate = d["n"] / d["elapsed"]
+            d["done_bytes"] = format_bytes(d["n"])
+            d["total_bytes"] = format_bytes(d["total"]) if d.get("total") else "?"
+            d["rate_bytes"] = f"{format_bytes(rate)}/s" if rate else "? B/s"
+            return d
+
+    return BytesBar
+
+
 class ProgressEvents:
     """Bars (bytes with rate and ETA; files) when ``stream`` is a terminal, else a log line
     every ``interval`` seconds; per-file log lines either way.
 
     :param quiet: no bars and no periodic lines (failures are still logged as errors).
-    :param verbose: above 0, skipped and verified files get a line too (at DEBUG).
+    :param verbose: above 0, skipped and verified files get a line too (at DEBUG), and so do
+        downloaded files while bars are drawn (without bars they are logged at INFO).
     :param stream: where bars go (default ``sys.stderr``).
     :param interval: seconds between progress lines when there are no bars.
     :param bars: force bars on or off (default: when ``stream`` is a terminal).
@@ -104,12 +133,11 @@ class ProgressEvents:
         if self.bars:
             from tqdm import tqdm
 
-            self._bytes_bar = tqdm(
+            self._bytes_bar = _bytes_bar_class()(
                 total=total_bytes or None,
                 unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
                 desc="Bytes",
+                bar_format=BYTES_BAR_FORMAT,
                 file=self.stream,
                 position=0,
                 leave=False,
@@ -134,7 +162,8 @@ class ProgressEvents:
     def on_file(self, result: FileResult) -> None:
         name = result.entry.filename
         if result.status == "downloaded":
-            log.info("Downloaded: %s", name)
+            # with bars the count is on screen; one line a file is for logs, or for -v
+            log.log(logging.DEBUG if self.bars else logging.INFO, "Downloaded: %s", name)
         elif result.status == "skipped":
             log.debug("Skipped (verified): %s", name)
             self._shrink(result.entry.size or 0)  # no transfer will count these bytes

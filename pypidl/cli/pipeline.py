@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -509,14 +511,27 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
     problems = _grouped_problems(manifest.errors)
     grouped = manifest.by_project()
     rows: list[Sequence[object]] = []
+    troubled: set[str] = set()
     for name in sorted(set(manifest.projects) | set(grouped) | set(problems)):
         entries = grouped.get(name, [])
         versions = manifest.projects.get(name) or tuple(sorted({e.version for e in entries}))
         size = sum(e.size or 0 for e in entries)
         status, detail = _status(entries, results.get(name, []), problems.get(name, []), report)
+        if status not in _FINE:
+            troubled.add(name)
         rows.append((name, _versions(versions), len(entries), format_bytes(size), status, detail))
+    shown, hidden = _screenful(ui, rows, troubled)
+    footer = []
+    if hidden:
+        footer.append(f"... and {hidden} more project(s) without problems (-v lists every one)")
+    footer.append(
+        f"Total: {len(rows)} project(s), {len(manifest.entries)} file(s), "
+        f"{format_bytes(manifest.total_size)}; {len(troubled)} with problems"
+    )
     title = "Package Synchronization Summary" if report is not None else "Plan Summary"
-    ui.table(title, ("Package", "Version", "Files", "Size", "Status", "Details"), rows)
+    ui.table(
+        title, ("Package", "Version", "Files", "Size", "Status", "Details"), shown, footer=footer
+    )
     if report is not None:
         stopped = f", {len(report.stopped)} interrupted" if report.stopped else ""
         ui.info(
@@ -543,6 +558,29 @@ def _summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
                     for name, stats in sorted(report.mirrors.items())
                 ],
             )
+
+
+#: statuses that need no one's attention
+_FINE = {"Synchronized", "Planned"}
+#: lines around the table on a terminal: bars, the Done line, the mirrors table, the prompt
+_SCREEN_MARGIN = 16
+
+
+def _screenful(
+    ui: UI, rows: Sequence[Sequence[object]], troubled: set[str]
+) -> tuple[list[Sequence[object]], int]:
+    """On a terminal (and without -v): every row with a problem, and as many of the others as
+    fit on one screen. Elsewhere (logs, CI): every row.
+
+    :returns: the rows to show, in order, and how many were left out.
+    """
+    if ui.verbose or not sys.stdout.isatty():
+        return list(rows), 0
+    room = max(5, shutil.get_terminal_size().lines - _SCREEN_MARGIN)
+    fine = [r for r in rows if r[0] not in troubled]
+    keep = {id(r) for r in fine[: max(0, room - len(troubled))]}
+    shown = [r for r in rows if r[0] in troubled or id(r) in keep]
+    return shown, len(rows) - len(shown)
 
 
 def _versions(versions: Sequence[str]) -> str:

@@ -82,6 +82,26 @@ def test_on_a_terminal_bars_are_drawn(records):
     assert any(r.getMessage() == "Mirror x set aside" for r in records.records)
 
 
+def test_on_a_terminal_downloaded_files_are_for_verbose_only(records):
+    with ProgressEvents(stream=TTY()) as ev:
+        ev.on_start(1, 2048)
+        ev.on_file(result("a", "downloaded", 2048))
+    (line,) = [r for r in records.records if r.getMessage().startswith("Downloaded:")]
+    assert line.levelname == "DEBUG"  # the UI shows DEBUG with -v only
+
+
+def test_the_bytes_bar_counts_in_kib_and_mib(records):
+    stream = TTY()
+    with ProgressEvents(stream=stream) as ev:
+        ev.on_start(2, 3 * 1024 * 1024)
+        ev.on_bytes(1536 * 1024)
+        ev._bytes_bar.refresh()
+        drawn = stream.getvalue()
+    assert "1.5 MiB/3.0 MiB" in drawn
+    assert "MB" not in drawn.replace("MiB", "")
+    assert "kB" not in drawn
+
+
 def test_quiet_draws_nothing_and_keeps_errors(records):
     stream = TTY()
     with ProgressEvents(quiet=True, stream=stream, interval=0.05) as ev:
