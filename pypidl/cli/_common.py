@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pypidl.cli._output import UI
+    from pypidl.plan.project_indexes import ProjectIndexes
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "parent_parsers",
     "positive_int",
     "prepare_download_dir",
+    "project_indexes_from_args",
     "require_mirror",
     "shard_from_args",
     "targets_from_args",
@@ -82,6 +84,25 @@ def parent_parsers() -> SimpleNamespace:
             "fall-backs). Default: the index pip is configured to use (PIP_INDEX_URL, pip.conf), "
             "else pip's built-in default"
         ),
+    )
+    g.add_argument(
+        "--index",
+        dest="named_indexes",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="declare a named index for --project-index (repeatable); it serves the projects "
+        "pinned to it and no others",
+    )
+    g.add_argument(
+        "--project-index",
+        dest="project_indexes",
+        action="append",
+        default=[],
+        metavar="PROJECT=NAME",
+        help="read PROJECT only from the index NAME, never from the others (repeatable); also "
+        "'# pypidl: index NAME=URL' and '# pypidl: project-index PROJECT=NAME' lines in a "
+        "requirements file",
     )
     g.add_argument(
         "--cn",
@@ -255,6 +276,18 @@ def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
     )
     unique = {t.label: t for t in (*from_file, *from_flags)}
     return tuple(unique.values())
+
+
+def project_indexes_from_args(
+    args: argparse.Namespace, files: Sequence[str] = ()
+) -> ProjectIndexes:
+    """``--index``/``--project-index`` and the ``# pypidl:`` lines of requirements ``files``."""
+    from pypidl.plan.project_indexes import parse_project_indexes, read_directives
+
+    indexes, pins = read_directives(files)
+    flags_indexes = [(v, None) for v in getattr(args, "named_indexes", None) or []]
+    flag_pins = [(v, None) for v in getattr(args, "project_indexes", None) or []]
+    return parse_project_indexes([*flags_indexes, *indexes], [*flag_pins, *pins])
 
 
 def shard_from_args(value: str, ui: UI) -> tuple[int, int]:

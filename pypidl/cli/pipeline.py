@@ -17,6 +17,7 @@ from pypidl.cli._common import (
     network_from_args,
     positive_int,
     prepare_download_dir,
+    project_indexes_from_args,
     shard_from_args,
     targets_from_args,
 )
@@ -277,6 +278,8 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
     locks = [read_lock(p) for p in paths]
     named = [url for lock in locks for url in lock.index_urls]
     mirrors, net = network_from_args(args, file_index_url=named[0] if named else None)
+    routing = project_indexes_from_args(args)
+    net = net.with_credentials_from(list(routing.raw_urls))
     targets = targets_from_args(args)
     ui.info(
         "Mirroring what %s pin%s: %d package(s), for %d target(s)",
@@ -285,7 +288,8 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
         sum(len(lock.packages) for lock in locks),
         len(targets),
     )
-    return Planner(mirrors, net, targets, _plan_options(args)).plan_locks(locks)
+    planner = Planner(mirrors, net, targets, _plan_options(args), project_indexes=routing)
+    return planner.plan_locks(locks)
 
 
 def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
@@ -296,6 +300,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
     if lock_paths:
         return _announce(ui, _plan_locks(args, ui, lock_paths))
     reqs = parse_requirement_files(req_paths)
+    routing = project_indexes_from_args(args, reqs.files)
     if not reqs.requirements:
         raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
     mirrors, net = network_from_args(
@@ -303,7 +308,18 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
     )
     targets = targets_from_args(args)
     ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
-    manifest = plan(reqs, mirrors=mirrors, net=net, targets=targets, options=_plan_options(args))
+    if routing:
+        net = net.with_credentials_from(list(routing.raw_urls))
+        for project, name in sorted(routing.pins.items()):
+            ui.info("%s is read from index %s only", project, name)
+    manifest = plan(
+        reqs,
+        mirrors=mirrors,
+        net=net,
+        targets=targets,
+        options=_plan_options(args),
+        project_indexes=routing,
+    )
     return _announce(ui, manifest)
 
 
@@ -446,6 +462,8 @@ def _download_and_index(
     from pypidl.fetch import pool as engine
 
     _, net = network_from_args(args)
+    # credentials of the named indexes travel with their files' hosts too
+    net = net.with_credentials_from(list(project_indexes_from_args(args).raw_urls))
     options = engine.EngineOptions(concurrency=args.concurrency, processes=args.processes, net=net)
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)

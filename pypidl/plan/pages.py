@@ -94,10 +94,20 @@ class IndexClient:
     Thread-safe: pages are fetched concurrently by :meth:`projects`.
     """
 
-    def __init__(self, mirrors: list[Mirror], net: NetworkSettings, *, workers: int = 16):
+    def __init__(
+        self,
+        mirrors: list[Mirror],
+        net: NetworkSettings,
+        *,
+        workers: int = 16,
+        routes: Mapping[str, list[Mirror]] | None = None,
+    ):
+        """:param routes: normalized project -> the only mirrors it may be read from (a project
+        pinned to an index); every other project is read from ``mirrors``, in order."""
         if not mirrors:
             raise ValueError("at least one index is needed")
         self.mirrors = mirrors
+        self.routes = dict(routes or {})
         self.net = net
         self.workers = workers
         # one session shared by the page-fetching threads, its pool sized for them; a second one
@@ -119,11 +129,12 @@ class IndexClient:
         normalized = canonicalize_name(name)
         reasons: list[str] = []
         missing = 0
-        for n, mirror in enumerate(self.mirrors):
+        mirrors = self.mirrors_for(normalized)
+        for n, mirror in enumerate(mirrors):
             url = f"{mirror.simple_url}{normalized}/"
             with self._lock:
                 aside = self.set_aside.get(mirror.name)
-                fallback = any(m.name not in self.set_aside for m in self.mirrors[n + 1 :])
+                fallback = any(m.name not in self.set_aside for m in mirrors[n + 1 :])
             if aside is not None:
                 reasons.append(f"{mirror.name}: set aside ({aside})")
                 continue
@@ -138,9 +149,13 @@ class IndexClient:
                 log.debug("reading %s failed: %s", redact_url(url), describe_error(exc))
                 if fallback and isinstance(exc, requests.ConnectionError):
                     self._set_mirror_aside(mirror, describe_error(exc))
-        if missing == len(self.mirrors):
+        if missing == len(mirrors):
             raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
         raise RemoteIndexError("all mirrors failed: " + "; ".join(reasons), context=name)
+
+    def mirrors_for(self, name: str) -> list[Mirror]:
+        """The mirrors project ``name`` (normalized) is read from, in order."""
+        return self.routes.get(name, self.mirrors)
 
     def _set_mirror_aside(self, mirror: Mirror, reason: str) -> None:
         """Skip a mirror that cannot be reached for the rest of the run (others remain)."""

@@ -39,6 +39,7 @@ from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
+from pypidl.plan.project_indexes import ProjectIndexes
 from pypidl.plan.sdists import SdistReader
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 from pypidl.sources import Mirror, derive_file_url, redact_url
@@ -145,14 +146,21 @@ class Planner:
         net: NetworkSettings,
         targets: Sequence[Target],
         options: PlanOptions = PlanOptions(),
+        *,
+        project_indexes: ProjectIndexes | None = None,
     ):
+        """:param project_indexes: projects pinned to one named index each: read (and their
+        files fetched) from that index only."""
         if options.sdist not in SDIST_POLICIES:
             raise ValueError(f"sdist policy must be one of {SDIST_POLICIES}")
         self.mirrors = list(mirrors)
         self.net = net
         self.targets = list(targets)
         self.options = options
-        self.client = IndexClient(self.mirrors, net, workers=options.workers)
+        self.project_indexes = project_indexes or ProjectIndexes()
+        self.client = IndexClient(
+            self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
+        )
         self.pages = _PageCache(self.client)
 
     # -- the whole plan ---------------------------------------------------------------------
@@ -173,7 +181,16 @@ class Planner:
         constraints = [c.requirement for c in reqs.constraints]
 
         pins: dict[NormalizedName, str] = {}
-        if not self.options.no_deps and usable:
+        if self.project_indexes and not self.options.no_deps:
+            # pip-compile reads one index for every project, so it would read a pinned project
+            # from the others: with per-project indexes the per-target closure resolves alone
+            if not self.options.closure:
+                raise ResolutionError(
+                    "--host-only resolves with pip-compile, which cannot keep a project to its "
+                    "own index; leave --host-only out with per-project indexes"
+                )
+            log.info("Per-project indexes: the per-target closure resolves without pip-compile")
+        elif not self.options.no_deps and usable:
             try:
                 pins = self._compile(available, reqs)
             except ResolutionError as exc:
@@ -210,7 +227,7 @@ class Planner:
         return Manifest(
             entries=tuple(entries),
             requirements=tuple(r.line() for r in reqs.requirements),
-            index_urls=tuple(redact_url(m.simple_url) for m in self.mirrors),
+            index_urls=self._index_urls(),
             targets=tuple(t.label for t in self.targets),
             all_versions=self.options.all_versions,
             problems=tuple(selection.problems),
@@ -250,11 +267,16 @@ class Planner:
         return Manifest(
             entries=tuple(entries.values()),
             requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
-            index_urls=tuple(redact_url(m.simple_url) for m in self.mirrors),
+            index_urls=self._index_urls(),
             targets=tuple(t.label for t in self.targets),
             problems=tuple(problems),
             projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
         )
+
+    def _index_urls(self) -> tuple[str, ...]:
+        declared = [m.simple_url for m in self.project_indexes.indexes.values()]
+        urls = [m.simple_url for m in self.mirrors] + declared
+        return tuple(redact_url(u) for u in dict.fromkeys(urls))
 
     # -- resolution -----------------------------------------------------------------------
 
@@ -496,7 +518,7 @@ class Planner:
 
     def _entry(self, rf: RemoteFile) -> Entry:
         urls: list[str] = []
-        for mirror in self.mirrors:
+        for mirror in self.client.mirrors_for(rf.project):
             url = rf.url if mirror.name == rf.mirror else derive_file_url(rf.url, mirror)
             if url and url not in urls:
                 urls.append(url)
@@ -526,9 +548,10 @@ def plan(
     net: NetworkSettings,
     targets: Sequence[Target],
     options: PlanOptions = PlanOptions(),
+    project_indexes: ProjectIndexes | None = None,
 ) -> Manifest:
     """Plan a mirror of ``reqs`` for ``targets``; see the module docstring."""
-    return Planner(mirrors, net, targets, options).plan(reqs)
+    return Planner(mirrors, net, targets, options, project_indexes=project_indexes).plan(reqs)
 
 
 # -- file choice ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class ProjectIndexes:
         name = self.pins.get(canonicalize_name(project))
         return [self.indexes[name]] if name is not None else list(default)
 
-    def routes(self) -> dict[NormalizedName, list[Mirror]]:
+    def routes(self) -> dict[str, list[Mirror]]:
         """Pinned project -> its one mirror."""
         return {p: [self.indexes[n]] for p, n in self.pins.items()}
 
