@@ -27,7 +27,10 @@ from pypidl.manifest import Manifest, Problem, dump, load
 
 if TYPE_CHECKING:
     from pypidl.fetch.pool import RunReport
+    from pypidl.plan.lockfiles import Lock
     from pypidl.plan.planner import PlanOptions
+    from pypidl.plan.project_indexes import ProjectIndexes
+    from pypidl.sources import Mirror
 
 __all__ = ["register"]
 
@@ -278,7 +281,7 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
     locks = [read_lock(p) for p in paths]
     named = [url for lock in locks for url in lock.index_urls]
     mirrors, net = network_from_args(args, file_index_url=named[0] if named else None)
-    routing = project_indexes_from_args(args)
+    routing = _lock_routing(args, locks, mirrors)
     net = net.with_credentials_from(list(routing.raw_urls))
     targets = targets_from_args(args)
     ui.info(
@@ -290,6 +293,31 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
     )
     planner = Planner(mirrors, net, targets, _plan_options(args), project_indexes=routing)
     return planner.plan_locks(locks)
+
+
+def _lock_routing(
+    args: argparse.Namespace, locks: Sequence[Lock], mirrors: Sequence[Mirror]
+) -> ProjectIndexes:
+    """The flags' per-project indexes, plus one for each package a lock took from another index
+    than the ones being read: it is read from that index only, as the lock's tool did."""
+    from pypidl.plan.project_indexes import parse_project_indexes
+
+    flagged = project_indexes_from_args(args)
+    usual = {m.simple_url.rstrip("/") for m in mirrors}
+    declared: dict[str, str] = {}
+    pins: list[tuple[str, str | None]] = []
+    for lock in locks:
+        for pkg in lock.packages:
+            if not pkg.index or pkg.index.rstrip("/") in usual or pkg.name in flagged.pins:
+                continue
+            name = declared.setdefault(pkg.index, f"lock-index-{len(declared) + 1}")
+            pins.append((f"{pkg.name}={name}", pkg.where))
+    if not pins:
+        return flagged
+    indexes = [(f"{name}={url}", lock.path) for url, name in declared.items()]
+    flag_indexes = [(v, None) for v in args.named_indexes or []]
+    flag_pins = [(v, None) for v in args.project_indexes or []]
+    return parse_project_indexes([*flag_indexes, *indexes], [*flag_pins, *pins])
 
 
 def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:

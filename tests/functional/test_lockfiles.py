@@ -4,6 +4,7 @@ installs exactly the locked set from the mirror alone for two unlike targets."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import zipfile
@@ -16,6 +17,7 @@ from pypidl.cli import main
 from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
 from tests.lib.mirror import find_uv
 from tests.lib.server import IndexServer
+from tests.lib.wheels import make_wheel
 
 TARGETS = ["--python-version", "3.11", "--platform", "linux-x86_64", "--platform", "win-amd64"]
 
@@ -162,3 +164,40 @@ def test_a_lock_and_a_requirements_file_together_are_refused(
     assert len(err) <= 2
     assert "requirements" in err[0]
     assert "lock" in err[0]
+
+
+def test_a_package_the_lock_took_from_a_second_index_is_read_from_it_only(
+    tmp_path: Path, index_server: Callable[..., IndexServer], clean_env: dict[str, str]
+) -> None:
+    primary, vendor = index_server(), index_server()
+    primary.add_file(make_wheel(tmp_path / "pub", "common", "1.0"))
+    primary.add_file(make_wheel(tmp_path / "pub", "torch", "2.5.1+cu124", summary="impostor"))
+    vendor.add_file(make_wheel(tmp_path / "vendor", "torch", "2.5.1+cu124"))
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.9"\n'
+        'dependencies = ["common", "torch==2.5.1+cu124"]\n\n'
+        f'[[tool.uv.index]]\nname = "vendor"\nurl = "{vendor.simple_url}"\nexplicit = true\n\n'
+        '[tool.uv.sources]\ntorch = { index = "vendor" }\n'
+    )
+    uv = find_uv()
+    assert uv is not None
+    done = subprocess.run(
+        [uv, "lock", "--default-index", primary.simple_url], cwd=project, env=clean_env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    primary.clear_requests()
+    vendor.clear_requests()
+    mirror = tmp_path / "mirror"
+    code = main(
+        ["sync", str(project / "uv.lock"), "--index-url", primary.simple_url,
+         "--download-dir", str(mirror), *TARGETS]
+    )  # fmt: skip
+    assert code == 0
+    assert files_in(mirror) == {"common-1.0-py3-none-any.whl", "torch-2.5.1+cu124-py3-none-any.whl"}
+    (wheel,) = (mirror / "packages" / "torch").glob("*.whl")
+    (locked,) = vendor.files
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == locked.sha256
+    assert not [r for r in primary.requests if "torch" in r.path]
