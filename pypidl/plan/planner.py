@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -250,6 +250,35 @@ class Planner:
             choose=functools.partial(choose_files, sdist=self.options.sdist),
         )
         entries: dict[tuple[str, str], Entry] = {}
+        build_entries: list[Entry] = []
+        locked = _Picks()
+        for r in releases:
+            if not r.package.not_from_index:
+                locked.add(r.package.name, r.package.version, [t.label for t in r.targets])
+        build = None
+        if self.options.build_deps and self.options.sdist != "never":
+            # the lock names no build backends: what builds its sdists is resolved, as for a
+            # requirements file, and mirrored beside the lock's own files
+            by_release: dict[tuple[str, str], list[RemoteFile]] = {}
+            for rf in files:
+                by_release.setdefault((rf.project, _normalized_version(rf.version)), []).append(rf)
+            picks = _Picks(
+                versions={
+                    n: {v: set(ls) for v, ls in vs.items()} for n, vs in locked.versions.items()
+                }
+            )
+            build = self._select_build(
+                picks,
+                files_of=lambda name, version: by_release.get((name, _normalized_version(version))),
+            )
+            problems.extend(picks.problems)
+            extra = _Picks()
+            for name, versions in build.versions.items():
+                for version, labels in versions.items():
+                    if not any(_same_version(version, v) for v in locked.versions.get(name, {})):
+                        extra.add(name, version, labels)
+            build_entries = self._files(extra, {})
+            problems.extend(extra.problems)
         for rf in files:
             if rf.sha256 is None:
                 problems.append(
@@ -260,12 +289,18 @@ class Planner:
                 )
                 continue
             entries.setdefault((rf.project, rf.filename), self._entry(rf))
+        for entry in build_entries:
+            entries.setdefault((entry.project, entry.filename), entry)
+        marked = self._mark_why(
+            list(entries.values()), (), {n: dict(vs) for n, vs in locked.versions.items()}, build
+        )
         projects: dict[str, set[str]] = {}
-        for r in releases:
-            if not r.package.not_from_index:
-                projects.setdefault(r.package.name, set()).add(r.package.version)
+        for e in marked:
+            projects.setdefault(e.project, set()).add(e.version)
+        for name, pinned in locked.versions.items():
+            projects.setdefault(name, set()).update(pinned)
         return Manifest(
-            entries=tuple(entries.values()),
+            entries=tuple(marked),
             requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
             index_urls=self._index_urls(),
             targets=tuple(t.label for t in self.targets),
@@ -350,11 +385,23 @@ class Planner:
 
     # -- build requirements: see pypidl.plan.build_deps ------------------------------------
 
-    def _select_build(self, selection: _Picks) -> BuildClosure:
-        """Add what builds the kept sdists to the selection, for the targets that build them."""
+    def _select_build(
+        self,
+        selection: _Picks,
+        *,
+        files_of: Callable[[str, str], Sequence[RemoteFile] | None] | None = None,
+    ) -> BuildClosure:
+        """Add what builds the kept sdists to the selection, for the targets that build them.
+
+        :param files_of: the files of a release when they are not the index's (a lock's
+            files), or None to read the index's.
+        """
         metadata = self._metadata_source()
 
         def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
+            fixed = files_of(name, version) if files_of is not None else None
+            if fixed is not None:
+                return list(fixed)
             try:
                 page = self.pages.get(name)
             except RemoteIndexError:
@@ -555,6 +602,13 @@ def plan(
 
 
 # -- file choice ------------------------------------------------------------------------------
+
+
+def _normalized_version(version: str) -> str:
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
 
 
 def _same_version(a: str, b: str) -> bool:

@@ -5,8 +5,10 @@ installs exactly the locked set from the mirror alone for two unlike targets."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from pypidl.cli import main
+from tests.lib.backends import make_flit_sdist, repack_installed
 from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
 from tests.lib.mirror import find_uv
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel
 
+HOST = f"{sys.version_info[0]}.{sys.version_info[1]}"
 TARGETS = ["--python-version", "3.11", "--platform", "linux-x86_64", "--platform", "win-amd64"]
 
 #: what the lock holds for those two targets: beta 2.0 and 'unrelated' are on the index only
@@ -201,3 +205,38 @@ def test_a_package_the_lock_took_from_a_second_index_is_read_from_it_only(
     (locked,) = vendor.files
     assert hashlib.sha256(wheel.read_bytes()).hexdigest() == locked.sha256
     assert not [r for r in primary.requests if "torch" in r.path]
+
+
+@pytest.mark.clients
+def test_the_build_backend_of_a_locked_sdist_is_mirrored_too(
+    tmp_path: Path, index_server: Callable[..., IndexServer], clean_env: dict[str, str]
+) -> None:
+    index = index_server()
+    repack_installed("flit_core", tmp_path / "backends")
+    index.add_dir(tmp_path / "backends")
+    sdist = index.add_file(make_flit_sdist(tmp_path / "dists", "flitpkg", "1.0"))
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "hand"\n\n[[packages]]\nname = "flitpkg"\n'
+        f'version = "1.0"\nindex = "{index.simple_url}"\n'
+        f'sdist = {{ url = "{sdist.url}", size = {sdist.size}, hashes = {{ sha256 = "{sdist.sha256}" }} }}\n'
+    )
+    mirror, manifest = tmp_path / "mirror", tmp_path / "manifest.json"
+    code = main(
+        ["sync", str(lock), "--index-url", index.simple_url, "--download-dir", str(mirror),
+         "--manifest", str(manifest), "--build-index", "--python-version", HOST,
+         "--platform", "linux-x86_64"]
+    )  # fmt: skip
+    assert code == 0
+    why = {f["project"]: f["why"] for f in json.loads(manifest.read_text())["files"]}
+    assert why == {"flitpkg": ["dependency"], "flit-core": ["build"]}
+    index.stop()
+    uv = find_uv()
+    assert uv is not None
+    done = subprocess.run(
+        [uv, "pip", "install", "--offline", "--index-url", (mirror / "simple").as_uri() + "/",
+         "--target", str(tmp_path / "site"), "flitpkg==1.0"],
+        env=clean_env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "flitpkg" / "__init__.py").is_file()
