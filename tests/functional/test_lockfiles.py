@@ -240,3 +240,16 @@ def test_the_build_backend_of_a_locked_sdist_is_mirrored_too(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "flitpkg" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("flag", ["--all-versions", "--no-deps", "--host-only"])
+def test_resolution_flags_with_a_lock_are_one_line(
+    flag: str, tmp_path: Path, index: IndexServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = pipfile_lock(tmp_path / "proj", index)
+    code = main(["plan", str(lock), flag, "--index-url", index.simple_url, *TARGETS])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{lock}: {flag} does not apply to a lock" in err[0]
+    assert not index.requests
