@@ -6,9 +6,12 @@ relative to the directory the lock is written to (a mirror on disk or reached ov
 Every file carries its sha256 and its size, so an installer checks each byte it takes.
 
 One version per project: a lock names no alternatives, so when the manifest holds several
-versions of a project the newest is locked and a warning names the others.  The lock carries no
-markers (the manifest does not record which target needs which release): an installer installs
-every package it lists, so export a manifest planned for the environments that will install it.
+versions of a project the newest is locked and a warning names the others.  The manifest does not
+record which target needs which release, so the only markers are the ones its files prove: a
+package whose every file is a wheel for some operating systems (no sdist, no pure wheel) gets
+``sys_platform`` markers for those systems, so an installer elsewhere skips it instead of failing
+(a Windows-only dependency on Linux).  Every other package is installed everywhere: export a
+manifest planned for the environments that will install it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from pypidl.errors import BadInputError
@@ -79,6 +83,9 @@ class PylockExporter:
             yield "\n[[packages]]\n"
             yield f"name = {toml_string(project)}\n"
             yield f"version = {toml_string(ordered[0])}\n"
+            marker = _platform_marker(chosen)
+            if marker:
+                yield f"marker = {toml_string(marker)}\n"
             if base is not None:
                 yield f"index = {toml_string(base + 'simple/')}\n"
             sdists = [e for e in chosen if e.kind == "sdist"]
@@ -108,6 +115,38 @@ class PylockExporter:
             f"{{ name = {toml_string(entry.filename)}, {where}{upload}{size}, "
             f"hashes = {{ sha256 = {toml_string(entry.sha256)} }} }}"
         )
+
+
+#: platform tag prefix -> the sys_platform of the systems that install it
+_SYS_PLATFORMS = (
+    ("win", "win32"),
+    ("macosx", "darwin"),
+    ("manylinux", "linux"),
+    ("musllinux", "linux"),
+    ("linux", "linux"),
+)
+
+
+def _platform_marker(entries: list[Entry]) -> str | None:
+    """``sys_platform == ...`` for a release whose files install on some systems only, else None."""
+    systems: set[str] = set()
+    for entry in entries:
+        if entry.kind != "wheel":
+            return None  # an sdist builds anywhere
+        try:
+            tags = parse_wheel_filename(entry.filename)[3]
+        except InvalidWheelFilename:
+            return None
+        for tag in tags:
+            found = next(
+                (sp for prefix, sp in _SYS_PLATFORMS if tag.platform.startswith(prefix)), None
+            )
+            if found is None:
+                return None  # "any", or a platform this table does not know: no marker
+            systems.add(found)
+    if not systems:
+        return None
+    return " or ".join(f"sys_platform == '{sp}'" for sp in sorted(systems))
 
 
 def _is_toml_datetime(text: str) -> bool:

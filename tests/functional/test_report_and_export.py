@@ -275,3 +275,36 @@ def test_a_tampered_mirror_file_fails_the_pylock_install(
     )  # fmt: skip
     assert done.returncode != 0
     assert "hash" in done.stderr.lower()
+
+
+@pytest.mark.clients
+def test_a_package_with_wheels_for_one_system_only_is_locked_for_that_system(
+    index: IndexServer, wheel_dir: Path, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    index.add_file(make_wheel(wheel_dir / "win", "winonly", "1.0", tag="py3-none-win_amd64"))
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\nwinonly ; sys_platform == 'win32'\n")
+    mirror = tmp_path / "mirror"
+    code = main(
+        ["sync", "-r", str(reqs), "--index-url", index.simple_url, "--download-dir", str(mirror),
+         "--python-version", "3.11", "--platform", "linux-x86_64", "--platform", "win-amd64"]
+    )  # fmt: skip
+    assert code == 0
+    lock = mirror / "pylock.toml"
+    assert main(["export", str(mirror / ".pypidl" / "manifest.json"), "--format", "pylock",
+                 "--download-dir", str(mirror), "-o", str(lock)]) == 0  # fmt: skip
+    assert "marker = \"sys_platform == 'win32'\"" in lock.read_text()
+    uv = find_uv()
+    assert uv is not None
+    for platform, expected in (
+        ("x86_64-unknown-linux-gnu", {"alpha", "beta"}),
+        ("x86_64-pc-windows-msvc", {"alpha", "beta", "winonly"}),
+    ):
+        target = tmp_path / f"site-{platform}"
+        done = subprocess.run(
+            [uv, "pip", "install", "--offline", "--no-index", "--python-platform", platform,
+             "--python-version", "3.11", "--target", str(target), "-r", str(lock)],
+            env=clean_env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert {p.name.split("-")[0] for p in target.glob("*.dist-info")} == expected
