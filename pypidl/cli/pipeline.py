@@ -525,6 +525,8 @@ def _download_and_index(
                 root,
             )
         code = EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+        if disk_error is not None:  # something was not kept: the run cannot be a success
+            code = EXIT_FAILED
     return _finish(args, ui, code, manifest, report, root=root, shard=shard)
 
 
