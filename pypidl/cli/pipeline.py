@@ -230,7 +230,7 @@ def _download_flags(p: argparse.ArgumentParser) -> None:
 def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """``(requirements files, lockfiles)`` the command was given; a lock is recognised by its
     name or content wherever a requirements file is accepted."""
-    from pypidl.plan.lockfiles import is_lock_file
+    from pypidl.plan.lock_formats import is_lock_file
 
     given = list(args.requirements or []) + list(args.requirement_files or [])
     locks = [p for p in given if is_lock_file(p)] + list(getattr(args, "lock_files", None) or [])
@@ -261,7 +261,7 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
 
 
 def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manifest:
-    from pypidl.plan.lockfiles import read_lock
+    from pypidl.plan.lock_formats import read_lock
     from pypidl.plan.planner import Planner
 
     refused = [

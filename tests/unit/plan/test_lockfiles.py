@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 
 from pypidl.errors import RemoteIndexError
-from pypidl.plan.lockfiles import (
-    LockError,
-    is_lock_file,
-    locked_files,
-    read_lock,
-)
+from pypidl.plan.lock_formats import is_lock_file, read_lock
+from pypidl.plan.lockfiles import LockError, locked_files
 from pypidl.plan.pages import ProjectPage, RemoteFile
 from pypidl.plan.planner import choose_files
 from pypidl.plan.targets import Target, parse_targets
@@ -223,3 +219,24 @@ def test_a_project_missing_from_the_index_comes_from_the_lock_s_urls(
     assert isinstance(gamma, RemoteFile)
     assert gamma.url == index.file_url("gamma-2.0-py3-none-any.whl")
     assert gamma.mirror == "lock"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Pipfile.lock", '{"_meta": ' + "[" * 100_000),
+        ("uv.lock", "version = 1\nx = " + "[" * 100_000),
+        ("pylock.toml", 'lock-version = "1.0"\nx = ' + "{a = " * 5_000),
+    ],
+)
+def test_a_lock_nested_too_deeply_is_refused_in_one_line(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(LockError, match="nested too deeply") as info:
+        read_lock(path)
+    assert info.value.context == str(path)
+    # under another name the content decides, and content that cannot be parsed is not a lock
+    renamed = path.rename(tmp_path / "renamed.txt")
+    assert is_lock_file(renamed) is False
