@@ -308,7 +308,7 @@ def test_bad_index_url_is_bad_input(
 
 
 def test_summary_groups_one_reason_across_targets() -> None:
-    from pypidl.cli.pipeline import _grouped_problems
+    from pypidl.cli._summary import _grouped_problems
     from pypidl.manifest import Problem
 
     labels = ["cp38-linux-x86_64", "cp38-win-amd64", "cp38-macos-arm64"]
