@@ -1,0 +1,323 @@
+"""Pages and metadata fetched ahead of the resolver, for every target at once.
+
+Planning is bound by latency, not bandwidth: a few hundred project pages and as many metadata
+files, each a small answer behind a round trip.  Asking for them one at a time, as a resolver
+does when it meets each project, costs the sum of those round trips.  :class:`Prefetcher` walks
+the known frontier instead: every requirement's page as soon as planning starts, then the
+metadata of the release each target would pick from that page, then the pages of every
+dependency that release declares for some target, and so on, in a bounded pool of threads.  The
+resolvers read from the same caches (a page or a release's metadata is fetched once per run);
+what the walk guessed wrong (a backtrack to an older release) they fetch on demand.
+
+The guess per requirement is, for each target, the newest release that matches the specifier
+and has a file the target installs (yanked releases only for an exact pin).  Markers are judged
+in every target's environment; a dependency no target needs is not followed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from pypidl.errors import IndexError_
+from pypidl.plan.metadata import CoreMetadata, MetadataError
+
+if TYPE_CHECKING:
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+    from pypidl.plan.metadata import MetadataSource
+    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.targets import Target
+
+__all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Unavailable", "Want"]
+
+log = logging.getLogger(__name__)
+
+#: Requests in flight while planning unless told otherwise (the download engine's default).
+DEFAULT_IN_FLIGHT = 256
+
+#: version -> the files of that release (as the index lists them)
+Releases = dict[Version, tuple["RemoteFile", ...]]
+
+
+class Unavailable(Exception):
+    """A project's page could not be had; the message says why."""
+
+
+@dataclass(frozen=True)
+class Want:
+    """A requirement as the walk follows it: which releases of which project, with which extras."""
+
+    name: str
+    specifier: SpecifierSet
+    extras: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, req: Requirement) -> Want:
+        return cls(
+            canonicalize_name(req.name),
+            req.specifier,
+            frozenset(canonicalize_name(e) for e in req.extras),
+        )
+
+    @property
+    def pinned(self) -> bool:
+        """``==`` without a wildcard, or ``===`` (PEP 592: then a yanked release may be taken)."""
+        return any(
+            s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*"))
+            for s in self.specifier
+        )
+
+
+class Prefetcher:
+    """Shared, thread-safe caches of pages, per-target release tables and metadata, filled ahead.
+
+    :param pages: a project's page by normalized name (called at most once per project).
+    :param metadata: core metadata of releases.
+    :param targets: every target the plan serves (guesses and markers are judged for each).
+    :param in_flight: the most requests running at once (threads of the pool).
+    """
+
+    def __init__(
+        self,
+        pages: Callable[[str], ProjectPage],
+        metadata: MetadataSource,
+        targets: Sequence[Target],
+        *,
+        in_flight: int = DEFAULT_IN_FLIGHT,
+    ):
+        self._pages = pages
+        self._metadata = metadata
+        self.targets = list(targets)
+        self._envs = _distinct_environments(self.targets)
+        self._lock = threading.Lock()
+        self._page_futures: dict[str, Future[Releases]] = {}
+        self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
+        self._tables: dict[tuple[str, str], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._followed: set[Want] = set()
+        self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
+        self._markers: dict[tuple[str, str], bool] = {}
+        self._closed = False
+        self._busy = 0  # walk steps scheduled and not finished
+        self._quiet = threading.Condition(self._lock)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, in_flight), thread_name_prefix="pypidl-prefetch"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _page_future(self, name: str) -> Future[Releases]:
+        with self._lock:
+            future = self._page_futures.get(name)
+            if future is None:
+                future = self._submit(self._load, name)
+                self._page_futures[name] = future
+            return future
+
+    def _submit(self, fn: Callable[..., object], *args: object) -> Future:  # type: ignore[type-arg]
+        if self._closed:
+            failed: Future[object] = Future()
+            failed.set_exception(Unavailable("planning was stopped"))
+            return failed
+        return self._pool.submit(fn, *args)
+
+    def _load(self, name: str) -> Releases:
+        try:
+            page = self._pages(name)
+        except IndexError_ as exc:
+            raise Unavailable(exc.message) from None
+        grouped: dict[Version, list[RemoteFile]] = {}
+        for rf in page.files:
+            try:
+                version = Version(rf.version)
+            except InvalidVersion:
+                continue
+            grouped.setdefault(version, []).append(rf)
+        return {v: tuple(files) for v, files in grouped.items()}
+
+    def releases(self, name: str) -> Releases:
+        """Files by version.  :raises Unavailable: when no index could give the page."""
+        return self._page_future(name).result()
+
+    def table(self, name: str, target: Target) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+        """Releases with a file ``target`` installs, newest first, with those files.
+
+        :raises Unavailable: when no index could give the page.
+        """
+        key = (name, target.label)
+        with self._lock:
+            rows = self._tables.get(key)
+        if rows is not None:
+            return rows
+        releases = self.releases(name)
+        rows = []
+        for version in sorted(releases, reverse=True):
+            files = installable(releases[version], target)
+            if files:
+                rows.append((version, files))
+        with self._lock:
+            self._tables[key] = rows
+        return rows
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def _meta_future(self, name: str, version: Version) -> Future[CoreMetadata]:
+        files = self.releases(name).get(version, ())
+        with self._lock:
+            future = self._meta_futures.get((name, version))
+            if future is None:
+                future = self._submit(
+                    self._metadata.release, NormalizedName(name), str(version), files
+                )
+                self._meta_futures[(name, version)] = future
+            return future
+
+    def metadata(self, name: str, version: Version) -> CoreMetadata:
+        """:raises MetadataError: when the release's metadata cannot be read."""
+        try:
+            return self._meta_future(name, version).result()
+        except MetadataError:
+            raise
+        except Exception as exc:  # a source's unexpected failure must not stop every target
+            raise MetadataError(f"{type(exc).__name__}: {exc}", context=name) from exc
+
+    def prefetch_pages(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._page_future(name)
+
+    def prefetch_metadata(self, name: str, version: Version) -> None:
+        future = self._page_future(name)
+        self._then(future, self._meta_future, name, version)
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def follow(self, wants: Iterable[Want]) -> None:
+        """Walk the frontier from these requirements (in the background; never raises)."""
+        for want in wants:
+            with self._lock:
+                if want in self._followed or self._closed:
+                    continue
+                self._followed.add(want)
+            self._then(self._page_future(want.name), self._after_page, want)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the walk has nothing left to follow; False when ``timeout`` ran out."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._busy == 0, timeout)
+
+    def _then(self, future: Future[Any], fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` once ``future`` is done, counted as a step of the walk."""
+        with self._lock:
+            self._busy += 1
+
+        def step(_done: Future[Any]) -> None:
+            try:
+                self._quietly(fn, *args)
+            finally:
+                with self._quiet:
+                    self._busy -= 1
+                    if self._busy == 0:
+                        self._quiet.notify_all()
+
+        future.add_done_callback(step)
+
+    def _quietly(self, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except (Unavailable, MetadataError, RuntimeError):
+            pass  # the resolver asks again and gets the error itself
+        except Exception:  # a guess must never break planning
+            log.debug("prefetching after %s failed", args, exc_info=True)
+
+    def _after_page(self, want: Want) -> None:
+        for version in self.guesses(want):
+            with self._lock:
+                done = self._expanded.get((want.name, version))
+                if done is not None and want.extras <= done:
+                    continue
+                self._expanded[(want.name, version)] = (done or frozenset()) | want.extras
+            future = self._meta_future(want.name, version)
+            self._then(future, self._after_metadata, future, want.extras)
+
+    def guesses(self, want: Want) -> list[Version]:
+        """The release each target would take for ``want`` when nothing else constrains it."""
+        chosen: set[Version] = set()
+        for target in self.targets:
+            rows = self.table(want.name, target)
+            eligible = [v for v, files in rows if want.pinned or not all(f.yanked for f in files)]
+            matching = list(want.specifier.filter(eligible))
+            if matching:
+                chosen.add(max(matching))
+        return sorted(chosen, reverse=True)
+
+    def _after_metadata(self, future: Future[CoreMetadata], extras: frozenset[str]) -> None:
+        meta = future.result()
+        wants = [
+            Want.of(req)
+            for req in meta.requires_dist
+            if self.needed(req.marker, extras) and not req.url
+        ]
+        self.follow(wants)
+
+    def needed(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
+        """Whether a dependency with ``marker`` applies on some target (without an extra, or
+        with one of ``extras``)."""
+        if marker is None:
+            return True
+        for extra in ("", *sorted(extras)):
+            key = (str(marker), extra)
+            with self._lock:
+                found = self._markers.get(key)
+            if found is None:
+                found = any(_evaluate(marker, env, extra) for env in self._envs)
+                with self._lock:
+                    self._markers[key] = found
+            if found:
+                return True
+        return False
+
+
+def installable(files: Iterable[RemoteFile], target: Target) -> tuple[RemoteFile, ...]:
+    """The files of a release ``target`` can install: a wheel whose tags it supports, or an sdist
+    (pip would build it), either with a Requires-Python that admits the target."""
+    return tuple(
+        f
+        for f in files
+        if (f.kind == "sdist" or target.supports(f.tags))
+        and target.allows_python(f.requires_python)
+    )
+
+
+def _distinct_environments(targets: Sequence[Target]) -> list[dict[str, str]]:
+    seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for target in targets:
+        env = target.marker_environment()
+        seen.setdefault(tuple(sorted(env.items())), env)
+    return list(seen.values())
+
+
+def _evaluate(marker: Marker, env: dict[str, str], extra: str) -> bool:
+    try:
+        return bool(marker.evaluate({**env, "extra": extra}))
+    except Exception:  # a marker that cannot be judged is not applied
+        return False
