@@ -27,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pypidl.errors import IndexError_
+from pypidl.errors import RemoteIndexError
 from pypidl.plan.metadata import CoreMetadata, MetadataError
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Prefetcher:
     def _load(self, name: str) -> Releases:
         try:
             page = self._pages(name)
-        except IndexError_ as exc:
+        except RemoteIndexError as exc:
             raise Unavailable(exc.message) from None
         grouped: dict[Version, list[RemoteFile]] = {}
         for rf in page.files:
@@ -298,14 +298,8 @@ class Prefetcher:
 
 
 def installable(files: Iterable[RemoteFile], target: Target) -> tuple[RemoteFile, ...]:
-    """The files of a release ``target`` can install: a wheel whose tags it supports, or an sdist
-    (pip would build it), either with a Requires-Python that admits the target."""
-    return tuple(
-        f
-        for f in files
-        if (f.kind == "sdist" or target.supports(f.tags))
-        and target.allows_python(f.requires_python)
-    )
+    """The files of a release ``target`` can install (see :meth:`Target.can_install`)."""
+    return tuple(f for f in files if target.can_install(f))
 
 
 def _distinct_environments(targets: Sequence[Target]) -> list[dict[str, str]]:
