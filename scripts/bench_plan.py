@@ -59,6 +59,8 @@ class Corpus:
     roots: list[str]
     files: int
     bytes: int
+    #: file name -> Requires-Python, which the index shows on the page (as real indexes do)
+    requires_python: dict[str, str]
 
 
 def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpus:
@@ -87,6 +89,7 @@ def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpu
             deps[k].append((j, marker))
     files = 0
     total = 0
+    shown: dict[str, str] = {}
     for k, name in enumerate(names):
         versions = ["1.0.0", "1.1.0", "2.0.0"][: rng.randrange(2, 4)]
         platform = k % 10 == 7
@@ -116,6 +119,7 @@ def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpu
                 )
                 files += 1
                 total += path.stat().st_size
+                shown[path.name] = requires_python
             if platform:
                 path = make_sdist(
                     directory,
@@ -126,7 +130,7 @@ def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpu
                 )
                 files += 1
                 total += path.stat().st_size
-    return Corpus(directory, names[:roots], files, total)
+    return Corpus(directory, names[:roots], files, total, shown)
 
 
 class Counter:
@@ -282,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(built in {time.perf_counter() - started:.1f} s); {args.latency_ms:g} ms per request"
         )
         with IndexServer() as server:
-            server.add_dir(corpus.directory)
+            for path in sorted(corpus.directory.iterdir()):
+                server.add_file(path, requires_python=corpus.requires_python.get(path.name))
             counter = Counter(server)
             server.fail_always("*", Delay(args.latency_ms / 1000))
 

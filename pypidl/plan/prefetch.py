@@ -201,9 +201,11 @@ class Prefetcher:
         except Exception as exc:  # a source's unexpected failure must not stop every target
             raise MetadataError(f"{type(exc).__name__}: {exc}", context=name) from exc
 
-    def prefetch_pages(self, names: Iterable[str]) -> None:
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start fetching these projects' pages (the resolver's hint; errors surface later)."""
         for name in names:
-            self._page_future(name)
+            if not name.startswith("<"):  # not the interpreter's pseudo-project
+                self._page_future(name)
 
     def prefetch_metadata(self, name: str, version: Version) -> None:
         future = self._page_future(name)
