@@ -130,6 +130,7 @@ def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpu
                 )
                 files += 1
                 total += path.stat().st_size
+                shown[path.name] = requires_python
     return Corpus(directory, names[:roots], files, total, shown)
 
 

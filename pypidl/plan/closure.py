@@ -22,7 +22,7 @@ per run), and targets are resolved in a thread pool.  See ``docs/resolution.md``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
@@ -41,7 +41,9 @@ from resolvelib.resolvers import (
 )
 
 from pypidl.manifest import Problem
+from pypidl.plan.fastpath import first_fit
 from pypidl.plan.metadata import MetadataError, MetadataSource
+from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
 from pypidl.plan.provider import (
     PYTHON,
     Candidate,
@@ -51,6 +53,7 @@ from pypidl.plan.provider import (
     Unavailable,
     identifier_of,
 )
+from pypidl.plan.sharing import RecordingProvider, resolve_shared
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 
 if TYPE_CHECKING:
@@ -82,7 +85,9 @@ class ClosureResult:
     unknown).  ``extras`` lists the extras requested anywhere.  ``all_versions_added`` maps
     project -> versions that only the ``all_versions`` closure selected (so the summary can say
     how much it grew the mirror).  ``pins`` maps target label -> project -> version of that
-    target's main resolution.
+    target's main resolution.  ``multi_version`` names the projects some targets needed in
+    another version than the rest, each with the reason (``Requires-Python``, no file for
+    their platform, or requirements that differ by marker).
     """
 
     versions: dict[NormalizedName, dict[str, frozenset[str]]]
@@ -90,6 +95,10 @@ class ClosureResult:
     extras: dict[NormalizedName, frozenset[str]]
     all_versions_added: dict[NormalizedName, frozenset[str]] = field(default_factory=dict)
     pins: dict[str, dict[NormalizedName, str]] = field(default_factory=dict)
+    #: project -> why some targets needed another version of it than the others
+    multi_version: dict[NormalizedName, str] = field(default_factory=dict)
+    #: how many resolutions ran (targets that agreed with an earlier one reused its result)
+    resolutions: int = 0
 
     def labels(self, project: NormalizedName, version: str) -> frozenset[str]:
         return self.versions.get(project, {}).get(version, frozenset())
@@ -112,41 +121,95 @@ _Outcome = Union[_Mapping, list[Problem]]
 
 
 def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
-    """One resolution: the chosen candidates, or the problems that prevent it."""
-    resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
+    """One resolution: the chosen candidates, or the problems that prevent it.
+
+    :func:`~pypidl.plan.fastpath.first_fit` answers when nothing conflicts; resolvelib runs
+    when something does.  When resolvelib gives up (too many rounds), the requirements it
+    backtracked on most are explained instead of a round count.
+    """
+    quick = first_fit(provider, reqs)
+    if quick is not None:
+        return quick
+    causes = _Causes()
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, causes)
     label = provider.target.label
     try:
         result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
         return _impossible(provider, exc.causes)
     except ResolutionTooDeep:
+        if causes.counts:
+            return _impossible(provider, causes.most_common())
         text = ", ".join(r.text for r in reqs)
-        return [Problem(reqs[0].name, f"resolution too deep on {label}", text, label)]
+        reason = (
+            f"no combination of versions installs on {label} (gave up after {MAX_ROUNDS} rounds)"
+        )
+        return [Problem(reqs[0].name, reason, text, label)]
     except ResolverException as exc:  # pragma: no cover - resolvelib internal inconsistency
         return [Problem(reqs[0].name, f"resolution failed on {label}: {exc}", None, label)]
     return {k: v for k, v in result.mapping.items() if k != PYTHON}
 
 
+class _Causes(BaseReporter):  # type: ignore[type-arg]
+    """Counts the requirements resolvelib backtracks on, to name them if it gives up."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.infos: dict[tuple[str, str], _Info] = {}
+
+    def resolving_conflicts(self, causes: Collection[_Info]) -> None:
+        for cause in causes:
+            parent = cause.parent
+            key = (cause.requirement.text, "" if parent is None else str(parent.name))
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.infos[key] = cause
+
+    def most_common(self) -> list[_Info]:
+        """The one or two causes met most often (with a parent project each, the latest seen)."""
+        ranked = sorted(self.counts, key=lambda k: (-self.counts[k], k))
+        return [self.infos[k] for k in ranked[:2]]
+
+
 def _impossible(provider: TargetProvider, causes: Iterable[_Info]) -> list[Problem]:
+    """One problem per requirement that could not be met, naming who asked for it and why."""
     label = provider.target.label
-    problems: dict[tuple[str, str], Problem] = {}
+    python = provider.target.python_full_version
+    parents: dict[tuple[str, str], list[Candidate | None]] = {}
+    reqs: dict[tuple[str, str], Req] = {}
     for cause in causes:
         req: Req = cause.requirement
         parent: Candidate | None = cause.parent
-        who = "requested" if parent is None else f"required by {parent}"
         if req.name == PYTHON:
-            project = parent.name if parent is not None else "python"
-            reason = (
-                f"{parent} requires Python {req.specifier}; "
-                f"{label} runs Python {provider.target.python_full_version}"
-            )
-            text = f"{project}=={parent.version}" if parent is not None else req.text
+            key = (PYTHON, "" if parent is None else parent.name)
         else:
-            project = req.name
-            reason = f"{req.text} ({who}) cannot be installed on {label}: {provider.explain(req)}"
-            text = req.text
-        problems.setdefault((project, reason), Problem(project, reason, text, label))
-    return list(problems.values())
+            key = (req.name, req.text)
+        reqs.setdefault(key, req)
+        if parent not in parents.setdefault(key, []):
+            parents[key].append(parent)
+    problems: list[Problem] = []
+    for key, req in reqs.items():
+        who = parents[key]
+        if req.name == PYTHON:
+            releases = [p for p in who if p is not None]
+            if not releases:
+                continue
+            newest = max(releases, key=lambda c: c.version)
+            project = newest.name
+            reason = f"{_several(releases)} requires Python {req.specifier}; {label} runs Python {python}"
+            problems.append(Problem(project, reason, f"{project}=={newest.version}", label))
+            continue
+        asked = "requested" if None in who else f"required by {_several(who)}"
+        reason = f"{req.text} ({asked}) cannot be installed on {label}: {provider.explain(req)}"
+        problems.append(Problem(req.name, reason, req.text, label))
+    return problems
+
+
+def _several(candidates: Sequence[Candidate | None]) -> str:
+    """``a 1.12`` or ``a 1.12 and 11 other releases``, newest named."""
+    found = [c for c in candidates if c is not None]
+    newest = max(found, key=lambda c: c.version)
+    others = len(found) - 1
+    return f"{newest}" + (f" and {others} other release(s)" if others else "")
 
 
 def _unknown(shared: SharedIndex, mapping: _Mapping, label: str) -> list[Problem]:
@@ -174,6 +237,19 @@ class _TargetResult:
     label: str
     mappings: list[_Mapping] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: every requirement resolved together (then ``mappings`` holds that one resolution)
+    ok: bool = False
+
+
+def _solved(result: _TargetResult) -> _Mapping | None:
+    return result.mappings[0] if result.ok and result.mappings else None
+
+
+def _reuse(result: _TargetResult, provider: TargetProvider) -> _TargetResult:
+    """Another target's successful result, for ``provider``'s target (which agrees with it)."""
+    label = provider.target.label
+    mapping = result.mappings[0]
+    return _TargetResult(label, [mapping], _unknown(provider.shared, mapping, label), ok=True)
 
 
 def _resolve_target(provider: TargetProvider, reqs: Sequence[Req]) -> _TargetResult:
@@ -182,10 +258,13 @@ def _resolve_target(provider: TargetProvider, reqs: Sequence[Req]) -> _TargetRes
     out = _TargetResult(provider.target.label)
     wanted = [r for r in reqs if r.name != PYTHON]
     if not wanted:
+        out.ok = True
+        out.mappings.append({})
         return out
     outcome = _resolve(provider, wanted)
     if isinstance(outcome, dict):
         out.mappings.append(outcome)
+        out.ok = True
     else:
         out.problems.extend(outcome)
         if len(wanted) > 1:
@@ -209,9 +288,15 @@ def resolve_closure(
     all_versions: bool = False,
     all_versions_limit: int | None = None,
     pre: bool = False,
-    workers: int = 16,
+    workers: int = DEFAULT_IN_FLIGHT,
+    index: Prefetcher | None = None,
+    share: bool = True,
 ) -> ClosureResult:
     """The versions every target needs to install ``requirements``, target by target.
+
+    This is also the entry point for further requirement sources (a build environment, say):
+    call it again with those requirements and the targets they apply to, passing the same
+    ``index`` so pages and metadata already read are not read again.
 
     :param requirements: what users install (markers are judged per target).
     :param targets: the environments the mirror serves.
@@ -224,7 +309,11 @@ def resolve_closure(
         its own closure, on the targets that can install it.
     :param all_versions_limit: at most this many versions per project (newest first).
     :param pre: with ``all_versions``, pre-releases too.
-    :param workers: threads for fetching and for resolving targets.
+    :param workers: requests in flight while reading pages and metadata ahead.
+    :param index: the shared caches of an earlier call (then ``pages``, ``metadata`` and
+        ``workers`` are not used; the caller closes it).
+    :param share: reuse one target's resolution for every target that agrees with it
+        (:mod:`pypidl.plan.sharing`); False resolves each target on its own.
     """
     problems: list[Problem] = []
     reqs: list[Req] = []
@@ -248,26 +337,33 @@ def resolve_closure(
         except InvalidVersion:
             continue
 
-    shared = SharedIndex(pages, metadata, workers)
+    shared = index or Prefetcher(pages, metadata, targets, in_flight=workers)
     try:
-        shared.prefetch(r.name for r in reqs)
+        shared.follow(Want.of(r) for r in requirements if not r.url)
 
-        def provider_for(target: Target) -> TargetProvider:
+        def provider_for(target: Target) -> RecordingProvider:
             by_name: dict[str, list[SpecifierSet]] = {}
             for c in constraints:
                 if _applies_static(c.marker, target):
                     by_name.setdefault(canonicalize_name(c.name), []).append(c.specifier)
-            return TargetProvider(shared, target, constraints=by_name, preferred=prefer)
+            return RecordingProvider(shared, target, constraints=by_name, preferred=prefer)
 
         providers = {t.label: provider_for(t) for t in targets}
-
-        def main(target: Target) -> _TargetResult:
-            provider = providers[target.label]
-            mine = [r for r, m in zip(reqs, markers) if provider.applies(m)]
-            return _resolve_target(provider, mine)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets) or 1))) as pool:
-            results = list(pool.map(main, targets))
+        mine = {
+            label: [r for r, m in zip(reqs, markers) if provider.applies(m)]
+            for label, provider in providers.items()
+        }
+        # the newest Python first: its choices become everyone's preference where they fit
+        order = sorted(targets, key=lambda t: t.python, reverse=True)
+        by_label, runs = resolve_shared(
+            [providers[t.label] for t in order],
+            mine,
+            _resolve_target,
+            _reuse,
+            solved=_solved,
+            share=share,
+        )
+        results = [by_label[t.label] for t in targets]
 
         versions: dict[str, dict[str, set[str]]] = {}
         extras: dict[str, set[str]] = {}
@@ -300,7 +396,8 @@ def resolve_closure(
                 if new:
                     added[name] = new
     finally:
-        shared.close()
+        if index is None:
+            shared.close()
 
     unique = list(dict.fromkeys(problems))
     unique.sort(key=lambda p: (p.target or "", p.project, p.reason))
@@ -313,7 +410,49 @@ def resolve_closure(
         extras={NormalizedName(k): frozenset(v) for k, v in sorted(extras.items())},
         all_versions_added={NormalizedName(k): frozenset(v) for k, v in sorted(added.items())},
         pins=pins,
+        multi_version=_why_several(versions, providers, shared),
+        resolutions=runs,
     )
+
+
+#: Why a project needed more than one version, most telling first.
+WHY_PYTHON = "Requires-Python"
+WHY_PLATFORM = "no file for some targets' platform"
+WHY_MARKERS = "requirements that differ by marker"
+
+
+def _why_several(
+    versions: Mapping[str, Mapping[str, set[str]]],
+    providers: Mapping[str, TargetProvider],
+    shared: Prefetcher,
+) -> dict[NormalizedName, str]:
+    """For each project chosen in more than one version: why the targets that did not get the
+    most widely chosen version could not take it."""
+    found: dict[NormalizedName, str] = {}
+    for name, chosen in versions.items():
+        if len(chosen) < 2:
+            continue
+        common = max(chosen, key=lambda v: (len(chosen[v]), Version(v)))
+        reasons: set[str] = set()
+        files = shared.releases(name).get(Version(common), ())
+        for version, labels in chosen.items():
+            if version == common:
+                continue
+            for label in labels:
+                provider = providers.get(label)
+                if provider is None:
+                    continue
+                if any(v == Version(common) for v, _files in provider.table(name)):
+                    reasons.add(WHY_MARKERS)
+                elif any(not provider.allows_python(f.requires_python) for f in files):
+                    reasons.add(WHY_PYTHON)
+                else:
+                    reasons.add(WHY_PLATFORM)
+        for why in (WHY_PYTHON, WHY_PLATFORM, WHY_MARKERS):
+            if why in reasons:
+                found[NormalizedName(name)] = why
+                break
+    return found
 
 
 def _applies_static(marker: Marker | None, target: Target) -> bool:
@@ -398,5 +537,5 @@ def _all_versions(
         )
         return None
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, 16))) as pool:
         return [r for r in pool.map(run, jobs) if r is not None]

@@ -1,33 +1,32 @@
 """The resolvelib provider: the index as one target's installer sees it.
 
-:class:`SharedIndex` caches what every target's provider shares (project pages, fetched once;
-releases; core metadata).  :class:`TargetProvider` answers resolvelib's questions for one
+:class:`SharedIndex` (the :class:`~pypidl.plan.prefetch.Prefetcher`) caches what every target's
+provider shares (project pages, fetched once; releases; core metadata).  :class:`TargetProvider` answers resolvelib's questions for one
 target: which versions are candidates (a file of them installs on the target), in which order,
 and what a candidate depends on there (markers evaluated in the target's environment).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.resolvers import RequirementInformation
 
-from pypidl.errors import RemoteIndexError
-from pypidl.plan.metadata import CoreMetadata, MetadataError, MetadataSource
+from pypidl.plan.metadata import MetadataError
+from pypidl.plan.prefetch import Prefetcher, Unavailable
 
 if TYPE_CHECKING:
-    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.pages import RemoteFile
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -61,7 +60,7 @@ class Req:
     def identifier(self) -> str:
         return identifier_of(self.name, self.extras)
 
-    @property
+    @functools.cached_property
     def pinned(self) -> bool:
         """``==`` without a wildcard, or ``===``: the PEP 592 condition for a yanked release."""
         return self.exact is not None or any(
@@ -99,86 +98,9 @@ def identifier_of(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
-class Unavailable(Exception):
-    """A project's page could not be had; ``reason`` says why."""
-
-
-class SharedIndex:
-    """Caches every target's provider shares: pages (fetched once), releases, metadata."""
-
-    def __init__(
-        self,
-        pages: Callable[[str], ProjectPage],
-        metadata: MetadataSource,
-        workers: int,
-    ):
-        self._pages = pages
-        self._metadata = metadata
-        self._lock = threading.Lock()
-        self._page_futures: dict[str, Future[dict[Version, tuple[RemoteFile, ...]]]] = {}
-        self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, workers), thread_name_prefix="pypidl-pages"
-        )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    # pages
-
-    def _page_future(self, name: str) -> Future[dict[Version, tuple[RemoteFile, ...]]]:
-        with self._lock:
-            future = self._page_futures.get(name)
-            if future is None:
-                future = self._page_futures[name] = self._pool.submit(self._load, name)
-            return future
-
-    def _load(self, name: str) -> dict[Version, tuple[RemoteFile, ...]]:
-        try:
-            page = self._pages(name)
-        except RemoteIndexError as exc:
-            raise Unavailable(exc.message) from None
-        grouped: dict[Version, list[RemoteFile]] = {}
-        for rf in page.files:
-            try:
-                version = Version(rf.version)
-            except InvalidVersion:
-                continue
-            grouped.setdefault(version, []).append(rf)
-        return {v: tuple(files) for v, files in grouped.items()}
-
-    def prefetch(self, names: Iterable[str]) -> None:
-        for name in names:
-            if name != PYTHON:
-                self._page_future(name)
-
-    def releases(self, name: str) -> dict[Version, tuple[RemoteFile, ...]]:
-        """Files by version.  :raises Unavailable: when no index could give the page."""
-        return self._page_future(name).result()
-
-    # metadata
-
-    def _meta_future(self, name: str, version: Version) -> Future[CoreMetadata]:
-        files = self.releases(name).get(version, ())
-        with self._lock:
-            future = self._meta_futures.get((name, version))
-            if future is None:
-                future = self._meta_futures[(name, version)] = self._pool.submit(
-                    self._metadata.release, NormalizedName(name), str(version), files
-                )
-            return future
-
-    def prefetch_metadata(self, name: str, version: Version) -> None:
-        self._meta_future(name, version)
-
-    def metadata(self, name: str, version: Version) -> CoreMetadata:
-        """:raises MetadataError: when the release's metadata cannot be read."""
-        try:
-            return self._meta_future(name, version).result()
-        except MetadataError:
-            raise
-        except Exception as exc:  # a source's unexpected failure must not stop every target
-            raise MetadataError(f"{type(exc).__name__}: {exc}", context=name) from exc
+#: The caches every target's provider shares (pages, releases, metadata), filled ahead of the
+#: resolvers by a walk of the frontier: see :mod:`pypidl.plan.prefetch`.
+SharedIndex = Prefetcher
 
 
 class TargetProvider(AbstractProvider[Req, Candidate, str]):
@@ -201,6 +123,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
         #: projects whose page could not be read, with the reason
         self.unavailable: dict[str, str] = {}
+        self._satisfied: dict[int, tuple[Req, dict[Version, bool]]] = {}
+        self._deps: dict[tuple[str, Version], list[Req]] = {}
 
     # helpers
 
@@ -230,15 +154,10 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         rows = self._tables.get(name)
         if rows is None:
             try:
-                releases = self.shared.releases(name)
+                rows = self.shared.table(name, self.target)
             except Unavailable as exc:
                 self.unavailable[name] = str(exc)
-                releases = {}
-            rows = []
-            for version in sorted(releases, reverse=True):
-                files = self.installable(releases[version])
-                if files:
-                    rows.append((version, files))
+                rows = []
             self._tables[name] = rows
         return rows
 
@@ -301,6 +220,16 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         return [Candidate(name, v, extras, eligible[v]) for v in allowed]
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        # resolvelib asks this for every pinned project in every round: remember the answers
+        memo = self._satisfied.get(id(requirement))
+        if memo is None or memo[0] is not requirement:
+            memo = self._satisfied[id(requirement)] = (requirement, {})
+        found = memo[1].get(candidate.version)
+        if found is None:
+            found = memo[1][candidate.version] = self._satisfies(requirement, candidate)
+        return found
+
+    def _satisfies(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
             return self.allows_python(str(requirement.specifier))
         if requirement.exact is not None and candidate.version != requirement.exact:
@@ -310,6 +239,13 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON:
             return []
+        key = (candidate.identifier, candidate.version)
+        deps = self._deps.get(key)
+        if deps is None:
+            deps = self._deps[key] = self._dependencies(candidate)
+        return deps
+
+    def _dependencies(self, candidate: Candidate) -> list[Req]:
         try:
             meta = self.shared.metadata(candidate.name, candidate.version)
         except MetadataError:
@@ -333,7 +269,9 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                     continue
                 deps.append(Req.of(req))
         else:
-            if meta.requires_python:
+            # a Requires-Python that admits the target adds nothing to resolve: leaving it out
+            # spares resolvelib a check per release in every round
+            if meta.requires_python and not self.allows_python(meta.requires_python):
                 try:
                     deps.append(
                         Req(
