@@ -29,7 +29,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -51,7 +51,7 @@ from pypidl.dists import (
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, bytes_sha256, is_sha256
 from pypidl.session import new_session
-from pypidl.sources import redact_url
+from pypidl.sources import Mirror, derive_file_url, redact_url
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import RemoteFile
@@ -216,6 +216,10 @@ class MetadataFetcher:
     :param net: timeouts, TLS, credentials; defaults to :class:`NetworkSettings` with pip's agent.
     :param cache_dir: where metadata is kept between runs, by file sha256 (optional).
     :param workers: threads for :meth:`prefetch`.
+    :param session: the session to use (the planner shares its page session: one pool of
+        kept-alive connections); by default one is made, its pool sized for ``workers``.
+    :param mirrors: the run's mirrors: a file a mirror fails to serve is asked of the others
+        (the same ``packages/`` layout), as downloads do.
     """
 
     def __init__(
@@ -225,6 +229,8 @@ class MetadataFetcher:
         cache_dir: str | os.PathLike[str] | None = None,
         workers: int = 16,
         max_download: int = MAX_DOWNLOAD,
+        session: requests.Session | None = None,
+        mirrors: Sequence[Mirror] = (),
     ):
         if net is None:
             net = NetworkSettings(user_agent=user_agent())
@@ -232,14 +238,18 @@ class MetadataFetcher:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.workers = workers
         self.max_download = max_download
-        self._session: requests.Session | None = None
+        self._session: requests.Session | None = session
         self._session_lock = threading.Lock()
+        self.mirrors = list(mirrors)
         self._releases = _Once()
         self._files = _Once()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        #: how each file's metadata was obtained ("cache", "sidecar", "range", "download", "local")
+        #: how each file's metadata was obtained: "cache", "sidecar", "range", "partial" (an
+        #: sdist read up to its PKG-INFO), "download" (the whole file), "local"
         self.how: dict[str, str] = {}
+        #: bytes of file bodies read for "partial" and "download" reads, by file name
+        self.body_bytes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -357,7 +367,7 @@ class MetadataFetcher:
         if urlsplit(rf.url).scheme == "file":
             data, how = _read_local(rf), "local"
         else:
-            data, how = self._read_remote(rf)
+            data, how = self._read_rotating(rf)
         self.how[rf.filename] = how
         if cached is not None:
             try:
@@ -365,6 +375,22 @@ class MetadataFetcher:
             except OSError as exc:
                 log.debug("cannot cache metadata in %s: %s", cached, exc)
         return data
+
+    def _read_rotating(self, rf: RemoteFile) -> tuple[bytes, str]:
+        """Read from the mirror that listed the file, then from each other mirror."""
+        urls = [rf.url]
+        for mirror in self.mirrors:
+            url = derive_file_url(rf.url, mirror)
+            if url and url not in urls:
+                urls.append(url)
+        for n, url in enumerate(urls):
+            try:
+                return self._read_remote(rf if n == 0 else replace(rf, url=url))
+            except (requests.RequestException, MetadataError) as exc:
+                if n == len(urls) - 1:
+                    raise
+                log.debug("metadata of %s from %s failed (%s)", rf.filename, redact_url(url), exc)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _read_remote(self, rf: RemoteFile) -> tuple[bytes, str]:
         if rf.has_core_metadata and rf.kind == "wheel":
@@ -374,8 +400,40 @@ class MetadataFetcher:
                 log.debug("sidecar of %s unusable (%s); reading the wheel", rf.filename, exc)
         if rf.kind == "wheel":
             return self._read_wheel(rf)
-        with self._download(rf) as fh:
-            return _sdist_pkg_info(fh, rf.filename), "download"
+        if rf.filename.endswith(".zip"):
+            with self._download(rf) as fh:
+                self._count_whole(rf, fh)
+                return _sdist_pkg_info(fh, rf.filename), "download"
+        return self._read_sdist_head(rf)
+
+    def _count_whole(self, rf: RemoteFile, fh: IO[bytes]) -> None:
+        self.body_bytes[rf.filename] = fh.seek(0, io.SEEK_END)
+        fh.seek(0)
+
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """How the metadata was read: kind -> (files, body bytes read for them)."""
+        out: dict[str, tuple[int, int]] = {}
+        for filename, how in list(self.how.items()):
+            files, size = out.get(how, (0, 0))
+            out[how] = (files + 1, size + self.body_bytes.get(filename, 0))
+        return out
+
+    def _read_sdist_head(self, rf: RemoteFile) -> tuple[bytes, str]:
+        """PKG-INFO of a ``.tar.gz`` sdist, streaming the archive only up to that member.
+
+        A tar has no index, so this is the smallest read that works: build back ends write
+        PKG-INFO near the start, and the rest of the body is never read (the connection is
+        closed instead).  Only a PKG-INFO at the end costs the whole file.
+        """
+        with self.session.get(rf.url, headers=_HEADERS, timeout=self._timeout, stream=True) as resp:
+            resp.raise_for_status()
+            body = _CountingStream(resp, self.max_download, rf.url)
+            try:
+                data = _sdist_pkg_info(body, rf.filename)  # type: ignore[arg-type]
+            finally:
+                self.body_bytes[rf.filename] = body.count
+            whole = body.count >= int(resp.headers.get("Content-Length") or 0) > 0 or body.ended
+        return data, "download" if whole else "partial"
 
     def _read_sidecar(self, rf: RemoteFile) -> bytes:
         url = rf.url + METADATA_SUFFIX
@@ -400,6 +458,7 @@ class MetadataFetcher:
                 # The server ignores Range: this response is the whole file.
                 log.debug("%s ignores Range; downloading %s whole", redact_url(rf.url), rf.filename)
                 with _spool(resp, self.max_download, rf.url) as fh:
+                    self._count_whole(rf, fh)
                     return _wheel_metadata(fh, rf), "download"
             resp.raise_for_status()
             if resp.status_code != 206:
@@ -414,6 +473,7 @@ class MetadataFetcher:
             return _wheel_metadata(ranged, rf), "range"
         except _RangeIgnored:
             with self._download(rf) as fh:
+                self._count_whole(rf, fh)
                 return _wheel_metadata(fh, rf), "download"
 
     def _download(self, rf: RemoteFile) -> _SpooledDownload:
@@ -424,6 +484,40 @@ class MetadataFetcher:
             resp.close()
             raise
         return _spool(resp, self.max_download, rf.url)
+
+
+class _CountingStream(io.RawIOBase):
+    """A response body as a file (what tarfile's stream mode reads), counting and bounding bytes."""
+
+    def __init__(self, resp: requests.Response, limit: int, url: str):
+        super().__init__()
+        self._chunks = resp.iter_content(CHUNK_SIZE)
+        self._buffer = b""
+        self._limit = limit
+        self._url = url
+        self.count = 0
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer and not self.ended:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                self.ended = True
+                break
+            self.count += len(self._buffer)
+            if self.count > self._limit:
+                raise MetadataError(
+                    f"file larger than {self._limit} bytes; not reading it for its metadata",
+                    context=redact_url(self._url),
+                )
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
 
 
 class _RangeIgnored(Exception):
