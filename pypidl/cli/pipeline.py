@@ -190,6 +190,12 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the per-target closure: mirror pip-compile's host pins for every target",
     )
+    g.add_argument(
+        "--pip-compile",
+        action="store_true",
+        help="resolve for this host with pip-compile (pip-tools) first and prefer its pins on "
+        "every target; off by default: pypidl's own resolver reads only pages and metadata",
+    )
 
 
 def _download_flags(p: argparse.ArgumentParser) -> None:
@@ -247,6 +253,7 @@ def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def _plan_options(args: argparse.Namespace) -> PlanOptions:
     from pypidl.plan.planner import PlanOptions
+    from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
 
     return PlanOptions(
         all_versions=args.all_versions,
@@ -256,6 +263,8 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
         closure=not args.host_only,
         pre=args.pre,
         build_deps=not args.no_build_deps,
+        pip_compile=args.pip_compile,
+        workers=getattr(args, "concurrency", None) or DEFAULT_IN_FLIGHT,
     )
 
 

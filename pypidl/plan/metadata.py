@@ -379,10 +379,13 @@ class MetadataFetcher:
     def _read_rotating(self, rf: RemoteFile) -> tuple[bytes, str]:
         """Read from the mirror that listed the file, then from each other mirror."""
         urls = [rf.url]
-        for mirror in self.mirrors:
-            url = derive_file_url(rf.url, mirror)
-            if url and url not in urls:
-                urls.append(url)
+        # a file listed by an index outside the mirror set (a project kept to its own index)
+        # is never asked of the others
+        if any(m.name == rf.mirror for m in self.mirrors):
+            for mirror in self.mirrors:
+                url = derive_file_url(rf.url, mirror)
+                if url and url not in urls:
+                    urls.append(url)
         for n, url in enumerate(urls):
             try:
                 return self._read_remote(rf if n == 0 else replace(rf, url=url))

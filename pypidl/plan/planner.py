@@ -1,7 +1,8 @@
 """The planner: requirements + targets + policy → a :class:`~pypidl.manifest.Manifest`.
 
 1. Read the project pages of the requirements (concurrently); a project no index has fails alone.
-2. Resolve for the host with pip-compile (unless ``no_deps``): its pins are the preferred versions.
+2. Only with ``pip_compile`` (or without the closure): resolve for this host with pip-compile; its
+   pins are then the preferred versions.
 3. Complete the closure for every target (:mod:`pypidl.plan.closure`): which versions each target needs.
    Then the build closure (:mod:`pypidl.plan.build_deps`): what builds the sdists the plan keeps,
    for the targets that build them.
@@ -39,6 +40,7 @@ from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import compile_host
+from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
 from pypidl.plan.sdists import SdistReader
 from pypidl.plan.targets import allows_any_python3, is_python3_wheel
@@ -66,7 +68,11 @@ class PlanOptions:
     sdist: str = "auto"
     #: also resolve the closure for each target (not only pip-compile's host resolution)
     closure: bool = True
-    workers: int = 16
+    #: run pip-compile for this host first and prefer its pins on every target (opt-in: it
+    #: resolves for this machine only and downloads what pip cannot read metadata of)
+    pip_compile: bool = False
+    #: requests in flight while reading pages and metadata
+    workers: int = DEFAULT_IN_FLIGHT
     #: with all_versions: pre-releases too
     pre: bool = False
     #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
@@ -162,6 +168,15 @@ class Planner:
             self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
         )
         self.pages = _PageCache(self.client)
+        # one session for pages and metadata: one pool of kept-alive connections
+        self.metadata = MetadataFetcher(
+            net,
+            cache_dir=cache_dir() / "metadata",
+            workers=options.workers,
+            session=self.client.session,
+            mirrors=self.mirrors,
+        )
+        self._shared: Prefetcher | None = None
 
     # -- the whole plan ---------------------------------------------------------------------
 
@@ -181,7 +196,8 @@ class Planner:
         constraints = [c.requirement for c in reqs.constraints]
 
         pins: dict[NormalizedName, str] = {}
-        if self.project_indexes and not self.options.no_deps:
+        host = self.options.pip_compile or not self.options.closure
+        if self.project_indexes and host and not self.options.no_deps:
             # pip-compile reads one index for every project, so it would read a pinned project
             # from the others: with per-project indexes the per-target closure resolves alone
             if not self.options.closure:
@@ -190,7 +206,7 @@ class Planner:
                     "own index; leave --host-only out with per-project indexes"
                 )
             log.info("Per-project indexes: the per-target closure resolves without pip-compile")
-        elif not self.options.no_deps and usable:
+        elif host and not self.options.no_deps and usable:
             try:
                 pins = self._compile(available, reqs)
             except ResolutionError as exc:
@@ -364,24 +380,55 @@ class Planner:
         pins: Mapping[NormalizedName, str],
         selection: _Picks,
     ) -> None:
+        try:
+            result = self.resolve(
+                requirements,
+                constraints=constraints,
+                preferred=pins,
+                all_versions=self.options.all_versions,
+            )
+        finally:
+            self._close_index()
+        selection.absorb(result)
+        _report_versions(result)
 
-        result = resolve_closure(
+    def resolve(
+        self,
+        requirements: Sequence[Requirement],
+        targets: Sequence[Target] | None = None,
+        *,
+        constraints: Sequence[Requirement] = (),
+        preferred: Mapping[NormalizedName, str] | None = None,
+        all_versions: bool = False,
+    ) -> ClosureResult:
+        """The closure of ``requirements`` for ``targets`` (default: the plan's), read through
+        the run's shared caches: every further source of requirements (a build environment,
+        say) enters the plan here, and pages or metadata read once are not read again."""
+        return resolve_closure(
             requirements,
-            self.targets,
+            self.targets if targets is None else targets,
             pages=self.pages.get,
-            metadata=self._metadata_source(),
+            metadata=self.metadata,
             constraints=constraints,
-            preferred=pins,
-            all_versions=self.options.all_versions,
+            preferred=preferred,
+            all_versions=all_versions,
             all_versions_limit=self.options.all_versions_limit,
             pre=self.options.pre,
-            workers=self.options.workers,
+            index=self._index(),
         )
-        selection.absorb(result)
 
-    def _metadata_source(self) -> MetadataFetcher:
+    def _index(self) -> Prefetcher:
+        if self._shared is None:
+            self._shared = Prefetcher(
+                self.pages.get, self.metadata, self.targets, in_flight=self.options.workers
+            )
+        return self._shared
 
-        return MetadataFetcher(self.net, cache_dir=cache_dir() / "metadata")
+    def _close_index(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+            _report_reads(self.metadata)
 
     # -- build requirements: see pypidl.plan.build_deps ------------------------------------
 
@@ -396,7 +443,6 @@ class Planner:
         :param files_of: the files of a release when they are not the index's (a lock's
             files), or None to read the index's.
         """
-        metadata = self._metadata_source()
 
         def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
             fixed = files_of(name, version) if files_of is not None else None
@@ -413,14 +459,7 @@ class Planner:
             targets: Sequence[Target],
             preferred: Mapping[NormalizedName, str],
         ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
-            result = resolve_closure(
-                requirements,
-                targets,
-                pages=self.pages.get,
-                metadata=metadata,
-                preferred=preferred,
-                workers=self.options.workers,
-            )
+            result = self.resolve(requirements, targets, preferred=preferred)
             return result.versions, result.problems
 
         def mirror_urls(rf: RemoteFile) -> list[str]:
@@ -674,6 +713,42 @@ def _newest_installable(
     # filter() applies that rule; contains() accepts pre-releases by default in recent packaging
     matching = list(spec.filter(installable))
     return str(max(matching)) if matching else None
+
+
+def _report_versions(result: ClosureResult) -> None:
+    """Say how many projects needed more than one version, and why."""
+    several = result.multi_version
+    if not several:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for name, why in sorted(several.items()):
+        by_reason.setdefault(why, []).append(name)
+    log.info(
+        "%d project(s) needed more than one version: %s",
+        len(several),
+        "; ".join(
+            f"{len(names)} for {why} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+            for why, names in sorted(by_reason.items())
+        ),
+    )
+
+
+def _report_reads(fetcher: MetadataFetcher) -> None:
+    """Say how the plan read metadata, and what it had to download whole to do so."""
+    stats = fetcher.stats()
+    if not stats:
+        return
+    words = {
+        "cache": "cached",
+        "sidecar": "from .metadata files",
+        "range": "by range reads of wheels",
+        "partial": "from the head of sdists",
+        "local": "from local files",
+    }
+    parts = [f"{stats[k][0]} {w}" for k, w in words.items() if k in stats]
+    files, size = stats.get("download", (0, 0))
+    parts.append(f"{files} downloaded whole ({size / 2**20:.1f} MiB)")
+    log.info("Metadata of %d file(s): %s", sum(n for n, _ in stats.values()), ", ".join(parts))
 
 
 def _report_growth(selection: _Picks, entries: Sequence[Entry]) -> None:

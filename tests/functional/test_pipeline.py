@@ -367,10 +367,29 @@ def test_a_host_that_is_no_target_does_not_block_the_plan(
     manifest_path = tmp_path / "m.json"
     code = main(
         ["plan", "-r", str(reqs), "--index-url", index.simple_url, "-o", str(manifest_path),
-         "--python-version", "3.8", "--platform", "win-amd64"]
+         "--python-version", "3.8", "--platform", "win-amd64", "--pip-compile"]
     )  # fmt: skip
     err = capsys.readouterr().err
     assert code == 0, err
     assert "pip-compile could not resolve for this host" in err
     names = {f["filename"] for f in json.loads(manifest_path.read_text())["files"]}
     assert names == {foreign.filename, "alpha-2.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"}
+
+
+def test_plan_reads_pages_and_metadata_only_and_runs_no_pip(
+    index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default plan is pypidl's own resolver: pages, .metadata files, the head of an sdist
+    that has none; no pip-compile (its pip would announce itself as the installer)."""
+    reqs = write_reqs(tmp_path, "alpha", "gamma")
+    code = main(
+        ["plan", "-r", str(reqs), "--index-url", index.simple_url, "-o", str(tmp_path / "m.json"),
+         *TARGET]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert not [r for r in index.requests if '"name":"pip"' in r.headers.get("user-agent", "")]
+    paths = sorted(r.path.rsplit("/", 1)[-1] or r.path for r in index.requests)
+    assert not [p for p in paths if p.endswith(".whl")], "a wheel was downloaded while planning"
+    assert "Metadata of 3 file(s): 2 from .metadata files" in err
+    assert "0 downloaded whole" not in err or "gamma" not in err
