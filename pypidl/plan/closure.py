@@ -9,14 +9,17 @@ resolver pip vendors) and a provider that sees the index through that target's e
   target supports, or an sdist, which pip would build), the file's Requires-Python admits the
   target, and it is not yanked (unless the requirement pins it with ``==``/``===``, PEP 592);
 * pre-releases only when a specifier names one or nothing else fits; newest first, except that
-  the host's pip-compile pin comes first when it is a candidate, which keeps the mirror small;
+  a preferred version (the first target's choice, or a pip-compile pin) comes first when it is a
+  candidate, which keeps the mirror small;
 * Requires-Dist markers are evaluated in the target's environment (with ``extra`` set for an
   extra), and a release's Requires-Python is a dependency on the target's Python;
 * constraints narrow every target; user pins hold on every target, and a target that cannot be
   satisfied becomes a :class:`~pypidl.manifest.Problem` naming it, the requirement and why.
 
-Pages and metadata are shared by all targets through thread-safe caches (a page is fetched once
-per run), and targets are resolved in a thread pool.  See ``docs/resolution.md``.
+Pages and metadata are read ahead by a walk of the frontier (:mod:`pypidl.plan.prefetch`) into
+caches all targets share (a page is fetched once per run).  Each resolution tries
+:func:`~pypidl.plan.fastpath.first_fit` before resolvelib, and a target that answers the same as
+an earlier one reuses its result (:mod:`pypidl.plan.sharing`).  See ``docs/resolution.md``.
 """
 
 from __future__ import annotations
