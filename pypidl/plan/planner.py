@@ -181,6 +181,12 @@ class Planner:
     # -- the whole plan ---------------------------------------------------------------------
 
     def plan(self, reqs: RequirementSet) -> Manifest:
+        try:
+            return self._plan(reqs)
+        finally:
+            self.close()
+
+    def _plan(self, reqs: RequirementSet) -> Manifest:
         requirements = [r.requirement for r in reqs.requirements]
         names = [canonicalize_name(r.name) for r in requirements]
         log.info("Reading %d project page(s) from %s", len(set(names)), self.mirrors[0].name)
@@ -380,15 +386,12 @@ class Planner:
         pins: Mapping[NormalizedName, str],
         selection: _Picks,
     ) -> None:
-        try:
-            result = self.resolve(
-                requirements,
-                constraints=constraints,
-                preferred=pins,
-                all_versions=self.options.all_versions,
-            )
-        finally:
-            self._close_index()
+        result = self.resolve(
+            requirements,
+            constraints=constraints,
+            preferred=pins,
+            all_versions=self.options.all_versions,
+        )
         selection.absorb(result)
         _report_versions(result)
 
@@ -424,7 +427,9 @@ class Planner:
             )
         return self._shared
 
-    def _close_index(self) -> None:
+    def close(self) -> None:
+        """Stop the walk of the frontier (waiting for requests in flight) and say how the run
+        read metadata.  :meth:`plan` calls it when done."""
         if self._shared is not None:
             self._shared.close()
             self._shared = None

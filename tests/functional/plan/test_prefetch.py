@@ -12,6 +12,7 @@ from packaging.version import Version
 from pypidl.config import NetworkSettings
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient
+from pypidl.plan.planner import Planner
 from pypidl.plan.prefetch import Prefetcher, Want
 from pypidl.plan.targets import parse_targets
 from pypidl.sources import Mirror
@@ -119,3 +120,18 @@ def test_a_missing_project_stops_only_its_branch(
         assert server.requests_matching("*/here-1.0-py3-none-any.whl.metadata")
         with pytest.raises(Exception, match="gone"):
             walk.releases("gone")
+
+
+def test_further_requirement_sources_reuse_the_runs_caches(tree_index: IndexServer) -> None:
+    """Planner.resolve is where other requirement sources (a build environment) enter: what
+    the run read already is not read again."""
+    planner = Planner([Mirror.from_index_url(tree_index.simple_url)], NET, TARGETS)
+    try:
+        first = planner.resolve([Requirement("app")])
+        before = len(tree_index.requests)
+        again = planner.resolve([Requirement("lib-a"), Requirement("deep")], TARGETS[:1])
+        assert len(tree_index.requests) == before
+    finally:
+        planner.close()
+    assert not first.problems
+    assert again.versions["deep"] == {"1.0": frozenset({TARGETS[0].label})}
