@@ -253,33 +253,51 @@ class Prefetcher:
 
     def _after_page(self, want: Want) -> None:
         for version in self.guesses(want):
-            with self._lock:
-                done = self._expanded.get((want.name, version))
-                if done is not None and want.extras <= done:
-                    continue
-                self._expanded[(want.name, version)] = (done or frozenset()) | want.extras
-            future = self._meta_future(want.name, version)
-            self._then(future, self._after_metadata, future, want.extras)
+            self._expand(want, version)
 
-    def guesses(self, want: Want) -> list[Version]:
-        """The release each target would take for ``want`` when nothing else constrains it."""
+    def _expand(self, want: Want, version: Version) -> None:
+        """Read the metadata of ``version`` (once per extras) and follow its dependencies."""
+        with self._lock:
+            done = self._expanded.get((want.name, version))
+            if done is not None and want.extras <= done:
+                return
+            self._expanded[(want.name, version)] = (done or frozenset()) | want.extras
+        future = self._meta_future(want.name, version)
+        self._then(future, self._after_metadata, future, want, version)
+
+    def guesses(self, want: Want, below: Version | None = None) -> list[Version]:
+        """The release each target would take for ``want`` when nothing else constrains it
+        (with ``below``: the newest older than that, for the targets whose Python it refuses)."""
         chosen: set[Version] = set()
         for target in self.targets:
-            rows = self.table(want.name, target)
-            eligible = [v for v, files in rows if want.pinned or not all(f.yanked for f in files)]
-            matching = list(want.specifier.filter(eligible))
-            if matching:
-                chosen.add(max(matching))
+            chosen.update(self._guess(want, target, below))
         return sorted(chosen, reverse=True)
 
-    def _after_metadata(self, future: Future[CoreMetadata], extras: frozenset[str]) -> None:
+    def _guess(self, want: Want, target: Target, below: Version | None) -> list[Version]:
+        rows = self.table(want.name, target)
+        eligible = [
+            v
+            for v, files in rows
+            if (want.pinned or not all(f.yanked for f in files)) and (below is None or v < below)
+        ]
+        matching = list(want.specifier.filter(eligible))
+        return [max(matching)] if matching else []
+
+    def _after_metadata(self, future: Future[CoreMetadata], want: Want, version: Version) -> None:
         meta = future.result()
         wants = [
             Want.of(req)
             for req in meta.requires_dist
-            if self.needed(req.marker, extras) and not req.url
+            if self.needed(req.marker, want.extras) and not req.url
         ]
         self.follow(wants)
+        if meta.requires_python:
+            # the page did not say it, the metadata does: the refused targets backtrack to the
+            # release before, so read that one too
+            refused = [t for t in self.targets if not t.allows_python(meta.requires_python)]
+            older = {v for t in refused for v in self._guess(want, t, version)}
+            for earlier in sorted(older, reverse=True):
+                self._expand(want, earlier)
 
     def needed(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
         """Whether a dependency with ``marker`` applies on some target (without an extra, or

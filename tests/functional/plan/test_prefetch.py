@@ -83,6 +83,21 @@ def test_walk_reads_the_closure_for_every_target_before_any_resolver_asks(
     ]
 
 
+def test_requires_python_only_in_metadata_sends_the_walk_to_the_release_before(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    """The page says nothing; deep 2.0's METADATA needs 3.10: 3.8 will backtrack to 1.0."""
+    server = index_server()
+    server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["deep"]))
+    server.add_file(make_wheel(wheel_dir, "deep", "1.0"))
+    server.add_file(make_wheel(wheel_dir, "deep", "2.0", requires_python=">=3.10"))
+    client = IndexClient([Mirror.from_index_url(server.simple_url)], NET)
+    with MetadataFetcher(NET) as fetcher, Prefetcher(client.project, fetcher, TARGETS) as walk:
+        walk.follow([Want.of(Requirement("app"))])
+        assert walk.settle(timeout=30)
+    assert server.requests_matching("*/deep-1.0-py3-none-any.whl.metadata")
+
+
 def test_walk_has_several_requests_in_flight_and_stays_within_its_bound(
     index_server: Callable[..., IndexServer], wheel_dir: Path
 ) -> None:
