@@ -33,6 +33,7 @@ from pypidl.plan.metadata import CoreMetadata, MetadataError
 if TYPE_CHECKING:
     from packaging.markers import Marker
     from packaging.requirements import Requirement
+    from packaging.tags import Tag
 
     from pypidl.plan.metadata import MetadataSource
     from pypidl.plan.pages import ProjectPage, RemoteFile
@@ -106,6 +107,10 @@ class Prefetcher:
         self._followed: set[Want] = set()
         self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
         self._markers: dict[tuple[str, str], bool] = {}
+        self._python_ok: dict[str, dict[str | None, bool]] = {}
+        self._tags_ok: dict[str, dict[frozenset[Tag], bool]] = {}
+        self._interned: dict[object, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._guessed: dict[tuple[Want, int, Version | None], list[Version]] = {}
         self._closed = False
         self._busy = 0  # walk steps scheduled and not finished
         self._quiet = threading.Condition(self._lock)
@@ -170,12 +175,29 @@ class Prefetcher:
         if rows is not None:
             return rows
         releases = self.releases(name)
+        python_ok = self._python_ok.setdefault(target.label, {})
+        tags_ok = self._tags_ok.setdefault(target.label, {})
         rows = []
         for version in sorted(releases, reverse=True):
-            files = installable(releases[version], target)
+            files = []
+            # the answers of can_install, remembered per Requires-Python and per tag set: a
+            # run asks them for every file of every project for every target
+            for f in releases[version]:
+                fits = python_ok.get(f.requires_python)
+                if fits is None:
+                    fits = python_ok[f.requires_python] = target.allows_python(f.requires_python)
+                if fits and f.kind == "wheel":
+                    fits = tags_ok.get(f.tags)
+                    if fits is None:
+                        fits = tags_ok[f.tags] = target.supports(f.tags)
+                if fits:
+                    files.append(f)
             if files:
-                rows.append((version, files))
+                rows.append((version, tuple(files)))
+        # targets that see the same table share one list, so guesses are made once per table
+        same = tuple(id(f) for _version, files in rows for f in files)  # a file has one version
         with self._lock:
+            rows = self._interned.setdefault(same, rows)
             self._tables[key] = rows
         return rows
 
@@ -275,6 +297,15 @@ class Prefetcher:
 
     def _guess(self, want: Want, target: Target, below: Version | None) -> list[Version]:
         rows = self.table(want.name, target)
+        key = (want, id(rows), below)
+        found = self._guessed.get(key)
+        if found is None:
+            found = self._guessed[key] = self._guess_in(want, rows, below)
+        return found
+
+    def _guess_in(
+        self, want: Want, rows: list[tuple[Version, tuple[RemoteFile, ...]]], below: Version | None
+    ) -> list[Version]:
         eligible = [
             v
             for v, files in rows
