@@ -18,6 +18,7 @@ planning.
     python scripts/bench_plan.py
     python scripts/bench_plan.py --projects 100 --latency-ms 50
     python scripts/bench_plan.py --pypidl-arg=--pip-compile
+    python scripts/bench_plan.py --live requirements.txt     # a real index: uses the network
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def clean_env(work: Path) -> dict[str, str]:
 
 
 def run_pypidl(
-    server: IndexServer, reqs: Path, work: Path, extra: list[str]
+    index_url: str | None, reqs: Path, work: Path, extra: list[str]
 ) -> tuple[float, int, dict[str, Any]]:
     shutil.rmtree(work / "pypidl-cache", ignore_errors=True)
     shutil.rmtree(work / "xdg-cache", ignore_errors=True)
@@ -196,8 +197,7 @@ def run_pypidl(
         str(reqs),
         "-o",
         str(manifest),
-        "--index-url",
-        server.simple_url,
+        *(["--index-url", index_url] if index_url else []),
         *extra,
     ]
     started = time.perf_counter()
@@ -217,7 +217,7 @@ def run_pypidl(
     return elapsed, proc.returncode, data
 
 
-def run_uv(uv: str, server: IndexServer, reqs: Path, work: Path) -> tuple[float, int]:
+def run_uv(uv: str, index_url: str | None, reqs: Path, work: Path) -> tuple[float, int]:
     cache = work / "uv-cache"
     shutil.rmtree(cache, ignore_errors=True)
     cmd = [
@@ -230,8 +230,7 @@ def run_uv(uv: str, server: IndexServer, reqs: Path, work: Path) -> tuple[float,
         "--no-config",
         "--cache-dir",
         str(cache),
-        "--index-url",
-        server.simple_url,
+        *(["--index-url", index_url] if index_url else []),
         "--quiet",
         "-o",
         str(work / "uv.txt"),
@@ -273,7 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-uv", action="store_true", help="time pypidl only")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each; the best is kept")
+    parser.add_argument(
+        "--live",
+        metavar="REQUIREMENTS",
+        help="no generated corpus: plan REQUIREMENTS against a real index (pip's default, or "
+        "--index-url); opt-in, it uses the network",
+    )
+    parser.add_argument("--index-url", help="with --live: the index both tools read")
     args = parser.parse_args(argv)
+    if args.live:
+        return live(Path(args.live), args.index_url, args.pypidl_arg, no_uv=args.no_uv)
 
     work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
     try:
@@ -295,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             best: tuple[float, int, dict[str, Any], tuple[int, int, dict[str, int]]] | None = None
             for _ in range(args.rounds):
                 counter.reset()
-                elapsed, code, data = run_pypidl(server, reqs, work, args.pypidl_arg)
+                elapsed, code, data = run_pypidl(server.simple_url, reqs, work, args.pypidl_arg)
                 if best is None or elapsed < best[0]:
                     best = (elapsed, code, data, counter.snapshot())
             assert best is not None  # noqa: S101 - rounds >= 1
@@ -321,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             u_best: tuple[float, int, tuple[int, int, dict[str, int]]] | None = None
             for _ in range(args.rounds):
                 counter.reset()
-                elapsed, code = run_uv(uv, server, reqs, work)
+                elapsed, code = run_uv(uv, server.simple_url, reqs, work)
                 if u_best is None or elapsed < u_best[0]:
                     u_best = (elapsed, code, counter.snapshot())
             assert u_best is not None  # noqa: S101 - rounds >= 1
@@ -332,6 +340,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"ratio pypidl / uv: {p_time / u_time:.2f}")
             return 0 if p_code == 0 and u_code == 0 else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def live(reqs: Path, index_url: str | None, extra: list[str], *, no_uv: bool) -> int:
+    """Both tools on a real index: times and their ratio (the bytes are pypidl's own count)."""
+    work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
+    try:
+        p_time, p_code, manifest = run_pypidl(index_url, reqs.resolve(), work, ["-v", *extra])
+        entries = manifest.get("files", [])
+        plan_bytes = sum(int(e.get("size") or 0) for e in entries)
+        print(
+            f"pypidl plan: {p_time:6.2f} s  exit {p_code}  {len(entries)} files, "
+            f"{plan_bytes / 2**20:,.1f} MiB planned"
+        )
+        uv = None if no_uv else find_uv()
+        if uv is None:
+            return 0 if p_code == 0 else 1
+        u_time, u_code = run_uv(uv, index_url, reqs.resolve(), work)
+        print(f"uv universal: {u_time:6.2f} s  exit {u_code}")
+        print(f"ratio pypidl / uv: {p_time / u_time:.2f}")
+        return 0 if p_code == 0 and u_code == 0 else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -111,6 +111,14 @@ class Prefetcher:
         self._tags_ok: dict[str, dict[frozenset[Tag], bool]] = {}
         self._interned: dict[object, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
         self._guessed: dict[tuple[Want, int, Version | None], list[Version]] = {}
+        by_python: dict[tuple[str, str], list[Target]] = {}
+        for target in self.targets:
+            by_python.setdefault((target.implementation, target.python_full_version), []).append(
+                target
+            )
+        #: the targets by interpreter: the walk guesses once per group
+        self._groups = [tuple(group) for group in by_python.values()]
+        self._group_tables: dict[tuple[str, int], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
         self._closed = False
         self._busy = 0  # walk steps scheduled and not finished
         self._quiet = threading.Condition(self._lock)
@@ -288,20 +296,43 @@ class Prefetcher:
         self._then(future, self._after_metadata, future, want, version)
 
     def guesses(self, want: Want, below: Version | None = None) -> list[Version]:
-        """The release each target would take for ``want`` when nothing else constrains it
-        (with ``below``: the newest older than that, for the targets whose Python it refuses)."""
+        """The release the targets would take for ``want`` when nothing else constrains it
+        (with ``below``: the newest older than that, for the targets whose Python it refuses).
+
+        Judged per Python version, a file counting when any target with that Python installs
+        it: six times fewer tables than per target, and a platform that needs an older release
+        than its siblings costs the resolver one request on demand.
+        """
         chosen: set[Version] = set()
-        for target in self.targets:
-            chosen.update(self._guess(want, target, below))
+        for group in range(len(self._groups)):
+            chosen.update(self._guess(want, group, below))
         return sorted(chosen, reverse=True)
 
-    def _guess(self, want: Want, target: Target, below: Version | None) -> list[Version]:
-        rows = self.table(want.name, target)
+    def _guess(self, want: Want, group: int, below: Version | None) -> list[Version]:
+        rows = self._group_table(want.name, group)
         key = (want, id(rows), below)
         found = self._guessed.get(key)
         if found is None:
             found = self._guessed[key] = self._guess_in(want, rows, below)
         return found
+
+    def _group_table(self, name: str, group: int) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+        key = (name, group)
+        rows = self._group_tables.get(key)
+        if rows is not None:
+            return rows
+        targets = self._groups[group]
+        releases = self.releases(name)
+        rows = []
+        for version in sorted(releases, reverse=True):
+            files = tuple(f for f in releases[version] if any(t.can_install(f) for t in targets))
+            if files:
+                rows.append((version, files))
+        same = tuple(id(f) for _version, files in rows for f in files)
+        with self._lock:
+            rows = self._interned.setdefault(same, rows)
+            self._group_tables[key] = rows
+        return rows
 
     def _guess_in(
         self, want: Want, rows: list[tuple[Version, tuple[RemoteFile, ...]]], below: Version | None
@@ -325,8 +356,12 @@ class Prefetcher:
         if meta.requires_python:
             # the page did not say it, the metadata does: the refused targets backtrack to the
             # release before, so read that one too
-            refused = [t for t in self.targets if not t.allows_python(meta.requires_python)]
-            older = {v for t in refused for v in self._guess(want, t, version)}
+            refused = [
+                n
+                for n, group in enumerate(self._groups)
+                if not group[0].allows_python(meta.requires_python)
+            ]
+            older = {v for n in refused for v in self._guess(want, n, version)}
             for earlier in sorted(older, reverse=True):
                 self._expand(want, earlier)
 
