@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 
 PYTHON = "<python>"  # the identifier of the target's interpreter
+
+#: Releases whose metadata is read ahead for a project the resolver has backtracked on.
+BACKTRACK_AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,27 @@ def identifier_of(name: str, extras: frozenset[str]) -> str:
 #: The caches every target's provider shares (pages, releases, metadata), filled ahead of the
 #: resolvers by a walk of the frontier: see :mod:`pypidl.plan.prefetch`.
 SharedIndex = Prefetcher
+
+
+class _ReadAhead(list[Candidate]):
+    """Candidates, newest first, that read the next releases' metadata as the resolver walks on.
+
+    The resolver takes the first candidate; when it backtracks, it tries the next ones one after
+    another, each needing its metadata: reading a few ahead turns those round trips into one.
+    """
+
+    def __init__(
+        self, candidates: Iterable[Candidate], prefetch: Callable[[str, Version], None]
+    ) -> None:
+        super().__init__(candidates)
+        self._prefetch = prefetch
+
+    def __iter__(self) -> Iterator[Candidate]:
+        for n, candidate in enumerate(list.__iter__(self)):
+            if n > 0:  # backtracking: the previous candidate failed
+                for later in self[n + 1 : n + BACKTRACK_AHEAD]:
+                    self._prefetch(later.name, later.version)
+            yield candidate
 
 
 class TargetProvider(AbstractProvider[Req, Candidate, str]):
@@ -217,7 +241,10 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
             allowed.insert(0, preferred)
         if allowed:
             self.shared.prefetch_metadata(name, allowed[0])
-        return [Candidate(name, v, extras, eligible[v]) for v in allowed]
+        return _ReadAhead(
+            (Candidate(name, v, extras, eligible[v]) for v in allowed),
+            self.shared.prefetch_metadata,
+        )
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every pinned project in every round: remember the answers

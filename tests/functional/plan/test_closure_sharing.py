@@ -16,7 +16,7 @@ from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient
 from pypidl.plan.targets import Target, parse_targets
 from pypidl.sources import Mirror
-from tests.lib.server import IndexServer
+from tests.lib.server import Delay, IndexServer
 from tests.lib.wheels import make_wheel
 
 NET = NetworkSettings(user_agent="pypidl-tests", retries=0, connect_timeout=5, read_timeout=10)
@@ -168,3 +168,24 @@ def test_requires_python_failure_names_the_release(
     (problem,) = sel.problems
     assert problem.target == "cp38-linux-x86_64"
     assert "requires Python >=3.12" in problem.reason
+
+
+def test_backtracking_reads_the_next_releases_ahead(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    """Every release of ``a`` but the oldest needs a project no index has: resolvelib tries them
+    newest first, and their metadata is read a few at a time, not one round trip each."""
+    server = index_server()
+    server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["a"]))
+    server.add_file(make_wheel(wheel_dir, "a", "1.0"))
+    for n in range(1, 9):
+        server.add_file(make_wheel(wheel_dir, "a", f"1.{n}", requires_dist=["gone>=1"]))
+    server.fail_always("*.metadata", Delay(0.2))
+    ts = parse_targets(python_versions=("3.12",), platforms=("linux-x86_64",))
+    sel = resolve(server, ["app"], ts)
+    assert not sel.problems
+    assert sel.versions["a"] == {"1.0": labels(ts)}
+    starts = sorted(r.time for r in server.requests_matching("*/a-1.*.metadata"))
+    assert len(starts) == 9
+    most_at_once = max(sum(1 for t in starts if s <= t < s + 0.15) for s in starts)
+    assert most_at_once >= 3
