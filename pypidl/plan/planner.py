@@ -262,6 +262,12 @@ class Planner:
         Each lock's selection (its markers evaluated per target) goes straight to the file
         choice; the lock's hashes must agree with the index's.
         """
+        try:
+            return self._plan_locks(locks)
+        finally:
+            self.close()
+
+    def _plan_locks(self, locks: Sequence[Lock]) -> Manifest:
         releases = [r for lock in locks for r in lock.select(self.targets)]
         names = sorted({r.package.name for r in releases if not r.package.not_from_index})
         log.info("Reading %d project page(s) from %s", len(names), self.mirrors[0].name)
