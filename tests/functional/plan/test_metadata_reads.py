@@ -13,7 +13,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from pypidl.config import NetworkSettings
-from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.metadata import MetadataError, MetadataFetcher
 from pypidl.plan.pages import IndexClient, RemoteFile
 from pypidl.sources import Mirror
 from tests.lib.server import IndexServer, Status
@@ -73,3 +73,19 @@ def test_metadata_comes_from_another_mirror_when_the_first_fails(
         meta = fetcher.release(canonicalize_name("lib"), "1.0", _page(broken, "lib"))
     assert [r.name for r in meta.requires_dist] == ["six"]
     assert good.requests_matching("*/lib-1.0-py3-none-any.whl.metadata")
+
+
+def test_a_file_from_an_index_outside_the_mirror_set_is_not_asked_of_the_mirrors(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    """A project kept to its own index must never be looked for elsewhere (dependency
+    confusion): its failing file is not asked of the general mirrors."""
+    own, general = index_server(), index_server()
+    wheel = make_wheel(wheel_dir, "private", "1.0")
+    for server in (own, general):
+        server.add_file(wheel)
+    own.fail_always("*/private-1.0-py3-none-any.whl*", Status(503))
+    fetcher = MetadataFetcher(NET, mirrors=[Mirror.from_index_url(general.simple_url)])
+    with fetcher, pytest.raises(MetadataError):
+        fetcher.release(canonicalize_name("private"), "1.0", _page(own, "private"))
+    assert not general.requests
