@@ -120,7 +120,29 @@ _Info = RequirementInformation  # (requirement, parent)
 
 
 _Mapping = dict[str, Candidate]
-_Outcome = Union[_Mapping, list[Problem]]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A resolution that found no solution: what it learned, to be told for any target that
+    agrees with the one it ran for (the texts name the target)."""
+
+    reqs: tuple[Req, ...]
+    #: the requirements that could not be met (None: resolvelib gave up without a conflict)
+    causes: tuple[_Info, ...] | None
+
+    def problems(self, provider: TargetProvider) -> list[Problem]:
+        if self.causes is not None:
+            return _impossible(provider, self.causes)
+        label = provider.target.label
+        text = ", ".join(r.text for r in self.reqs)
+        reason = (
+            f"no combination of versions installs on {label} (gave up after {MAX_ROUNDS} rounds)"
+        )
+        return [Problem(self.reqs[0].name, reason, text, label)]
+
+
+_Outcome = Union[_Mapping, _Failure]
 
 
 def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
@@ -135,21 +157,15 @@ def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
         return quick
     causes = _Causes()
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, causes)
-    label = provider.target.label
     try:
         result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
-        return _impossible(provider, exc.causes)
+        return _Failure(tuple(reqs), tuple(exc.causes))
     except ResolutionTooDeep:
-        if causes.counts:
-            return _impossible(provider, causes.most_common())
-        text = ", ".join(r.text for r in reqs)
-        reason = (
-            f"no combination of versions installs on {label} (gave up after {MAX_ROUNDS} rounds)"
-        )
-        return [Problem(reqs[0].name, reason, text, label)]
+        return _Failure(tuple(reqs), tuple(causes.most_common()) if causes.counts else None)
     except ResolverException as exc:  # pragma: no cover - resolvelib internal inconsistency
-        return [Problem(reqs[0].name, f"resolution failed on {label}: {exc}", None, label)]
+        log.debug("resolvelib failed on %s: %s", provider.target.label, exc)
+        return _Failure(tuple(reqs), None)
     return {k: v for k, v in result.mapping.items() if k != PYTHON}
 
 
@@ -242,6 +258,8 @@ class _TargetResult:
     problems: list[Problem] = field(default_factory=list)
     #: every requirement resolved together (then ``mappings`` holds that one resolution)
     ok: bool = False
+    #: otherwise, why not (``mappings`` then holds the requirements resolved one by one)
+    failure: _Failure | None = None
 
 
 def _solved(result: _TargetResult) -> _Mapping | None:
@@ -249,10 +267,14 @@ def _solved(result: _TargetResult) -> _Mapping | None:
 
 
 def _reuse(result: _TargetResult, provider: TargetProvider) -> _TargetResult:
-    """Another target's successful result, for ``provider``'s target (which agrees with it)."""
+    """Another target's result, told for ``provider``'s target (which agrees with it)."""
     label = provider.target.label
-    mapping = result.mappings[0]
-    return _TargetResult(label, [mapping], _unknown(provider.shared, mapping, label), ok=True)
+    out = _TargetResult(label, list(result.mappings), ok=result.ok, failure=result.failure)
+    if result.failure is not None:
+        out.problems.extend(result.failure.problems(provider))
+    for mapping in out.mappings:
+        out.problems.extend(_unknown(provider.shared, mapping, label))
+    return out
 
 
 def _resolve_target(provider: TargetProvider, reqs: Sequence[Req]) -> _TargetResult:
@@ -269,7 +291,8 @@ def _resolve_target(provider: TargetProvider, reqs: Sequence[Req]) -> _TargetRes
         out.mappings.append(outcome)
         out.ok = True
     else:
-        out.problems.extend(outcome)
+        out.failure = outcome
+        out.problems.extend(outcome.problems(provider))
         if len(wanted) > 1:
             for req in wanted:
                 single = _resolve(provider, [req])
@@ -536,7 +559,7 @@ def _all_versions(
             "%s is not installable on %s: %s",
             req.text,
             provider.target.label,
-            "; ".join(p.reason for p in outcome),
+            "; ".join(p.reason for p in outcome.problems(provider)),
         )
         return None
 

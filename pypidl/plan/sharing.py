@@ -125,9 +125,10 @@ def resolve_shared(
 
     :param requirements: target label -> the requirements that apply there.
     :param solve: one target's resolution.
-    :param reuse: an earlier result, made over for another target that agrees.
-    :param solved: the chosen candidates of a successful result (None for a failed one: those
-        are never reused, so each failing target explains itself).
+    :param reuse: an earlier result, made over for another target that agrees (a failure is
+        told again in that target's terms).
+    :param solved: the chosen candidates of a successful result (None for a failed one), for
+        the preferences.
     :param share: False resolves every target on its own (for comparisons).
     :returns: label -> result, and how many resolutions ran.
     """
@@ -165,6 +166,5 @@ def resolve_shared(
                 for other in providers[1:]:
                     other.preferred = {**chosen, **other.preferred}
             continue  # resolved under other preferences than the rest: not shared
-        if mapping is not None:
-            earlier.append((provider, seen, result))
+        earlier.append((provider, seen, result))
     return results, runs

@@ -189,3 +189,23 @@ def test_backtracking_reads_the_next_releases_ahead(
     assert len(starts) == 9
     most_at_once = max(sum(1 for t in starts if s <= t < s + 0.15) for s in starts)
     assert most_at_once >= 3
+
+
+def test_targets_that_fail_alike_share_the_resolution_and_each_is_named(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    server = index_server()
+    server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["new"]))
+    server.add_file(
+        make_wheel(wheel_dir, "new", "1.0", requires_python=">=3.12"), requires_python=">=3.12"
+    )
+    ts = parse_targets(python_versions=("3.8", "3.9", "3.12"), platforms=("linux-x86_64",))
+    sel = resolve(server, ["app"], ts)
+    # 3.12 first; 3.9 fails; 3.8 answers as 3.9 did and reuses that failure
+    assert sel.resolutions == 2
+    assert sel.versions["new"] == {"1.0": frozenset({"cp312-linux-x86_64"})}
+    by_target = {p.target: p.reason for p in sel.problems}
+    assert set(by_target) == {"cp38-linux-x86_64", "cp39-linux-x86_64"}
+    for label, reason in by_target.items():
+        assert f"cannot be installed on {label}" in reason
+        assert "requires Python >=3.12" in reason
