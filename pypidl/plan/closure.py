@@ -51,7 +51,6 @@ from pypidl.plan.provider import (
     PYTHON,
     Candidate,
     Req,
-    SharedIndex,
     TargetProvider,
     Unavailable,
     identifier_of,
@@ -231,7 +230,7 @@ def _several(candidates: Sequence[Candidate | None]) -> str:
     return f"{newest}" + (f" and {others} other release(s)" if others else "")
 
 
-def _unknown(shared: SharedIndex, mapping: _Mapping, label: str) -> list[Problem]:
+def _unknown(shared: Prefetcher, mapping: _Mapping, label: str) -> list[Problem]:
     problems = []
     for cand in mapping.values():
         if cand.extras:
@@ -498,7 +497,7 @@ def _python3_release(files: Sequence[RemoteFile]) -> bool:
 
 
 def _all_versions(
-    shared: SharedIndex,
+    shared: Prefetcher,
     providers: Mapping[str, TargetProvider],
     targets: Sequence[Target],
     reqs: Sequence[Req],

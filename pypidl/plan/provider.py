@@ -1,9 +1,10 @@
 """The resolvelib provider: the index as one target's installer sees it.
 
-:class:`SharedIndex` (the :class:`~pypidl.plan.prefetch.Prefetcher`) caches what every target's
-provider shares (project pages, fetched once; releases; core metadata).  :class:`TargetProvider` answers resolvelib's questions for one
-target: which versions are candidates (a file of them installs on the target), in which order,
-and what a candidate depends on there (markers evaluated in the target's environment).
+:class:`~pypidl.plan.prefetch.Prefetcher` caches what every target's provider shares (project
+pages, fetched once; releases; core metadata).  :class:`TargetProvider` answers resolvelib's
+questions for one target: which versions are candidates (a file of them installs on the target),
+in which order, and what a candidate depends on there (markers evaluated in the target's
+environment).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ __all__ = [
     "PYTHON",
     "Candidate",
     "Req",
-    "SharedIndex",
     "TargetProvider",
     "Unavailable",
     "identifier_of",
@@ -101,11 +101,6 @@ def identifier_of(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
-#: The caches every target's provider shares (pages, releases, metadata), filled ahead of the
-#: resolvers by a walk of the frontier: see :mod:`pypidl.plan.prefetch`.
-SharedIndex = Prefetcher
-
-
 class _ReadAhead(list[Candidate]):
     """Candidates, newest first, that read the next releases' metadata as the resolver walks on.
 
@@ -132,7 +127,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
 
     def __init__(
         self,
-        shared: SharedIndex,
+        shared: Prefetcher,
         target: Target,
         *,
         constraints: Mapping[str, Sequence[SpecifierSet]],
