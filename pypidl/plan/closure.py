@@ -408,6 +408,7 @@ def resolve_closure(
                 take(result.label, mapping, n == 0)
             problems.extend(result.problems)
         base = {name: set(vs) for name, vs in versions.items()}
+        main = {name: {v: set(ls) for v, ls in vs.items()} for name, vs in versions.items()}
 
         added: dict[str, set[str]] = {}
         if all_versions:
@@ -435,7 +436,7 @@ def resolve_closure(
         extras={NormalizedName(k): frozenset(v) for k, v in sorted(extras.items())},
         all_versions_added={NormalizedName(k): frozenset(v) for k, v in sorted(added.items())},
         pins=pins,
-        multi_version=_why_several(versions, providers, shared),
+        multi_version=_why_several(main, providers, shared),
         resolutions=runs,
     )
 
@@ -451,7 +452,8 @@ def _why_several(
     providers: Mapping[str, TargetProvider],
     shared: Prefetcher,
 ) -> dict[NormalizedName, str]:
-    """For each project chosen in more than one version: why the targets that did not get the
+    """For each project the targets' own resolutions chose in more than one version (what
+    ``--all-versions`` adds on purpose is not counted): why the targets that did not get the
     most widely chosen version could not take it."""
     found: dict[NormalizedName, str] = {}
     for name, chosen in versions.items():
@@ -459,7 +461,10 @@ def _why_several(
             continue
         common = max(chosen, key=lambda v: (len(chosen[v]), Version(v)))
         reasons: set[str] = set()
-        files = shared.releases(name).get(Version(common), ())
+        try:
+            files = shared.releases(name).get(Version(common), ())
+        except Unavailable:
+            continue
         for version, labels in chosen.items():
             if version == common:
                 continue

@@ -209,3 +209,12 @@ def test_targets_that_fail_alike_share_the_resolution_and_each_is_named(
     for label, reason in by_target.items():
         assert f"cannot be installed on {label}" in reason
         assert "requires Python >=3.12" in reason
+
+
+def test_all_versions_growth_is_not_counted_as_projects_needing_several_versions(
+    marked_index: IndexServer,
+) -> None:
+    ts = parse_targets(python_versions=("3.12",), platforms=("linux-x86_64",))
+    sel = resolve(marked_index, ["lib"], ts, all_versions=True)
+    assert set(sel.versions["lib"]) == {"1.5", "2.0"}
+    assert sel.multi_version == {}
