@@ -208,7 +208,7 @@ def _download_flags(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=256,
         metavar="N",
-        help="download streams in total (default 256)",
+        help="download streams in total, and requests in flight while planning (default 256)",
     )
     g.add_argument(
         "--processes",
