@@ -41,11 +41,11 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import check_basename
 from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.manifest import Problem
+from pypidl.plan.file_choice import same_version
 from pypidl.plan.pages import RemoteFile
 
 if sys.version_info >= (3, 11):
@@ -291,7 +291,7 @@ def _candidates(
 ) -> tuple[list[RemoteFile], list[Problem]]:
     problems: list[Problem] = []
     try:
-        listed = [f for f in page(pkg.name).files if _same_version(f.version, pkg.version)]
+        listed = [f for f in page(pkg.name).files if same_version(f.version, pkg.version)]
     except RemoteIndexError as exc:
         if pkg.files and all(f.url and f.sha256 for f in pkg.files):
             listed = []  # the lock's own URLs will do
@@ -367,13 +367,6 @@ def _from_lock(pkg: LockedPackage, locked: LockedFile) -> RemoteFile | None:
         tags=tags,
         mirror="lock",
     )
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 def describe(lock: Lock) -> Mapping[str, int]:

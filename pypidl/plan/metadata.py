@@ -5,7 +5,7 @@ Where it comes from, cheapest first:
 1. the PEP 658/714 sidecar ``<file url>.metadata`` when the index advertises one (its sha256 is
    checked when the index gives it);
 2. ``METADATA`` read out of the remote wheel with HTTP range requests: the zip's end records and
-   central directory from the tail, then the member itself.  :class:`_RangeFile` is a seekable file
+   central directory from the tail, then the member itself.  :class:`RangeFile` is a seekable file
    object over HTTP, so :mod:`zipfile` does the zip parsing (ZIP64 included);
 3. the whole file, streamed to a temporary file, when the server ignores ``Range``;
 4. for sdist-only releases, ``PKG-INFO`` from the sdist, trusted for dependencies only when it is
@@ -22,9 +22,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import tarfile
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -49,7 +47,17 @@ from pypidl.dists import (
     read_wheel_metadata,
 )
 from pypidl.errors import RemoteIndexError
-from pypidl.hashing import CHUNK_SIZE, bytes_sha256, is_sha256
+from pypidl.hashing import bytes_sha256, is_sha256
+from pypidl.plan.http_files import (
+    HEADERS,
+    RangeFile,
+    RangeIgnored,
+    ResponseStream,
+    SpooledDownload,
+    content_range,
+    read_bounded,
+    spool,
+)
 from pypidl.session import new_session
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
@@ -72,14 +80,11 @@ log = logging.getLogger(__name__)
 #: Bytes fetched from the end of a wheel by the first range request: enough for the end
 #: records and the central directory of almost every wheel, so most reads take two requests.
 TAIL_SIZE = 64 * 1024
-#: Smallest range fetched after the first; a local header and METADATA usually fit in it.
-MIN_FETCH = 32 * 1024
 #: A METADATA/PKG-INFO larger than this is refused (real ones are a few KiB to a few 100 KiB).
 MAX_METADATA = 16 * 1024 * 1024
 #: Largest file downloaded whole to read its metadata (server ignores Range, or an sdist).
 MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024
 
-_HEADERS = {"Accept-Encoding": "identity"}  # byte ranges are of the stored file, never re-encoded
 
 T = TypeVar("T")
 
@@ -326,7 +331,7 @@ class MetadataFetcher:
             try:
                 data = self.file_metadata(rf)
             except (
-                MetadataError,
+                RemoteIndexError,  # MetadataError, or a read refused by plan.http_files
                 OSError,
                 requests.RequestException,
                 zipfile.BadZipFile,
@@ -389,7 +394,7 @@ class MetadataFetcher:
         for n, url in enumerate(urls):
             try:
                 return self._read_remote(rf if n == 0 else replace(rf, url=url))
-            except (requests.RequestException, MetadataError) as exc:
+            except (requests.RequestException, RemoteIndexError) as exc:
                 if n == len(urls) - 1:
                     raise
                 log.debug("metadata of %s from %s failed (%s)", rf.filename, redact_url(url), exc)
@@ -428,21 +433,23 @@ class MetadataFetcher:
         PKG-INFO near the start, and the rest of the body is never read (the connection is
         closed instead).  Only a PKG-INFO at the end costs the whole file.
         """
-        with self.session.get(rf.url, headers=_HEADERS, timeout=self._timeout, stream=True) as resp:
+        with self.session.get(rf.url, headers=HEADERS, timeout=self._timeout, stream=True) as resp:
             resp.raise_for_status()
-            body = _CountingStream(resp, self.max_download, rf.url)
+            body = ResponseStream(
+                resp, self.max_download, rf.url, purpose="its metadata", error=MetadataError
+            )
             try:
                 data = _sdist_pkg_info(body, rf.filename)  # type: ignore[arg-type]
             finally:
-                self.body_bytes[rf.filename] = body.count
-            whole = body.count >= int(resp.headers.get("Content-Length") or 0) > 0 or body.ended
+                self.body_bytes[rf.filename] = body.received
+            whole = body.received >= int(resp.headers.get("Content-Length") or 0) > 0 or body.ended
         return data, "download" if whole else "partial"
 
     def _read_sidecar(self, rf: RemoteFile) -> bytes:
         url = rf.url + METADATA_SUFFIX
-        with self.session.get(url, headers=_HEADERS, timeout=self._timeout, stream=True) as resp:
+        with self.session.get(url, headers=HEADERS, timeout=self._timeout, stream=True) as resp:
             resp.raise_for_status()
-            data = _read_bounded(resp, MAX_METADATA, url)
+            data = read_bounded(resp, MAX_METADATA, url)
         if rf.core_metadata_sha256:
             actual = bytes_sha256(data)
             if actual != rf.core_metadata_sha256:
@@ -454,13 +461,13 @@ class MetadataFetcher:
         return data
 
     def _read_wheel(self, rf: RemoteFile) -> tuple[bytes, str]:
-        headers = {**_HEADERS, "Range": f"bytes=-{TAIL_SIZE}"}
+        headers = {**HEADERS, "Range": f"bytes=-{TAIL_SIZE}"}
         resp = self.session.get(rf.url, headers=headers, timeout=self._timeout, stream=True)
         with resp:
             if resp.status_code == 200:
                 # The server ignores Range: this response is the whole file.
                 log.debug("%s ignores Range; downloading %s whole", redact_url(rf.url), rf.filename)
-                with _spool(resp, self.max_download, rf.url) as fh:
+                with spool(resp, self.max_download, rf.url) as fh:
                     self._count_whole(rf, fh)
                     return _wheel_metadata(fh, rf), "download"
             resp.raise_for_status()
@@ -468,209 +475,36 @@ class MetadataFetcher:
                 raise MetadataError(
                     f"unexpected HTTP {resp.status_code}", context=redact_url(rf.url)
                 )
-            start, total = _content_range(resp.headers.get("Content-Range", ""))
-            tail = _read_bounded(resp, TAIL_SIZE + 1, rf.url)
+            start, total = content_range(resp.headers.get("Content-Range", ""))
+            tail = read_bounded(resp, TAIL_SIZE + 1, rf.url)
             validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-        ranged = _RangeFile(self, rf.url, total, validator, (start, tail))
+        ranged = RangeFile(
+            self.session,
+            self._timeout,
+            rf.url,
+            total,
+            validator,
+            (start, tail),
+            max_read=MAX_METADATA,
+        )
         try:
             return _wheel_metadata(ranged, rf), "range"
-        except _RangeIgnored:
+        except RangeIgnored:
             with self._download(rf) as fh:
                 self._count_whole(rf, fh)
                 return _wheel_metadata(fh, rf), "download"
 
-    def _download(self, rf: RemoteFile) -> _SpooledDownload:
-        resp = self.session.get(rf.url, headers=_HEADERS, timeout=self._timeout, stream=True)
+    def _download(self, rf: RemoteFile) -> SpooledDownload:
+        resp = self.session.get(rf.url, headers=HEADERS, timeout=self._timeout, stream=True)
         try:
             resp.raise_for_status()
         except BaseException:
             resp.close()
             raise
-        return _spool(resp, self.max_download, rf.url)
+        return spool(resp, self.max_download, rf.url)
 
 
-class _CountingStream(io.RawIOBase):
-    """A response body as a file (what tarfile's stream mode reads), counting and bounding bytes."""
-
-    def __init__(self, resp: requests.Response, limit: int, url: str):
-        super().__init__()
-        self._chunks = resp.iter_content(CHUNK_SIZE)
-        self._buffer = b""
-        self._limit = limit
-        self._url = url
-        self.count = 0
-        self.ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buffer and not self.ended:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                self.ended = True
-                break
-            self.count += len(self._buffer)
-            if self.count > self._limit:
-                raise MetadataError(
-                    f"file larger than {self._limit} bytes; not reading it for its metadata",
-                    context=redact_url(self._url),
-                )
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
-class _RangeIgnored(Exception):
-    """A later range request got a whole (possibly changed) file instead of a part."""
-
-
-class _RangeFile(io.RawIOBase):
-    """A read-only, seekable view of a remote file; reads become HTTP range requests.
-
-    Fetched spans are kept (a few, small) so zipfile's many small reads cost few requests.
-    """
-
-    def __init__(
-        self,
-        fetcher: MetadataFetcher,
-        url: str,
-        size: int,
-        validator: str | None,
-        first: tuple[int, bytes],
-    ):
-        super().__init__()
-        self._fetcher = fetcher
-        self._url = url
-        self._size = size
-        self._validator = validator
-        self._pos = 0
-        self._spans: list[tuple[int, bytes]] = [first]
-        self.requests = 1
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise OSError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._size - self._pos
-        size = max(0, min(size, self._size - self._pos))
-        out = bytearray()
-        while len(out) < size:
-            chunk = self._chunk_at(self._pos, size - len(out))
-            out += chunk
-            self._pos += len(chunk)
-        return bytes(out)
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def _chunk_at(self, pos: int, want: int) -> bytes:
-        for start, data in self._spans:
-            if start <= pos < start + len(data):
-                return data[pos - start : pos - start + want]
-        end = min(self._size, pos + max(want, MIN_FETCH)) - 1
-        if end - pos + 1 > MAX_METADATA + MIN_FETCH:
-            raise MetadataError("refusing a huge range read", context=redact_url(self._url))
-        headers = {**_HEADERS, "Range": f"bytes={pos}-{end}"}
-        if self._validator:
-            headers["If-Range"] = self._validator
-        session = self._fetcher.session
-        self.requests += 1
-        with session.get(
-            self._url, headers=headers, timeout=self._fetcher._timeout, stream=True
-        ) as resp:
-            if resp.status_code == 200:
-                raise _RangeIgnored
-            resp.raise_for_status()
-            got_start, _total = _content_range(resp.headers.get("Content-Range", ""))
-            data = _read_bounded(resp, end - pos + 1, self._url)
-        if got_start != pos or not data:
-            raise MetadataError("server answered a different range", context=redact_url(self._url))
-        self._spans.append((pos, data))
-        del self._spans[1:-4]  # keep the tail (central directory) and the latest few spans
-        return data[:want]
-
-
-def _content_range(value: str) -> tuple[int, int]:
-    """``(first byte, total size)`` of a ``Content-Range: bytes a-b/n`` header."""
-    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", value)
-    if not m:
-        raise MetadataError(f"cannot use Content-Range {value!r}")
-    return int(m.group(1)), int(m.group(3))
-
-
-def _read_bounded(resp: requests.Response, limit: int, url: str) -> bytes:
-    out = bytearray()
-    for chunk in resp.iter_content(CHUNK_SIZE):
-        out += chunk
-        if len(out) > limit:
-            raise MetadataError(f"response larger than {limit} bytes", context=redact_url(url))
-    return bytes(out)
-
-
-class _SpooledDownload:
-    """A temporary file holding a streamed response body; deleted on exit."""
-
-    def __init__(self, fh: IO[bytes]):
-        self.fh = fh
-
-    def __enter__(self) -> IO[bytes]:
-        return self.fh
-
-    def __exit__(self, *exc: object) -> None:
-        self.fh.close()
-
-
-def _spool(resp: requests.Response, limit: int, url: str) -> _SpooledDownload:
-    """Stream ``resp`` into an anonymous temporary file, never holding more than a chunk."""
-    fh = tempfile.TemporaryFile(prefix=".pypidl-")  # noqa: SIM115 - closed by _SpooledDownload
-    try:
-        with resp:
-            written = 0
-            for chunk in resp.iter_content(CHUNK_SIZE):
-                written += len(chunk)
-                if written > limit:
-                    raise MetadataError(
-                        f"file larger than {limit} bytes; not downloading it for its metadata",
-                        context=redact_url(url),
-                    )
-                fh.write(chunk)
-        fh.seek(0)
-    except BaseException:
-        fh.close()
-        raise
-    return _SpooledDownload(fh)
-
-
-def _wheel_metadata(fh: IO[bytes] | _RangeFile, rf: RemoteFile) -> bytes:
+def _wheel_metadata(fh: IO[bytes] | RangeFile, rf: RemoteFile) -> bytes:
     try:
         return read_wheel_metadata(fh, rf.project, max_size=MAX_METADATA)  # type: ignore[arg-type]
     except ValueError as exc:

@@ -37,6 +37,7 @@ from pypidl.sources import Mirror, redact_url, strip_credentials
 
 __all__ = [
     "IndexClient",
+    "PageCache",
     "ProjectNotFound",
     "ProjectPage",
     "RemoteFile",
@@ -457,3 +458,43 @@ def parse_html_page(
         if rf is not None:
             files.append(rf)
     return _one_per_filename(files)
+
+
+class PageCache:
+    """Project pages, each fetched once per run whatever asks for it (thread-safe)."""
+
+    def __init__(self, client: IndexClient):
+        self.client = client
+        self._pages: dict[str, ProjectPage | RemoteIndexError] = {}
+        self._lock = threading.Lock()
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        wanted = {canonicalize_name(n) for n in names} - self._pages.keys()
+        if wanted:
+            fetched = self.client.projects(wanted)
+            with self._lock:
+                self._pages.update(fetched)
+
+    def get(self, name: str) -> ProjectPage:
+        key = canonicalize_name(name)
+        with self._lock:
+            found = self._pages.get(key)
+        if found is None:
+            try:
+                found = self.client.project(key)
+            except RemoteIndexError as exc:
+                found = exc
+            with self._lock:
+                self._pages[key] = found
+        if isinstance(found, RemoteIndexError):
+            raise found
+        return found
+
+    def failed(self) -> dict[str, RemoteIndexError]:
+        with self._lock:
+            return {k: v for k, v in self._pages.items() if isinstance(v, RemoteIndexError)}
+
+    def serving_mirrors(self) -> set[str]:
+        """Names of the mirrors that answered with at least one page so far."""
+        with self._lock:
+            return {p.mirror for p in self._pages.values() if isinstance(p, ProjectPage)}

@@ -13,22 +13,23 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from pypidl.config import cache_dir
 from pypidl.errors import ResolutionError
-from pypidl.sources import redact_url, split_credentials
+from pypidl.sources import Mirror, redact_url, split_credentials
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
 
-__all__ = ["HostResolution", "compile_host"]
+__all__ = ["HostResolution", "compile_host", "pins_from_mirrors"]
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +219,71 @@ def _explain(output: str) -> str:
     return "cannot resolve the requirements: " + (
         " | ".join(keep) or "pip-compile failed without output"
     )
+
+
+def _with_credentials(url: str, net: NetworkSettings) -> str:
+
+    parts = urlsplit(url)
+    for netloc, user, password in net.credentials:
+        if netloc == parts.netloc:
+            auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+            return urlunsplit(
+                (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
+            )
+    return url
+
+
+def _looks_like_network_failure(message: str) -> bool:
+    lowered = message.lower()
+    return any(
+        s in lowered
+        for s in (
+            "connection",
+            "could not fetch",
+            "max retries",
+            "timed out",
+            "ssl",
+            "name resolution",
+        )
+    )
+
+
+def pins_from_mirrors(
+    requirements: str,
+    mirrors: Sequence[Mirror],
+    *,
+    net: NetworkSettings,
+    constraints: str = "",
+    extra_index_urls: Sequence[str] = (),
+) -> dict[NormalizedName, str]:
+    """pip-compile's pins for this host from the first of ``mirrors`` that it can reach.
+
+    A mirror that fails with what looks like a network failure is skipped for the next; any
+    other failure (no solution) is final.
+
+    :raises ResolutionError: the first failure, when no mirror gave pins.
+    """
+    errors: list[ResolutionError] = []
+    for mirror in mirrors:
+        try:
+            result = compile_host(
+                requirements,
+                index_url=_with_credentials(mirror.simple_url, net),
+                net=net,
+                constraints_in=constraints,
+                # pip's own reading of the requirements' --extra-index-url lines
+                extra_index_urls=[
+                    u
+                    for u in extra_index_urls
+                    if Mirror.from_index_url(u).simple_url != mirror.simple_url
+                ],
+            )
+        except ResolutionError as exc:
+            errors.append(exc)
+            if not _looks_like_network_failure(exc.message):
+                raise
+            log.warning("pip-compile could not reach %s; trying the next index", mirror.name)
+            continue
+        log.info("pip-compile pinned %d project(s) for this host", len(result.pins))
+        return result.pins
+    raise errors[0]

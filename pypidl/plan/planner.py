@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
@@ -36,14 +33,22 @@ from pypidl.plan.build_deps import (
     why_of,
 )
 from pypidl.plan.closure import ClosureResult, resolve_closure
+from pypidl.plan.file_choice import (
+    SDIST_POLICIES,
+    choose_files,
+    newest_installable,
+    normalized_version,
+    python3_file,
+    same_version,
+)
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
-from pypidl.plan.pages import IndexClient, ProjectNotFound, ProjectPage, RemoteFile
-from pypidl.plan.pip_compile import compile_host
+from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.pip_compile import pins_from_mirrors
+from pypidl.plan.plan_log import log_growth, log_reads, log_versions
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
 from pypidl.plan.sdists import SdistReader
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
 if TYPE_CHECKING:
@@ -54,8 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["PlanOptions", "Planner", "plan"]
 
 log = logging.getLogger(__name__)
-
-SDIST_POLICIES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -105,46 +108,6 @@ class _Picks:
             self.all_versions_added.setdefault(name, set()).update(added)
 
 
-class _PageCache:
-    """Project pages, each fetched once per run whatever asks for it (thread-safe)."""
-
-    def __init__(self, client: IndexClient):
-        self.client = client
-        self._pages: dict[str, ProjectPage | RemoteIndexError] = {}
-        self._lock = threading.Lock()
-
-    def prefetch(self, names: Iterable[str]) -> None:
-        wanted = {canonicalize_name(n) for n in names} - self._pages.keys()
-        if wanted:
-            fetched = self.client.projects(wanted)
-            with self._lock:
-                self._pages.update(fetched)
-
-    def get(self, name: str) -> ProjectPage:
-        key = canonicalize_name(name)
-        with self._lock:
-            found = self._pages.get(key)
-        if found is None:
-            try:
-                found = self.client.project(key)
-            except RemoteIndexError as exc:
-                found = exc
-            with self._lock:
-                self._pages[key] = found
-        if isinstance(found, RemoteIndexError):
-            raise found
-        return found
-
-    def failed(self) -> dict[str, RemoteIndexError]:
-        with self._lock:
-            return {k: v for k, v in self._pages.items() if isinstance(v, RemoteIndexError)}
-
-    def serving_mirrors(self) -> set[str]:
-        """Names of the mirrors that answered with at least one page so far."""
-        with self._lock:
-            return {p.mirror for p in self._pages.values() if isinstance(p, ProjectPage)}
-
-
 class Planner:
     def __init__(
         self,
@@ -167,7 +130,7 @@ class Planner:
         self.client = IndexClient(
             self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
         )
-        self.pages = _PageCache(self.client)
+        self.pages = PageCache(self.client)
         # one session for pages and metadata: one pool of kept-alive connections
         self.metadata = MetadataFetcher(
             net,
@@ -240,7 +203,7 @@ class Planner:
             build = self._select_build(selection)
         entries = self._files(selection, _hash_pins(reqs))
         entries = self._mark_why(entries, names, runtime, build)
-        _report_growth(selection, entries)
+        log_growth(selection.all_versions_added, entries)
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
         }
@@ -289,7 +252,7 @@ class Planner:
             # requirements file, and mirrored beside the lock's own files
             by_release: dict[tuple[str, str], list[RemoteFile]] = {}
             for rf in files:
-                by_release.setdefault((rf.project, _normalized_version(rf.version)), []).append(rf)
+                by_release.setdefault((rf.project, normalized_version(rf.version)), []).append(rf)
             picks = _Picks(
                 versions={
                     n: {v: set(ls) for v, ls in vs.items()} for n, vs in locked.versions.items()
@@ -297,13 +260,13 @@ class Planner:
             )
             build = self._select_build(
                 picks,
-                files_of=lambda name, version: by_release.get((name, _normalized_version(version))),
+                files_of=lambda name, version: by_release.get((name, normalized_version(version))),
             )
             problems.extend(picks.problems)
             extra = _Picks()
             for name, versions in build.versions.items():
                 for version, labels in versions.items():
-                    if not any(_same_version(version, v) for v in locked.versions.get(name, {})):
+                    if not any(same_version(version, v) for v in locked.versions.get(name, {})):
                         extra.add(name, version, labels)
             build_entries = self._files(extra, {})
             problems.extend(extra.problems)
@@ -346,37 +309,16 @@ class Planner:
     def _compile(
         self, available: Sequence[object], reqs: RequirementSet
     ) -> dict[NormalizedName, str]:
-        text = "".join(r.line() + "\n" for r in available)  # type: ignore[attr-defined]
-        constraints = reqs.constraints_text()
-        errors: list[ResolutionError] = []
-        # A mirror that served no page (the pages were read first) is likely down, and pip then
-        # reports "no matching distribution" rather than a network failure: ask the mirrors that
-        # answered first, in their configured order, and the others only after them.
+        # A mirror that served no page (the pages were read first) is likely down: ask the
+        # mirrors that answered first, in their configured order, and the others only after.
         serving = self.pages.serving_mirrors()
-        ordered = sorted(self.mirrors, key=lambda m: m.name not in serving)
-        for mirror in ordered:
-            try:
-                result = compile_host(
-                    text,
-                    index_url=_with_credentials(mirror.simple_url, self.net),
-                    net=self.net,
-                    constraints_in=constraints,
-                    # pip's own reading of the requirements' --extra-index-url lines
-                    extra_index_urls=[
-                        u
-                        for u in reqs.extra_index_urls
-                        if Mirror.from_index_url(u).simple_url != mirror.simple_url
-                    ],
-                )
-            except ResolutionError as exc:
-                errors.append(exc)
-                if not _looks_like_network_failure(exc.message):
-                    raise
-                log.warning("pip-compile could not reach %s; trying the next index", mirror.name)
-                continue
-            log.info("pip-compile pinned %d project(s) for this host", len(result.pins))
-            return result.pins
-        raise errors[0]
+        return pins_from_mirrors(
+            "".join(r.line() + "\n" for r in available),  # type: ignore[attr-defined]
+            sorted(self.mirrors, key=lambda m: m.name not in serving),
+            net=self.net,
+            constraints=reqs.constraints_text(),
+            extra_index_urls=reqs.extra_index_urls,
+        )
 
     def _select_pins(self, pins: Mapping[NormalizedName, str], selection: _Picks) -> None:
         """Host pins for every target that can install them (the closure-free fall-back)."""
@@ -399,7 +341,7 @@ class Planner:
             all_versions=self.options.all_versions,
         )
         selection.absorb(result)
-        _report_versions(result)
+        log_versions(result)
 
     def resolve(
         self,
@@ -439,7 +381,7 @@ class Planner:
         if self._shared is not None:
             self._shared.close()
             self._shared = None
-            _report_reads(self.metadata)
+            log_reads(self.metadata)
 
     # -- build requirements: see pypidl.plan.build_deps ------------------------------------
 
@@ -463,7 +405,7 @@ class Planner:
                 page = self.pages.get(name)
             except RemoteIndexError:
                 return []
-            return [f for f in page.files if _same_version(f.version, version)]
+            return [f for f in page.files if same_version(f.version, version)]
 
         def resolve(
             requirements: Sequence[Requirement],
@@ -532,7 +474,7 @@ class Planner:
                 env = target.marker_environment()
                 if req.marker is not None and not req.marker.evaluate(env):
                     continue
-                version = _newest_installable(page.files, req.specifier, target)
+                version = newest_installable(page.files, req.specifier, target)
                 if version is None:
                     selection.problems.append(
                         Problem(
@@ -549,7 +491,7 @@ class Planner:
             if page is None:
                 continue
             versions = sorted(
-                {f.version for f in page.files if _python3_file(f)}, key=Version, reverse=True
+                {f.version for f in page.files if python3_file(f)}, key=Version, reverse=True
             )
             if not self.options.pre:
                 versions = [v for v in versions if not Version(v).is_prerelease]
@@ -583,7 +525,7 @@ class Planner:
                 continue
             for version, labels in sorted(selection.versions[name].items()):
                 targets = [by_label[label] for label in sorted(labels) if label in by_label]
-                files = [f for f in page.files if _same_version(f.version, version)]
+                files = [f for f in page.files if same_version(f.version, version)]
                 chosen = choose_files(files, targets, sdist=self.options.sdist)
                 if name in hash_pins and chosen:
                     where, allowed = hash_pins[name]
@@ -651,135 +593,6 @@ def plan(
     return Planner(mirrors, net, targets, options, project_indexes=project_indexes).plan(reqs)
 
 
-# -- file choice ------------------------------------------------------------------------------
-
-
-def _normalized_version(version: str) -> str:
-    try:
-        return str(Version(version))
-    except InvalidVersion:
-        return version
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
-def _python3_file(rf: RemoteFile) -> bool:
-    if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
-        return False
-    return allows_any_python3(rf.requires_python)
-
-
-def choose_files(
-    files: Sequence[RemoteFile], targets: Sequence[Target], *, sdist: str = "auto"
-) -> list[RemoteFile]:
-    """The files of one release that ``targets`` need.
-
-    A wheel is kept when one of the targets can install it.  The sdist is kept with policy
-    ``always``, or with ``auto`` when some target has no wheel in this release (it would build).
-    """
-    usable = [f for f in files if _python3_file(f)]
-    wheels = [f for f in usable if f.kind == "wheel"]
-    sdists = [f for f in usable if f.kind == "sdist"]
-    chosen: list[RemoteFile] = []
-    uncovered = False
-    for target in targets:
-        fits = [w for w in wheels if target.can_install(w)]
-        if not fits:
-            uncovered = True
-        for w in fits:
-            if w not in chosen:
-                chosen.append(w)
-    if sdist == "always" or (sdist == "auto" and uncovered):
-        # one sdist is enough; prefer .tar.gz (the standard form) over a legacy .zip
-        for s in sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))[:1]:
-            if any(t.allows_python(s.requires_python) for t in targets) or not targets:
-                chosen.append(s)
-    return sorted(chosen, key=lambda f: f.filename)
-
-
-def _newest_installable(
-    files: Sequence[RemoteFile], spec: SpecifierSet, target: Target
-) -> str | None:
-    by_version: dict[Version, list[RemoteFile]] = {}
-    for f in files:
-        try:
-            by_version.setdefault(Version(f.version), []).append(f)
-        except InvalidVersion:
-            continue
-    # PEP 592: a yanked file only for an exact pin ("==" without a wildcard, or "===")
-    pinned = any(
-        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in spec
-    )
-    installable = [
-        version
-        for version, release in by_version.items()
-        if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto")
-    ]
-    # as pip does: pre-releases only when no final release this target can install matches.
-    # filter() applies that rule; contains() accepts pre-releases by default in recent packaging
-    matching = list(spec.filter(installable))
-    return str(max(matching)) if matching else None
-
-
-def _report_versions(result: ClosureResult) -> None:
-    """Say how many projects needed more than one version, and why."""
-    several = result.multi_version
-    if not several:
-        return
-    by_reason: dict[str, list[str]] = {}
-    for name, why in sorted(several.items()):
-        by_reason.setdefault(why, []).append(name)
-    log.info(
-        "%d project(s) needed more than one version: %s",
-        len(several),
-        "; ".join(
-            f"{len(names)} for {why} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
-            for why, names in sorted(by_reason.items())
-        ),
-    )
-
-
-def _report_reads(fetcher: MetadataFetcher) -> None:
-    """Say how the plan read metadata, and what it had to download whole to do so."""
-    stats = fetcher.stats()
-    if not stats:
-        return
-    words = {
-        "cache": "cached",
-        "sidecar": "from .metadata files",
-        "range": "by range reads of wheels",
-        "partial": "from the head of sdists",
-        "local": "from local files",
-    }
-    parts = [f"{stats[k][0]} {w}" for k, w in words.items() if k in stats]
-    files, size = stats.get("download", (0, 0))
-    parts.append(f"{files} downloaded whole ({size / 2**20:.1f} MiB)")
-    log.info("Metadata of %d file(s): %s", sum(n for n, _ in stats.values()), ", ".join(parts))
-
-
-def _report_growth(selection: _Picks, entries: Sequence[Entry]) -> None:
-    """Say how much --all-versions grew the mirror, and how to cap it."""
-    added = selection.all_versions_added
-    if not added:
-        return
-    extra = [e for e in entries if e.version in added.get(NormalizedName(e.project), ())]
-    log.warning(
-        "--all-versions added %d release(s) of %d project(s): %d of %d file(s), %.1f of %.1f MiB; "
-        "--all-versions-limit N keeps the newest N releases of each project",
-        sum(len(v) for v in added.values()),
-        len(added),
-        len(extra),
-        len(entries),
-        sum(e.size or 0 for e in extra) / 2**20,
-        sum(e.size or 0 for e in entries) / 2**20,
-    )
-
-
 def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:
     """sha256 digests the requirements pin with ``--hash``, by project (other algorithms cannot
     be checked against what an index publishes, so they do not narrow the choice)."""
@@ -803,30 +616,3 @@ def _req_text(reqs: RequirementSet, name: str) -> str | None:
         if canonicalize_name(r.requirement.name) == name:
             return r.line()
     return None
-
-
-def _with_credentials(url: str, net: NetworkSettings) -> str:
-
-    parts = urlsplit(url)
-    for netloc, user, password in net.credentials:
-        if netloc == parts.netloc:
-            auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
-            return urlunsplit(
-                (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
-            )
-    return url
-
-
-def _looks_like_network_failure(message: str) -> bool:
-    lowered = message.lower()
-    return any(
-        s in lowered
-        for s in (
-            "connection",
-            "could not fetch",
-            "max retries",
-            "timed out",
-            "ssl",
-            "name resolution",
-        )
-    )

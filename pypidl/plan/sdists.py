@@ -9,8 +9,6 @@ the legacy setuptools backend with ``setuptools>=40.8.0``.  Results are cached b
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import os
@@ -20,7 +18,7 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
@@ -35,6 +33,7 @@ from pypidl._fs import atomic_write_text
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256
+from pypidl.plan.http_files import HEADERS, ResponseStream
 from pypidl.session import new_session
 from pypidl.sources import redact_url
 
@@ -71,7 +70,6 @@ MAX_PYPROJECT = 1024 * 1024
 MAX_SDIST = 1024 * 1024 * 1024
 
 
-_HEADERS = {"Accept-Encoding": "identity"}
 _CACHE_FORMAT = 1
 
 
@@ -345,9 +343,11 @@ class SdistReader:
 
     def _read_remote(self, rf: RemoteFile, url: str) -> bytes | None:
         timeout = (self.net.connect_timeout, self.net.read_timeout)
-        with self.session.get(url, headers=_HEADERS, timeout=timeout, stream=True) as resp:
+        with self.session.get(url, headers=HEADERS, timeout=timeout, stream=True) as resp:
             resp.raise_for_status()
-            stream = _ResponseStream(resp, self.max_size, url)
+            stream = ResponseStream(
+                resp, self.max_size, url, purpose="its build system", error=SdistReadError
+            )
             try:
                 if rf.filename.lower().endswith(".zip"):
                     # a zip's directory is at its end: spool it (zip sdists are rare and old)
@@ -378,39 +378,7 @@ class SdistReader:
         return data
 
 
-class _ResponseStream(io.RawIOBase):
-    """A non-seekable file over a streamed response body, counting what it received."""
-
-    def __init__(self, resp: requests.Response, limit: int, url: str):
-        super().__init__()
-        self._chunks: Iterator[bytes] = resp.iter_content(CHUNK_SIZE)
-        self._buffer = b""
-        self._limit = limit
-        self._url = url
-        self.received = 0
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            chunk = next(self._chunks, b"")
-            self.received += len(chunk)
-            self.sha256.update(chunk)
-            if self.received > self._limit:
-                raise SdistReadError(
-                    f"sdist larger than {self._limit} bytes; not reading it for its build system",
-                    context=redact_url(self._url),
-                )
-            self._buffer = chunk
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
-def _pyproject_member(fh: IO[bytes] | _ResponseStream, filename: str) -> tuple[bytes | None, bool]:
+def _pyproject_member(fh: IO[bytes] | ResponseStream, filename: str) -> tuple[bytes | None, bool]:
     """``(pyproject.toml bytes or None, whether the archive was read to its end)``.
 
     The member looked for is ``<base>/pyproject.toml``, the sdist's top level.

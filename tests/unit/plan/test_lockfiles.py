@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pypidl.errors import RemoteIndexError
+from pypidl.plan.file_choice import choose_files
 from pypidl.plan.lock_formats import is_lock_file, read_lock
 from pypidl.plan.lockfiles import LockError, locked_files
 from pypidl.plan.pages import ProjectPage, RemoteFile
-from pypidl.plan.planner import choose_files
 from pypidl.plan.targets import Target, parse_targets
 from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
 from tests.lib.server import IndexServer

@@ -9,8 +9,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, parse_sdist_filename, parse_wheel_filename
 
 from pypidl.config import NetworkSettings
+from pypidl.plan.file_choice import choose_files, newest_installable
 from pypidl.plan.pages import RemoteFile
-from pypidl.plan.planner import Planner, _newest_installable, choose_files
+from pypidl.plan.planner import Planner
 from pypidl.plan.targets import Target, parse_targets
 from pypidl.sources import Mirror
 
@@ -169,7 +170,7 @@ def release(version: str, *, yanked: bool = False, tag: str = "py3-none-any") ->
     ],
 )
 def test_newest_installable(files: list[RemoteFile], spec: str, expected: str | None) -> None:
-    assert _newest_installable(files, SpecifierSet(spec), LINUX311) == expected
+    assert newest_installable(files, SpecifierSet(spec), LINUX311) == expected
 
 
 def test_newest_installable_partly_yanked_release() -> None:
@@ -179,8 +180,8 @@ def test_newest_installable_partly_yanked_release() -> None:
         rf("demo-2.0-cp311-cp311-win_amd64.whl"),
         release("1.0"),
     ]
-    assert _newest_installable(files, SpecifierSet(""), LINUX311) == "1.0"
-    assert _newest_installable(files, SpecifierSet(""), WIN311) == "2.0"
+    assert newest_installable(files, SpecifierSet(""), LINUX311) == "1.0"
+    assert newest_installable(files, SpecifierSet(""), WIN311) == "2.0"
 
 
 # --------------------------------------------------------------------------- URLs

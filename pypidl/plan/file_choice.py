@@ -1,0 +1,104 @@
+"""Which files of a release the mirror keeps, and which release a target would pick.
+
+A wheel is kept when some target can install it (:meth:`~pypidl.plan.targets.Target.can_install`);
+the sdist when the policy says so or when some target has no wheel of the release and would build
+it.  Python 2-only files are never kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from pypidl.plan.targets import allows_any_python3, is_python3_wheel
+
+if TYPE_CHECKING:
+    from pypidl.plan.pages import RemoteFile
+    from pypidl.plan.targets import Target
+
+__all__ = [
+    "SDIST_POLICIES",
+    "choose_files",
+    "newest_installable",
+    "normalized_version",
+    "python3_file",
+    "same_version",
+]
+
+#: ``--sdist``: keep a release's sdist ``always``, ``never``, or (``auto``) when a target builds it.
+SDIST_POLICIES = ("auto", "always", "never")
+
+
+def normalized_version(version: str) -> str:
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
+
+
+def same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def python3_file(rf: RemoteFile) -> bool:
+    if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
+        return False
+    return allows_any_python3(rf.requires_python)
+
+
+def choose_files(
+    files: Sequence[RemoteFile], targets: Sequence[Target], *, sdist: str = "auto"
+) -> list[RemoteFile]:
+    """The files of one release that ``targets`` need.
+
+    A wheel is kept when one of the targets can install it.  The sdist is kept with policy
+    ``always``, or with ``auto`` when some target has no wheel in this release (it would build).
+    """
+    usable = [f for f in files if python3_file(f)]
+    wheels = [f for f in usable if f.kind == "wheel"]
+    sdists = [f for f in usable if f.kind == "sdist"]
+    chosen: list[RemoteFile] = []
+    uncovered = False
+    for target in targets:
+        fits = [w for w in wheels if target.can_install(w)]
+        if not fits:
+            uncovered = True
+        for w in fits:
+            if w not in chosen:
+                chosen.append(w)
+    if sdist == "always" or (sdist == "auto" and uncovered):
+        # one sdist is enough; prefer .tar.gz (the standard form) over a legacy .zip
+        for s in sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))[:1]:
+            if any(t.allows_python(s.requires_python) for t in targets) or not targets:
+                chosen.append(s)
+    return sorted(chosen, key=lambda f: f.filename)
+
+
+def newest_installable(
+    files: Sequence[RemoteFile], spec: SpecifierSet, target: Target
+) -> str | None:
+    by_version: dict[Version, list[RemoteFile]] = {}
+    for f in files:
+        try:
+            by_version.setdefault(Version(f.version), []).append(f)
+        except InvalidVersion:
+            continue
+    # PEP 592: a yanked file only for an exact pin ("==" without a wildcard, or "===")
+    pinned = any(
+        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in spec
+    )
+    installable = [
+        version
+        for version, release in by_version.items()
+        if choose_files([f for f in release if not f.yanked or pinned], [target], sdist="auto")
+    ]
+    # as pip does: pre-releases only when no final release this target can install matches.
+    # filter() applies that rule; contains() accepts pre-releases by default in recent packaging
+    matching = list(spec.filter(installable))
+    return str(max(matching)) if matching else None
