@@ -24,6 +24,7 @@ planning.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -344,22 +345,49 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def received_bytes() -> int | None:
+    """Bytes this machine received on its non-loopback interfaces so far (Linux), else None.
+
+    The live benchmark reads it before and after each tool: with nothing else using the network
+    at the time, the difference is what that tool pulled from the index.
+    """
+    base = Path("/sys/class/net")
+    if not base.is_dir():
+        return None
+    total = 0
+    for iface in base.iterdir():
+        if iface.name == "lo":
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            total += int((iface / "statistics" / "rx_bytes").read_text())
+    return total
+
+
+def _mib(before: int | None, after: int | None) -> str:
+    if before is None or after is None:
+        return "n/a"
+    return f"{(after - before) / 2**20:,.1f} MiB received"
+
+
 def live(reqs: Path, index_url: str | None, extra: list[str], *, no_uv: bool) -> int:
-    """Both tools on a real index: times and their ratio (the bytes are pypidl's own count)."""
+    """Both tools on a real index: times, their ratio, and what each pulled over the network."""
     work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
     try:
+        before = received_bytes()
         p_time, p_code, manifest = run_pypidl(index_url, reqs.resolve(), work, ["-v", *extra])
+        p_rx = _mib(before, received_bytes())
         entries = manifest.get("files", [])
         plan_bytes = sum(int(e.get("size") or 0) for e in entries)
         print(
             f"pypidl plan: {p_time:6.2f} s  exit {p_code}  {len(entries)} files, "
-            f"{plan_bytes / 2**20:,.1f} MiB planned"
+            f"{plan_bytes / 2**20:,.1f} MiB planned; {p_rx} while planning"
         )
         uv = None if no_uv else find_uv()
         if uv is None:
             return 0 if p_code == 0 else 1
+        before = received_bytes()
         u_time, u_code = run_uv(uv, index_url, reqs.resolve(), work)
-        print(f"uv universal: {u_time:6.2f} s  exit {u_code}")
+        print(f"uv universal: {u_time:6.2f} s  exit {u_code}; {_mib(before, received_bytes())}")
         print(f"ratio pypidl / uv: {p_time / u_time:.2f}")
         return 0 if p_code == 0 and u_code == 0 else 1
     finally:
