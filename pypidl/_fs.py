@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -33,6 +34,10 @@ TEMP_PREFIX = ".pypidl-"
 PUBLIC_FILE_MODE = 0o644
 
 
+#: path separators, NUL and the other control characters (one search instead of a loop per name)
+_SEPARATORS_OR_CONTROL = re.compile(r"[/\\\x00-\x1f]")
+
+
 def check_basename(name: str) -> str:
     """Return ``name`` if it is a plain file name that cannot leave its directory.
 
@@ -43,8 +48,7 @@ def check_basename(name: str) -> str:
         not name
         or name in {".", ".."}
         or name.startswith(".")
-        or any(sep in name for sep in ("/", "\\", "\x00"))
-        or any(ord(ch) < 32 for ch in name)
+        or _SEPARATORS_OR_CONTROL.search(name) is not None
         or (len(name) >= 2 and name[1] == ":")
         or name != name.strip()
         or len(name.encode("utf-8", "surrogateescape")) > 255

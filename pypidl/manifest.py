@@ -59,6 +59,10 @@ WHY = ("requirement", "dependency", "build")
 PACKAGES_DIR = "packages"
 
 
+#: white space (as str.isspace sees it) and control characters, not allowed in a URL
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file of one release, as the mirror should hold it."""
@@ -206,7 +210,7 @@ def url_problem(url: str) -> str | None:
     """
     if not url.startswith(_URL_SCHEMES):
         return "must be http(s) or file URLs"
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+    if _SPACE_OR_CONTROL.search(url):
         return "must not contain white space or control characters"
     try:
         parts = urlsplit(url)

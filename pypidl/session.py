@@ -103,8 +103,9 @@ def new_session(
     session.verify = net.verify
     if net.client_cert:
         session.cert = net.client_cert
-    if net.credentials:
-        session.auth = _HostAuth(net.credentials)
+    # always an auth object: it answers .netrc lookups once per host (requests would read the
+    # file again for every request of a session without one)
+    session.auth = _HostAuth(net.credentials)
     return session
 
 
@@ -165,6 +166,10 @@ class _Session(requests.Session):
     flag, the variable and pip's configuration (see ``cli._common.network_from_args``).
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
     def merge_environment_settings(
         self,
         url: str | bytes | None,
@@ -173,9 +178,21 @@ class _Session(requests.Session):
         verify: Any,
         cert: Any,
     ) -> Any:
+        # What the environment says (proxies, no_proxy, CA bundle variables) is read once per
+        # host: requests walks every environment variable on every request otherwise, which
+        # costs more CPU than a small file's whole download.
+        key = None
+        if not proxies and isinstance(url, str):
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc, stream, verify, cert)
+            cached = self._environment.get(key)
+            if cached is not None:
+                return dict(cached)
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify is None and self.verify is not True:
             settings["verify"] = self.verify
+        if key is not None:
+            self._environment[key] = dict(settings)
         return settings
 
 
@@ -187,13 +204,17 @@ class _HostAuth(requests.auth.AuthBase):
     """
 
     def __init__(self, credentials: Iterable[tuple[str, str, str]]):
-        self._by_netloc = {netloc: (user, password) for netloc, user, password in credentials}
+        self._by_netloc: dict[str, tuple[str, str] | None] = {
+            netloc: (user, password) for netloc, user, password in credentials
+        }
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         netloc = urlsplit(r.url or "").netloc
-        found = self._by_netloc.get(netloc)
-        if found is None and r.url:
-            found = requests.utils.get_netrc_auth(r.url)
+        if netloc in self._by_netloc:
+            found = self._by_netloc[netloc]
+        else:
+            found = requests.utils.get_netrc_auth(r.url) if r.url else None
+            self._by_netloc[netloc] = found  # .netrc is read once per host
         if found:
             authed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(*found)(r)
             return authed
