@@ -72,7 +72,8 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
                         stats.files,
                         format_bytes(stats.bytes),
                         stats.failures,
-                        "set aside" if stats.set_aside else "ok",
+                        ("set aside" if stats.set_aside else "ok")
+                        + (f", {stats.rescued} rescued" if stats.rescued else ""),
                     )
                     for name, stats in sorted(report.mirrors.items())
                 ],

@@ -23,6 +23,8 @@ from pypidl.cli._output import UI, format_bytes
 from pypidl.cli._summary import print_summary
 from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, dump, load
+from pypidl.sources import strip_credentials
+from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
     from pypidl.fetch.pool import RunReport
@@ -215,6 +217,14 @@ def _download_flags(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="N",
         help="worker processes (default: from the CPU count and the work)",
+    )
+    g.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help="wait this long for a project another live pypidl run is working on in the same "
+        f"mirror (default {DEFAULT_LOCK_TIMEOUT:g}); a lock whose holder died never blocks",
     )
     g.add_argument(
         "--build-index",
@@ -497,10 +507,27 @@ def _download_and_index(
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
 
-    _, net = network_from_args(args)
+    mirrors, net = network_from_args(args)
     # credentials of the named indexes travel with their files' hosts too
     net = net.with_credentials_from(list(project_indexes_from_args(args).raw_urls))
-    options = engine.EngineOptions(concurrency=args.concurrency, processes=args.processes, net=net)
+    if args.lock_timeout < 0:
+        raise BadInputError("--lock-timeout must not be negative")
+    # the indexes named on the command line, then the ones the plan was made from, can rescue a
+    # file whose listed URLs all failed (credentials come from the network settings, by host;
+    # a manifest's index URLs hold "****" at most)
+    named = bool(getattr(args, "index_url", None) or getattr(args, "cn", False))
+    indexes = [m.simple_url for m in mirrors] if named else []
+    for url in manifest.index_urls:
+        clean = strip_credentials(url)
+        if clean.startswith(("https://", "http://")) and clean not in indexes:
+            indexes.append(clean if clean.endswith("/") else clean + "/")
+    options = engine.EngineOptions(
+        concurrency=args.concurrency,
+        processes=args.processes,
+        net=net,
+        lock_timeout=args.lock_timeout,
+        indexes=tuple(indexes),
+    )
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
     index_failed = False

@@ -10,9 +10,15 @@ For every :class:`~pypidl.manifest.Entry` it:
    it is written, resuming an existing part with ``Range``/``If-Range`` after hashing what it
    already holds;
 3. retries with exponential back-off and jitter (honouring ``Retry-After``), rotates through
-   the entry's URLs best first, and sets aside a mirror that keeps failing;
-4. fsyncs, compares the sha256 and only then ``os.replace``-s the part to its final name and
-   appends the file to the catalog.  Nothing reaches a final name unverified.
+   the entry's URLs best first, and sets aside a mirror that keeps failing; when every listed URL
+   failed, looks the file up by name on the configured indexes' project pages
+   (:mod:`pypidl.fetch.rescue`) and tries what they list;
+4. compares the sha256 and only then ``os.replace``-s the part to its final name; the catalog
+   records it through the :class:`~pypidl.fetch.journal.Journal`, after the batch it belongs
+   to is durable.  Nothing reaches a final name unverified.
+
+Each project's run lock is taken once and held until its last file is done (see
+:meth:`Downloader.expect`); a lock another live run holds is waited for, up to ``lock_timeout``.
 
 Memory stays flat: one chunk (:data:`pypidl.hashing.CHUNK_SIZE`) per stream.
 """
@@ -24,16 +30,20 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import requests
 
+from pypidl._fs import check_basename, safe_join
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
-from pypidl.fetch.part import PartFile
+from pypidl.fetch.journal import Journal
+from pypidl.fetch.part import RESUME_NOTE_MIN, PartFile
+from pypidl.fetch.rescue import IndexLookup
+from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import (
     FINAL_STATUSES,
     MAX_PROGRESS_RETRIES,
@@ -70,33 +80,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DOWNLOADED = "downloaded"
-SKIPPED = "skipped"
-FAILED = "failed"
-#: stopped by Ctrl-C or SIGTERM; the partial download is kept and the next run resumes it
-INTERRUPTED = "interrupted"
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What happened to one entry.
-
-    :param status: ``"downloaded"``, ``"skipped"`` (already present and verified), ``"failed"``
-        or ``"interrupted"`` (stopped mid-transfer; the part is kept for the next run).
-    :param bytes: size of the file this run placed under its final name (0 when skipped or failed,
-        so the sum over a report is what the run fetched).
-    :param mirror: the mirror (``host:port``) it came from, when downloaded.
-    :param error: why it failed; credentials are never part of it.
-    :param attempts: HTTP attempts made for it.
-    """
-
-    entry: Entry
-    status: str
-    bytes: int = 0
-    mirror: str | None = None
-    error: str | None = None
-    attempts: int = 0
-
 
 class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
@@ -129,6 +112,8 @@ class Downloader:
         on_bytes: Callable[[int], None] | None = None,
         set_aside_after: int = SET_ASIDE_AFTER,
         pool_size: int = 10,
+        lock_timeout: float = 0.0,
+        indexes: Sequence[str] = (),
     ):
         self.root = Path(root).resolve()
         self.net = net
@@ -148,6 +133,16 @@ class Downloader:
         self._watchdog = StallWatchdog(net.stall_timeout, self._cancel_requested, self._stop.set)
         # held across threads and released when none needs it: keeps other runs off a project
         self._run_locks = ProjectLocks(self.root)
+        self._lock_timeout = lock_timeout
+        # verified files reach the catalog in durable batches, not one fsync pair per file
+        self._journal = Journal(self.catalog)
+        # the last resort for a file whose every URL failed: the indexes' project pages
+        self._lookup = IndexLookup(indexes, self._session, net) if indexes else None
+        # project -> its directory in the mirror, or why it cannot be used
+        self._dirs: dict[str, Path | str] = {}
+        # project -> files still to do (see expect): the project's lock is held until then
+        self._remaining: dict[str, int] = {}
+        self._holding: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -167,8 +162,16 @@ class Downloader:
 
     def close(self) -> None:
         self._watchdog.close()
+        self._journal.close()  # before the locks go: the records of what this run verified
         self._session.close()
         self._run_locks.close()
+
+    def expect(self, entries: Sequence[Entry]) -> None:
+        """Say which entries :meth:`fetch` will be given: each project's lock is then taken
+        once and kept until its last file is done, instead of once per file."""
+        with self._lock:
+            for entry in entries:
+                self._remaining[entry.project] = self._remaining.get(entry.project, 0) + 1
 
     def __enter__(self) -> Downloader:
         return self
@@ -186,7 +189,7 @@ class Downloader:
         with lock:
             records = self._records.get(project)
             if records is None:
-                records = self._records[project] = self.catalog.load(project)
+                records = self._records[project] = self.catalog.load(project, proofs_only=True)
             return records
 
     # ------------------------------------------------------------------ one entry
@@ -199,20 +202,11 @@ class Downloader:
         if self._cancel_requested():
             return None
         try:
-            resolved = entry.path_in(self.root)
+            final = self._final_path(entry)
         except UnsafeFilenameError as exc:
             return FileResult(entry, FAILED, error=exc.message)
-        final = self.root / PACKAGES_DIR / entry.project / entry.filename
-        if resolved != final:
-            # a symlink inside the mirror would make this file overwrite another one
-            return FileResult(
-                entry,
-                FAILED,
-                error=f"{entry.relpath} leads through a symlink; pypidl does not follow "
-                "symlinks inside a mirror",
-            )
         try:
-            locked = self._run_locks.acquire(entry.project)
+            locked = self._take_lock(entry.project)
         except OSError as exc:
             return FileResult(
                 entry, FAILED, error=f"cannot lock {entry.project}: {exc.strerror or exc}"
@@ -221,13 +215,64 @@ class Downloader:
             return FileResult(
                 entry,
                 FAILED,
-                error=f"another pypidl run is working on {entry.project} in this mirror; "
-                "run again when it has finished",
+                error=f"another pypidl run is working on {entry.project} in this mirror "
+                f"(waited {self._lock_timeout:g}s, --lock-timeout); run again when it has finished",
             )
         try:
             return self._fetch_locked(entry, final)
         finally:
             self._run_locks.release(entry.project)
+            self._done_with(entry.project)
+
+    def _final_path(self, entry: Entry) -> Path:
+        """The file's place in the mirror; its project directory is resolved once per project.
+
+        :raises UnsafeFilenameError: a name that leaves the mirror, or a symlink inside it.
+        """
+        found = self._dirs.get(entry.project)
+        if found is None:
+            try:
+                resolved = safe_join(self.root, PACKAGES_DIR, entry.project)
+                expected = self.root / PACKAGES_DIR / entry.project
+                found = (
+                    expected
+                    if resolved == expected
+                    else (
+                        f"{PACKAGES_DIR}/{entry.project} leads through a symlink; pypidl does not "
+                        "follow symlinks inside a mirror"
+                    )
+                )
+            except UnsafeFilenameError as exc:
+                found = exc.message
+            self._dirs[entry.project] = found
+        if isinstance(found, str):
+            raise UnsafeFilenameError(found)
+        return found / check_basename(entry.filename)
+
+    def _take_lock(self, project: str) -> bool:
+        with self._lock:
+            first = self._remaining.get(project, 0) > 0 and project not in self._holding
+        locked = self._run_locks.acquire(
+            project, timeout=self._lock_timeout, on_wait=partial(_say_waiting, project)
+        )
+        if locked and first:
+            with self._lock:
+                if project not in self._holding:
+                    self._holding.add(project)
+                    return self._run_locks.acquire(project)  # the hold until the last file
+        return locked
+
+    def _done_with(self, project: str) -> None:
+        with self._lock:
+            left = self._remaining.get(project)
+            if left is None:
+                return
+            self._remaining[project] = left = left - 1
+            release = left <= 0 and project in self._holding
+            if release:
+                self._holding.discard(project)
+        if release:
+            self._run_locks.release(project)
 
     def _fetch_locked(self, entry: Entry, final: Path) -> FileResult:
         try:
@@ -260,9 +305,17 @@ class Downloader:
     def _check_present(self, entry: Entry, final: Path) -> FileResult | None:
         """A result when the final file is already right; removes it when it is wrong."""
         try:
-            st = os.stat(final)
+            st = os.lstat(final)
         except FileNotFoundError:
             return None
+        if stat.S_ISLNK(st.st_mode):
+            # a symlink inside the mirror would make this file overwrite another one
+            return FileResult(
+                entry,
+                FAILED,
+                error=f"{entry.relpath} leads through a symlink; pypidl does not follow "
+                "symlinks inside a mirror",
+            )
         if not stat.S_ISREG(st.st_mode):
             return FileResult(
                 entry, FAILED, error=f"{entry.relpath} exists and is not a regular file"
@@ -274,7 +327,7 @@ class Downloader:
         if entry.size is None or st.st_size == entry.size:
             digest = file_sha256(final)
             if digest == entry.sha256:
-                records[entry.filename] = self.catalog.add(entry, final)
+                records[entry.filename] = self._journal.add(entry, final, st)
                 log.debug("verified existing %s by rehashing it", entry.filename)
                 return FileResult(entry, SKIPPED)
             why = f"sha256 {digest} instead of {entry.sha256}"
@@ -294,11 +347,41 @@ class Downloader:
             if part.hasher.hexdigest() == entry.sha256:
                 return self._publish(entry, final, part, mirror=part.validator_mirror, attempts=0)
             part.discard()
-
         urls = list(dict.fromkeys(entry.urls))
-        dead: set[str] = set()
         reasons: dict[str, str] = {}
-        attempts = rounds = free_rounds = 0
+        tried = _Tries()
+        result = self._rounds(entry, final, part, urls, reasons, tried, rescue=False)
+        if result is None and self._lookup is not None and not self._cancel_requested():
+            # every listed URL failed: the indexes may list the file elsewhere (another layout)
+            extra = [
+                u
+                for u in self._lookup.urls_for(entry.project, entry.filename, entry.sha256)
+                if u not in urls
+            ]
+            if extra:
+                log.debug(
+                    "%s: trying %d URL(s) from the indexes' pages", entry.filename, len(extra)
+                )
+                result = self._rounds(entry, final, part, extra, reasons, tried, rescue=True)
+        if result is not None:
+            return result
+        part.cleanup_if_empty()
+        return FileResult(entry, FAILED, error=_all_failed(reasons), attempts=tried.attempts)
+
+    def _rounds(
+        self,
+        entry: Entry,
+        final: Path,
+        part: PartFile,
+        urls: list[str],
+        reasons: dict[str, str],
+        tried: _Tries,
+        *,
+        rescue: bool,
+    ) -> FileResult | None:
+        """Rounds of attempts over ``urls`` with back-off; the result, or None when all failed."""
+        dead: set[str] = set()
+        rounds = free_rounds = 0
         while True:
             live = [u for u in urls if u not in dead]
             healthy = [u for u in live if self._board.usable(mirror_key(u))]
@@ -312,7 +395,7 @@ class Downloader:
                 if self._cancel_requested():
                     raise Cancelled
                 key = mirror_key(url)
-                attempts += 1
+                tried.attempts += 1
                 try:
                     self._attempt(entry, url, key, part)
                 except UrlRefused as exc:
@@ -329,34 +412,41 @@ class Downloader:
                     log.debug(
                         "%s: attempt %d from %s failed: %s",
                         entry.filename,
-                        attempts,
+                        tried.attempts,
                         redact_url(url),
                         exc.reason,
                     )
                 else:
-                    self._board.success(key)
-                    return self._publish(entry, final, part, mirror=key, attempts=attempts)
+                    self._board.success(key, rescued=rescue)
+                    if rescue:
+                        log.info(
+                            "Rescued %s from %s (found on its project page)", entry.filename, key
+                        )
+                    return self._publish(entry, final, part, mirror=key, attempts=tried.attempts)
             if progressed and free_rounds < MAX_PROGRESS_RETRIES:
                 free_rounds += 1
             else:
                 rounds += 1
             if rounds >= max(1, self.net.retries) or all(u in dead for u in urls):
-                break
+                return None
             delay = backoff_delay(rounds, self.net.backoff, retry_after=wait_at_least)
             if progressed and wait_at_least is None:
                 delay = min(delay, self.net.backoff)  # the server was working: resume promptly
             if self._stop.wait(delay) or self._cancel_requested():
                 raise Cancelled
-        part.cleanup_if_empty()
-        return FileResult(entry, FAILED, error=_all_failed(reasons), attempts=attempts)
 
     def _publish(
         self, entry: Entry, final: Path, part: PartFile, *, mirror: str | None, attempts: int
     ) -> FileResult:
         size = part.offset
+        # a large file is flushed by its own thread (its writeback is long); small ones are made
+        # durable together, before the catalog records them (see pypidl.fetch.journal)
+        synced = size >= RESUME_NOTE_MIN
+        if synced:
+            part.sync()
         part.finish(final)
         records = self._project_records(entry.project)
-        records[entry.filename] = self.catalog.add(entry, final)
+        records[entry.filename] = self._journal.add(entry, final, os.stat(final), synced=synced)
         return FileResult(entry, DOWNLOADED, bytes=size, mirror=mirror, attempts=attempts)
 
     def _attempt(self, entry: Entry, url: str, key: str, part: PartFile) -> None:
@@ -486,7 +576,6 @@ class Downloader:
             self._board.received(key, received)
         if self._cancel_requested():
             raise Cancelled
-        part.sync()
         if watch.stalled or (expected is not None and part.offset < expected):
             why = "stalled" if watch.stalled else "truncated"
             raise AttemptFailed(
@@ -496,6 +585,25 @@ class Downloader:
         if digest != entry.sha256:
             part.discard()
             raise AttemptFailed(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
+
+
+class _Tries:
+    """Attempts made for one file, across the listed URLs and a rescue."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+
+def _say_waiting(project: str, holder: str | None, timeout: float) -> None:
+    who = f" (pid {holder})" if holder else ""
+    log.warning(
+        "Waiting for another pypidl run%s working on %s in this mirror (up to %gs, --lock-timeout)",
+        who,
+        project,
+        timeout,
+    )
 
 
 def _content_range_start(value: str | None) -> int | None:

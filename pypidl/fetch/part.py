@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import requests
 
-from pypidl._fs import NOFOLLOW, TEMP_PREFIX, atomic_write_text
+from pypidl._fs import NOFOLLOW, TEMP_PREFIX
 from pypidl.hashing import CHUNK_SIZE, new_hasher
 from pypidl.manifest import Entry
 
 if TYPE_CHECKING:
     import hashlib
 
-__all__ = ["PART_SUFFIX", "PartFile", "part_path"]
+__all__ = ["PART_SUFFIX", "RESUME_NOTE_MIN", "PartFile", "part_path"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ PART_SUFFIX = ".part"
 
 
 _META_SUFFIX = ".part.json"
+
+#: Files smaller than this get no resume note (``If-Range`` validator): fetched again whole.
+RESUME_NOTE_MIN = 1024 * 1024
 
 
 def part_path(final: Path) -> Path:
@@ -54,14 +57,17 @@ class PartFile:
         self.validator: str | None = None
         self.validator_mirror: str | None = None
         self._fh: BinaryIO | None = None
+        self._meta_written = False
 
     def load(self) -> None:
         """Take over a part left by an earlier run: hash it (validating what it holds)."""
         try:
             st = os.lstat(self.path)  # a symlink planted here is discarded, never followed
         except FileNotFoundError:
-            self._drop_meta()
+            # no part: a resume note left without one is stale, but harmless (a new note
+            # replaces it, and the sha256 decides); not worth a system call per file
             return
+        self._meta_written = True  # whatever is there goes with the part
         meta = self._read_meta()
         if meta.get("sha256") not in (None, self.entry.sha256) or not stat.S_ISREG(st.st_mode):
             log.debug("discarding %s: it belongs to another version of the file", self.path.name)
@@ -98,15 +104,33 @@ class PartFile:
         if validator == self.validator and mirror == self.validator_mirror:
             return
         self.validator, self.validator_mirror = validator, mirror
+        if self.entry.size is not None and self.entry.size < RESUME_NOTE_MIN:
+            # a small file is fetched again whole rather than resumed: no note, no file written
+            return
         data = {"sha256": self.entry.sha256, "validator": validator, "mirror": mirror}
-        atomic_write_text(self.meta_path, json.dumps(data, sort_keys=True) + "\n")
+        # not fsynced: a note lost by a crash costs If-Range, and the sha256 still decides
+        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:  # the project's first file
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o644)
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, sort_keys=True) + "\n")
+        os.replace(tmp, self.meta_path)
+        self._meta_written = True
 
     def write(self, chunk: bytes) -> None:
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | getattr(os, "O_BINARY", 0)
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except FileNotFoundError:  # the project's first file
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, flags, 0o644)
             # kept open across chunks and attempts
-            self._fh = os.fdopen(os.open(self.path, flags, 0o644), "ab")
+            self._fh = os.fdopen(fd, "ab")
         self._fh.write(chunk)
         self.hasher.update(chunk)
         self.offset += len(chunk)
@@ -117,9 +141,10 @@ class PartFile:
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Close the part (not fsynced: a resumed part is rehashed before it is trusted)."""
         if self._fh is not None:
             with contextlib.suppress(OSError):
-                self.sync()
+                self._fh.flush()
             self._fh.close()
             self._fh = None
 
@@ -145,8 +170,10 @@ class PartFile:
         self.validator = self.validator_mirror = None
 
     def _drop_meta(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.meta_path)
+        if self._meta_written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.meta_path)
+            self._meta_written = False
 
     def finish(self, final: Path) -> None:
         """Publish the verified part under its final name.

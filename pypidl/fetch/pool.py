@@ -2,18 +2,22 @@
 
 Shape:
 
-* entries are split into whole projects balanced by bytes (:func:`pypidl.manifest.partition`),
+* files the catalog already proves (a ``stat`` matches its record) are reported as skipped by the
+  parent, with no process started: a re-run over a complete mirror is a few ``stat`` calls;
+* the rest is split into whole projects balanced by bytes (:func:`pypidl.manifest.partition`),
   one group per worker process, so only one process ever writes a project's catalog file;
-* processes are started with ``spawn`` on every OS; each runs a ``ThreadPoolExecutor`` whose
-  threads share one :class:`pypidl.fetch.downloader.Downloader`; ``concurrency`` is the total number
-  of streams across all processes;
-* workers never print: they send byte counts (batched), file results, log records and a final
-  "done" message with their mirror statistics through one queue, which the parent drains and
-  turns into :class:`Events` calls;
+* workers are ``spawn``-ed processes (every OS), each with ``concurrency / workers`` threads
+  sharing one :class:`pypidl.fetch.downloader.Downloader`;
+* workers never print: every ``progress_interval`` they send one batch (byte count, file results
+  as indexes into their group, log lines) through their own pipe, and end with a "done" message
+  carrying their mirror statistics; the parent turns these into :class:`Events` calls;
+* a worker never outlives its run (:mod:`pypidl.fetch.lifeline`): when its parent dies (even by
+  SIGKILL), its pipe breaks, or it gets a SIGTERM, it stops its transfers (parts are kept),
+  records what it verified, and exits, which releases its project locks;
 * Ctrl-C (and SIGTERM, which the CLI turns into ``KeyboardInterrupt``) in the parent sets a
   shared cancel event: threads stop between chunks, parts stay for resume, and :func:`run`
-  returns a report with ``interrupted=True``.  Workers ignore SIGINT; a SIGTERM sent to a
-  worker directly cancels the run too.
+  returns a report with ``interrupted=True``.  Workers ignore SIGINT; a worker stopped by its own
+  SIGTERM reports its files as interrupted and the run as interrupted.
 """
 
 from __future__ import annotations
@@ -22,35 +26,29 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue as queue_module
 import signal
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import requests
-
+from pypidl._fs import check_basename, safe_join
 from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
-from pypidl.fetch.downloader import (
-    DOWNLOADED,
-    FAILED,
-    INTERRUPTED,
-    SKIPPED,
-    Downloader,
-    FileResult,
-)
+from pypidl.fetch.lifeline import Lifeline
+from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import MirrorStats, mirror_key
-from pypidl.manifest import Entry, partition
-from pypidl.session import describe_error, new_session
+from pypidl.manifest import PACKAGES_DIR, Entry, partition
 from pypidl.store.catalog import Catalog, Record
+from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "EngineOptions",
     "Events",
     "FileResult",
@@ -64,6 +62,7 @@ log = logging.getLogger(__name__)
 
 #: How long the parent waits for workers to wind down after an interrupt before killing them.
 SHUTDOWN_GRACE = 15.0
+
 #: Most worker processes the engine starts on its own (more rarely helps: the network is slower).
 MAX_DEFAULT_PROCESSES = 8
 #: Work worth one more process: this many files, or this many bytes.
@@ -78,13 +77,20 @@ class EngineOptions:
     :param concurrency: total number of simultaneous downloads across all processes.
     :param processes: worker processes; ``None`` picks :func:`default_processes`.
     :param net: network settings (travel to the workers, so they pickle).
-    :param progress_interval: seconds between byte-count messages from each worker.
+    :param progress_interval: seconds between the messages of each worker (byte counts, file
+        results and log lines travel in batches).
+    :param lock_timeout: seconds to wait for a project another live pypidl run is working on in
+        the same mirror, before its files fail (a lock whose holder died never blocks).
+    :param indexes: simple index URLs (no credentials), best first: when every URL of a file has
+        failed, its name is looked up on these indexes' project pages.
     """
 
     concurrency: int = 256
     processes: int | None = None
     net: NetworkSettings = field(default_factory=NetworkSettings)
-    progress_interval: float = 0.2
+    progress_interval: float = 0.1
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    indexes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -171,125 +177,198 @@ def default_processes(entries: Sequence[Entry], concurrency: int) -> int:
 
 # --------------------------------------------------------------------------- worker side
 
-_worker: _WorkerState | None = None
+
+@dataclass(frozen=True)
+class _WorkerConfig:
+    """What every worker is told when it starts (pickled across ``spawn``)."""
+
+    root: str
+    net: NetworkSettings
+    threads: int
+    interval: float
+    lock_timeout: float
+    indexes: tuple[str, ...]
+    parent_pid: int
 
 
-class _WorkerState:
-    """What a worker process keeps between the initializer and its tasks."""
+class _Outbox:
+    """A worker's messages to the parent, batched: byte counts, file results, log lines.
 
-    def __init__(
-        self, out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float
-    ):
-        self.out = out
-        self.cancel = cancel
-        self.root = root
-        self.net = net
-        self.threads = threads
-        self.interval = interval
-        self.terminated = False
-        self._bytes = 0
+    One ``send`` per ``interval`` instead of one per file and per chunk: pickling and the
+    parent's wake-ups cost more than a small file's download.  A pipe the parent no longer reads
+    (it died) makes ``send`` fail: that too ends the worker.
+    """
+
+    def __init__(self, conn: Any, interval: float, on_broken: Callable[[str], None]):
+        self._conn = conn
+        self._interval = interval
+        self._on_broken = on_broken
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._bytes = 0
+        self._results: list[tuple[Any, ...]] = []
+        self._logs: list[tuple[int, str]] = []
+        self.broken = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pypidl-outbox", daemon=True)
+        self._thread.start()
 
     def add_bytes(self, n: int) -> None:
         with self._lock:
             self._bytes += n
 
-    def flush_bytes(self) -> None:
+    def result(self, index: int, r: FileResult) -> None:
         with self._lock:
-            n, self._bytes = self._bytes, 0
-        if n:
-            self.out.put(("bytes", n))
+            self._results.append((index, r.status, r.bytes, r.mirror, r.error, r.attempts))
+
+    def log(self, level: int, message: str) -> None:
+        with self._lock:
+            self._logs.append((level, message))
+
+    def flush(self) -> None:
+        with self._lock:
+            n, results, logs = self._bytes, self._results, self._logs
+            self._bytes, self._results, self._logs = 0, [], []
+        if n or results or logs:
+            self.send(("batch", n, results, logs))
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if self.broken:
+            return
+        try:
+            with self._send_lock:
+                self._conn.send(message)
+        except (OSError, EOFError, ValueError):
+            self.broken = True
+            self._on_broken("the run that started this worker is gone (its pipe broke)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
 
 
 class _Cancel:
-    """The shared cancel event, or a SIGTERM this worker received itself."""
+    """The shared cancel event, or this worker's own reason to stop (SIGTERM, parent gone)."""
 
-    def __init__(self, state: _WorkerState):
-        self._state = state
+    def __init__(self, shared: Any):
+        self._shared = shared
+        self.reason: str | None = None
 
     def is_set(self) -> bool:
-        return self._state.terminated or bool(self._state.cancel.is_set())
+        return self.reason is not None or bool(self._shared.is_set())
 
 
-class _QueueLogHandler(logging.Handler):
+class _OutboxLogHandler(logging.Handler):
     """Forwards a worker's ``pypidl`` log records to the parent as ``(level, message)``."""
 
-    def __init__(self, out: Any):
+    def __init__(self, outbox: _Outbox):
         super().__init__(logging.DEBUG)
-        self._out = out
+        self._outbox = outbox
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._out.put(("log", record.levelno, record.getMessage()))
+            self._outbox.log(record.levelno, record.getMessage())
         except Exception:  # logging must never break a download
             self.handleError(record)
 
 
-def _init_worker(
-    out: Any, cancel: Any, root: str, net: NetworkSettings, threads: int, interval: float
+def _worker_main(
+    group: int, entries: list[Entry], conn: Any, shared_cancel: Any, cfg: _WorkerConfig
 ) -> None:
-    global _worker
-    # The parent coordinates Ctrl-C; a worker dying of it would break the pool mid-write.
+    """One worker process: download ``entries`` (whole projects) with a pool of threads.
+
+    Always ends with a ``done`` message (unless the parent is gone) carrying the mirror
+    statistics and whether this worker was stopped on its own (SIGTERM, dead parent).
+    """
+    # The parent coordinates Ctrl-C; a worker dying of it would break the run mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker = state = _WorkerState(out, cancel, root, net, threads, interval)
-    if hasattr(signal, "SIGTERM"):
+    from pypidl.fetch.downloader import Downloader  # the HTTP stack: workers only
 
-        def on_term(signum: int, frame: object) -> None:
-            state.terminated = True  # a plain flag: safe in a signal handler; threads poll it
+    cancel = _Cancel(shared_cancel)
+    downloader: list[Downloader] = []
 
-        signal.signal(signal.SIGTERM, on_term)
+    def stop(reason: str) -> None:
+        if cancel.reason is None:
+            cancel.reason = reason
+        for dl in downloader:
+            dl.cancel()
+
+    outbox = _Outbox(conn, cfg.interval, stop)
+    lifeline = Lifeline(cfg.parent_pid, stop).start()
     logger = logging.getLogger("pypidl")
-    logger.handlers[:] = [_QueueLogHandler(out)]
+    logger.handlers[:] = [_OutboxLogHandler(outbox)]
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-
-
-def _work(group: int, entries: list[Entry]) -> None:
-    """Download one group of whole projects in this worker; always ends with a "done" message."""
-    state = _worker
-    if state is None:  # pragma: no cover - the initializer always runs first
-        raise RuntimeError("worker not initialised")
     stats: dict[str, MirrorStats] = {}
-    stop_flusher = threading.Event()
-
-    def flusher() -> None:
-        while not stop_flusher.wait(state.interval):
-            state.flush_bytes()
-
-    flush_thread = threading.Thread(target=flusher, name="pypidl-progress", daemon=True)
-    flush_thread.start()
     try:
         with Downloader(
-            state.root,
-            state.net,
-            cancel=_Cancel(state),
-            on_bytes=state.add_bytes,
-            pool_size=state.threads,
+            cfg.root,
+            cfg.net,
+            cancel=cancel,
+            on_bytes=outbox.add_bytes,
+            pool_size=cfg.threads,
+            lock_timeout=cfg.lock_timeout,
+            indexes=cfg.indexes,
         ) as dl:
+            downloader.append(dl)
+            dl.expect(entries)
+            if cancel.is_set():
+                dl.cancel()
 
-            def one(entry: Entry) -> None:
+            def one(index: int) -> None:
+                entry = entries[index]
                 try:
                     result = dl.fetch(entry)
                 except Exception as exc:  # one file's bug must not lose the others
-                    logging.getLogger(__name__).exception("unexpected error on %s", entry.filename)
+                    log.exception("unexpected error on %s", entry.filename)
                     result = FileResult(
                         entry, FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
                     )
                 if result is not None:
-                    state.flush_bytes()  # bytes before the file, so the bar never lags the count
-                    state.out.put(("file", result))
+                    outbox.result(index, result)
 
             # Largest first: the long transfers start early and do not make the tail.
-            ordered = sorted(entries, key=lambda e: -(e.size or 0))
-            with ThreadPoolExecutor(max(1, min(state.threads, len(ordered))), "pypidl-dl") as pool:
-                for future in [pool.submit(one, e) for e in ordered]:
-                    future.result()
+            order = sorted(range(len(entries)), key=lambda i: -(entries[i].size or 0))
+            _run_threads(one, order, cfg.threads)
             stats = dl.mirror_stats()
     finally:
-        stop_flusher.set()
-        flush_thread.join()
-        state.flush_bytes()
-        state.out.put(("done", group, stats))
+        outbox.close()
+        outbox.send(("done", group, stats, cancel.reason))
+        lifeline.finished()
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _run_threads(work: Callable[[int], None], order: list[int], threads: int) -> None:
+    """Run ``work`` on every index of ``order`` with up to ``threads`` threads pulling the next one.
+
+    No future per file: with 10,000 small files a ThreadPoolExecutor's futures (each with its
+    own condition variable) cost megabytes and more CPU than the bookkeeping is worth.
+    """
+    pending = iter(order)
+    lock = threading.Lock()
+
+    def pull() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            work(index)
+
+    workers = [
+        threading.Thread(target=pull, name=f"pypidl-dl-{n}", daemon=True)
+        for n in range(max(1, min(threads, len(order))))
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
 
 
 # --------------------------------------------------------------------------- parent side
@@ -312,26 +391,41 @@ class _LogEvents:
 
 
 def _precheck(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[FileResult]]:
-    """Refuse unsafe names before any process starts; drop exact duplicates."""
+    """Refuse unsafe names before any process starts; drop exact duplicates.
+
+    Each project's directory is resolved once (a symlink leading out of the mirror is refused
+    there); file names are checked as plain names, without a system call each.
+    """
     work: list[Entry] = []
     refused: list[FileResult] = []
     seen: set[tuple[str, str]] = set()
+    projects: dict[str, str | None] = {}
     for entry in entries:
         key = (entry.project, entry.filename)
         if key in seen:
             continue
         seen.add(key)
-        try:
-            entry.path_in(root)
-        except UnsafeFilenameError as exc:
-            refused.append(FileResult(entry, FAILED, error=exc.message))
+        if entry.project not in projects:
+            try:
+                safe_join(root, PACKAGES_DIR, entry.project)
+                projects[entry.project] = None
+            except UnsafeFilenameError as exc:
+                projects[entry.project] = exc.message
+        problem = projects[entry.project]
+        if problem is None:
+            try:
+                check_basename(entry.filename)
+            except UnsafeFilenameError as exc:
+                problem = exc.message
+        if problem is not None:
+            refused.append(FileResult(entry, FAILED, error=problem))
             continue
         work.append(entry)
     return work, refused
 
 
 def order_by_reachability(
-    entries: Sequence[Entry], root: Path, net: NetworkSettings
+    entries: Sequence[Entry], root: Path, net: NetworkSettings, *, checked: bool = False
 ) -> tuple[list[Entry], dict[str, str]]:
     """Put the URLs of mirrors that cannot be reached at the end of every entry's list.
 
@@ -342,14 +436,19 @@ def order_by_reachability(
     file is already verified (a re-run over a complete mirror makes no request) or when there is
     only one mirror.
 
+    :param checked: ``entries`` hold only files the catalog does not prove (no need to look).
     :returns: the entries, reordered, and why each unreachable mirror (by ``host:port``) failed.
     """
     sample: dict[str, str] = {}
-    for entry in _needing_fetch(entries, root):
+    for entry in entries if checked else _split_verified(entries, root)[0]:
         for url in entry.urls:
             sample.setdefault(mirror_key(url), url)
     if len(sample) < 2:
         return list(entries), {}
+    import requests
+
+    from pypidl.session import describe_error, new_session
+
     session = new_session(net, pool_size=len(sample), retry_statuses=False)
 
     def probe(url: str) -> str | None:
@@ -380,17 +479,33 @@ def order_by_reachability(
     return reordered, dead
 
 
-def _needing_fetch(entries: Sequence[Entry], root: Path) -> list[Entry]:
-    """The entries the mirror does not already hold verified (stat calls only, no hashing)."""
+def _split_verified(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[Entry]]:
+    """``(to fetch, already verified)``: the catalog's records and ``stat`` calls, no hashing."""
     catalog = Catalog(root)
     records: dict[str, dict[str, Record]] = {}
-    needed = []
+    needed: list[Entry] = []
+    verified: list[Entry] = []
+    packages = os.path.join(root, PACKAGES_DIR)
     for entry in entries:
-        if entry.project not in records:
-            records[entry.project] = catalog.load(entry.project)
-        if not catalog.current(entry, records[entry.project]):
-            needed.append(entry)
-    return needed
+        found = records.get(entry.project)
+        if found is None:
+            try:
+                found = records[entry.project] = catalog.load(entry.project, proofs_only=True)
+            except (OSError, UnsafeFilenameError):
+                found = records[entry.project] = {}
+        record = found.get(entry.filename)
+        if record is not None:
+            try:
+                # lstat: a symlink planted under a final name is never trusted
+                st = os.lstat(os.path.join(packages, entry.project, entry.filename))
+            except OSError:
+                pass
+            else:
+                if record.proves(entry, st):
+                    verified.append(entry)
+                    continue
+        needed.append(entry)
+    return needed, verified
 
 
 def run(
@@ -405,6 +520,8 @@ def run(
     Never raises for a file that cannot be fetched: it is a failed :class:`FileResult`.
     A ``KeyboardInterrupt`` in the caller's thread stops the run; the report says
     ``interrupted=True`` and in-flight downloads stay as ``.part`` files for the next run.
+    Files the catalog already proves (a ``stat`` matches its record) are reported as skipped
+    here, without starting a worker: a re-run over a complete mirror starts no process.
 
     :raises BadInputError: for impossible options (no streams, no processes).
     """
@@ -421,9 +538,14 @@ def run(
     for result in refused:
         report.results.append(result)
         ev.on_file(result)
+    work, verified = _split_verified(work, root_path)
+    for entry in verified:
+        result = FileResult(entry, SKIPPED)
+        report.results.append(result)
+        ev.on_file(result)
     if not work:
         return report
-    work, unreachable = order_by_reachability(work, root_path, options.net)
+    work, unreachable = order_by_reachability(work, root_path, options.net, checked=True)
     for key, reason in sorted(unreachable.items()):
         report.mirrors[key] = MirrorStats(failures=1, set_aside=True)
         ev.on_log(logging.WARNING, f"Mirror {key} is unreachable ({reason}); set aside: tried last")
@@ -434,36 +556,46 @@ def run(
     log.debug(
         "downloading %d file(s) with %d process(es) x %d thread(s)", len(work), len(groups), threads
     )
-
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
     cancel = ctx.Event()
-    pool = ProcessPoolExecutor(
-        max_workers=len(groups),
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(out, cancel, str(root_path), options.net, threads, options.progress_interval),
+    config = _WorkerConfig(
+        root=str(root_path),
+        net=options.net,
+        threads=threads,
+        interval=options.progress_interval,
+        lock_timeout=options.lock_timeout,
+        indexes=tuple(options.indexes),
+        parent_pid=os.getpid(),
     )
-    futures: dict[int, Future[None]] = {}
+    workers: dict[Any, tuple[int, Any]] = {}  # the parent's end of each worker's pipe
     pending = set(range(len(groups)))
     reported: set[tuple[str, str]] = set()
     dead: set[int] = set()
     try:
         try:
             for i, group in enumerate(groups):
-                futures[i] = pool.submit(_work, i, group)
-            _drain(out, futures, pending, report, reported, dead, ev, deadline=None)
+                reader, writer = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(i, group, writer, cancel, config),
+                    name=f"pypidl-worker-{i}",
+                    daemon=True,
+                )
+                proc.start()
+                writer.close()  # the worker holds the only writing end: EOF means it is gone
+                workers[reader] = (i, proc)
+            _drain(workers, groups, pending, report, reported, dead, ev, deadline=None)
         except KeyboardInterrupt:
             report.interrupted = True
             cancel.set()
             log.debug("interrupted: waiting for workers to keep their partial downloads")
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
                 grace = time.monotonic() + SHUTDOWN_GRACE
-                _drain(out, futures, pending, report, reported, dead, ev, deadline=grace)
+                _drain(workers, groups, pending, report, reported, dead, ev, deadline=grace)
     finally:
-        _shutdown(pool, clean=not pending)
-        out.close()
-        out.join_thread()
+        _shutdown([proc for _, proc in workers.values()])
+        for reader in workers:
+            reader.close()
     # Whatever a dead worker never reported has failed (unless the run was interrupted).
     if not report.interrupted:
         for i in sorted(dead | pending):
@@ -476,8 +608,8 @@ def run(
 
 
 def _drain(
-    out: Any,
-    futures: dict[int, Future[None]],
+    workers: dict[Any, tuple[int, Any]],
+    groups: list[list[Entry]],
     pending: set[int],
     report: RunReport,
     reported: set[tuple[str, str]],
@@ -487,48 +619,59 @@ def _drain(
     deadline: float | None,
 ) -> None:
     """Turn worker messages into events until every group is done (or ``deadline`` passes)."""
-    while pending:
+    open_readers = [r for r, (i, _) in workers.items() if i in pending]
+    while pending and open_readers:
         if deadline is not None and time.monotonic() > deadline:
             return
-        try:
-            msg = out.get(timeout=0.1)
-        except queue_module.Empty:
-            for i in list(pending):
-                future = futures[i]
-                if future.done() and future.exception() is not None:
-                    # The worker died (killed, out of memory) without its "done" message.
-                    log.error("a worker process failed: %s", future.exception())
+        for ready in multiprocessing.connection.wait(open_readers, timeout=0.2):
+            reader: Any = ready
+            i, proc = workers[reader]
+            try:
+                msg: Any = reader.recv()
+            except (EOFError, OSError):
+                open_readers.remove(reader)
+                if i in pending:  # gone without its "done" message (killed, out of memory)
+                    proc.join(1)
+                    log.error(
+                        "worker process %d ended without finishing (exit %s)", i, proc.exitcode
+                    )
                     pending.discard(i)
                     dead.add(i)
-            continue
-        kind = msg[0]
-        if kind == "bytes":
-            ev.on_bytes(msg[1])
-        elif kind == "file":
-            result: FileResult = msg[1]
-            reported.add((result.entry.project, result.entry.filename))
-            report.results.append(result)
-            ev.on_file(result)
-        elif kind == "log":
-            ev.on_log(msg[1], msg[2])
-        elif kind == "done":
-            pending.discard(msg[1])
-            for key, stats in msg[2].items():
-                report.mirrors[key] = (
-                    report.mirrors[key] + stats if key in report.mirrors else stats
-                )
+                continue
+            if msg[0] == "batch":
+                _, nbytes, results, logs = msg
+                for level, message in logs:
+                    ev.on_log(level, message)
+                if nbytes:
+                    ev.on_bytes(nbytes)
+                for index, status, size, mirror, error, attempts in results:
+                    entry = groups[i][index]
+                    result = FileResult(entry, status, size, mirror, error, attempts)
+                    reported.add((entry.project, entry.filename))
+                    report.results.append(result)
+                    ev.on_file(result)
+            elif msg[0] == "done":
+                _, group, stats, stopped = msg
+                pending.discard(group)
+                for key, s in stats.items():
+                    report.mirrors[key] = report.mirrors[key] + s if key in report.mirrors else s
+                if stopped is not None:
+                    # a worker stopped on its own (SIGTERM): its files were interrupted, not failed
+                    report.interrupted = True
+                    ev.on_log(logging.WARNING, f"A worker stopped: {stopped}")
 
 
-def _shutdown(pool: ProcessPoolExecutor, *, clean: bool) -> None:
-    if clean:
-        pool.shutdown(wait=True)
-        return
-    # Workers that did not finish in the grace period hold nothing that matters: parts are
-    # resumable and final names only ever hold verified files.  End them.
-    processes = list(getattr(pool, "_processes", {}).values())  # no public way to terminate
-    pool.shutdown(wait=False, cancel_futures=True)
+def _shutdown(processes: list[Any]) -> None:
+    """Wait for the workers to exit; end the ones that do not (parts are resumable and final
+    names only ever hold verified files, so nothing they hold matters)."""
+    deadline = time.monotonic() + 5
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
     for proc in processes:
         if proc.is_alive():
-            proc.terminate()
+            proc.terminate()  # SIGTERM: the worker stops its transfers and exits
     for proc in processes:
-        proc.join(5)
+        proc.join(3)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1)

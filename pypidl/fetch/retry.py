@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-
-from pypidl.session import abort_response
 from pypidl.sources import redact_url, strip_credentials
+
+if TYPE_CHECKING:  # the parent process imports this module without the HTTP stack
+    import requests
 
 __all__ = [
     "FINAL_STATUSES",
@@ -65,12 +66,14 @@ FINAL_STATUSES = frozenset({401, 403, 404, 410})
 
 @dataclass
 class MirrorStats:
-    """What one mirror did during a run: files served, bytes received, failed attempts."""
+    """What one mirror did during a run: files served, bytes received, failed attempts, and how
+    many of its files were rescues (found on its project page after every listed URL failed)."""
 
     files: int = 0
     bytes: int = 0
     failures: int = 0
     set_aside: bool = False
+    rescued: int = 0
 
     def __add__(self, other: MirrorStats) -> MirrorStats:
         if not isinstance(other, MirrorStats):
@@ -80,6 +83,7 @@ class MirrorStats:
             bytes=self.bytes + other.bytes,
             failures=self.failures + other.failures,
             set_aside=self.set_aside or other.set_aside,
+            rescued=self.rescued + other.rescued,
         )
 
 
@@ -186,9 +190,11 @@ class MirrorBoard:
             with self._lock:
                 self._get(key).bytes += nbytes
 
-    def success(self, key: str) -> None:
+    def success(self, key: str, *, rescued: bool = False) -> None:
         with self._lock:
-            self._get(key).files += 1
+            stats = self._get(key)
+            stats.files += 1
+            stats.rescued += rescued
             self._streak[key] = 0
 
     def failure(self, key: str, *, health: bool, reason: str) -> None:
@@ -210,9 +216,15 @@ class MirrorBoard:
     def snapshot(self) -> dict[str, MirrorStats]:
         with self._lock:
             return {
-                k: MirrorStats(v.files, v.bytes, v.failures, v.set_aside)
+                k: MirrorStats(v.files, v.bytes, v.failures, v.set_aside, v.rescued)
                 for k, v in self._stats.items()
             }
+
+
+def _abort(response: requests.Response) -> None:
+    from pypidl.session import abort_response  # only workers, which have the HTTP stack, get here
+
+    abort_response(response)
 
 
 class _Watch:
@@ -261,7 +273,7 @@ class StallWatchdog:
         with self._lock:
             active = list(self._active)
         for w in active:
-            abort_response(w.response)
+            _abort(w.response)
 
     def close(self) -> None:
         self._closed.set()
@@ -287,4 +299,4 @@ class StallWatchdog:
                     self.stall_timeout,
                     redact_url(w.response.url or ""),
                 )
-                abort_response(w.response)
+                _abort(w.response)

@@ -418,8 +418,16 @@ class IndexServer:
         metadata: bool = True,
         auth: tuple[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        layout: str = "hashed",
     ) -> None:
-        """:param ssl_context: serve HTTPS with this server context (see ``tests.lib.tls``)."""
+        """:param ssl_context: serve HTTPS with this server context (see ``tests.lib.tls``).
+        :param layout: where files live: ``"hashed"`` (the upstream
+            ``packages/<2>/<2>/<rest of sha256>/<name>``) or ``"flat"`` (``files/<name>``, as
+            many private index servers keep them: no URL of another index maps onto it).
+        """
+        if layout not in ("hashed", "flat"):
+            raise ValueError(f"unknown layout {layout!r}")
+        self.layout = layout
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -519,7 +527,10 @@ class IndexServer:
         if yanked == "":
             yanked = True
         sha = hashlib.sha256(data).hexdigest()
-        url_path = f"{self.prefix}/packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{quote(filename)}"
+        if self.layout == "flat":
+            url_path = f"{self.prefix}/files/{quote(filename)}"
+        else:
+            url_path = f"{self.prefix}/packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{quote(filename)}"
         served = ServedFile(
             filename=filename,
             project=canonical_name(project or name),
@@ -714,7 +725,7 @@ class IndexServer:
             if rest != norm + "/":
                 return _redirect(f"{prefix}/simple/{quote(norm)}/")
             return self._project_page(h, norm)
-        if path.startswith("/packages/"):
+        if path.startswith("/packages/") or (self.layout == "flat" and path.startswith("/files/")):
             return self._file(h, prefix + path)
         return _not_found()
 
