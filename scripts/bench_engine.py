@@ -223,6 +223,7 @@ class TreeMemory:
         self.pid = pid
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.pids_seen: set[int] = set()
         self._stop = threading.Event()
         self._foreign: set[int] = set()
@@ -262,17 +263,31 @@ class TreeMemory:
         except (OSError, ValueError, IndexError):
             return 0
 
+    @staticmethod
+    def _pss(pid: int) -> int:
+        """Proportional set size: shared pages (the interpreter, libraries) divided among the
+        processes sharing them, so a tree's sum counts each page once."""
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
     def _run(self) -> None:
         while not self._stop.is_set():
             tree = self._tree()
             self.pids_seen.update(tree)
             self.peak = max(self.peak, sum(self._rss(p) for p in tree))
+            self.peak_pss = max(self.peak_pss, sum(self._pss(p) for p in tree))
             self._stop.wait(self.interval)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._stop.set()
         self._thread.join()
-        return self.peak
+        return self.peak, self.peak_pss
 
 
 @dataclass
@@ -281,14 +296,14 @@ class Timing:
     seconds: float
     files: int
     nbytes: int
-    rss: int
+    rss: tuple[int, int]
     ok: str
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
 
 def run_tree(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None):
-    """Run ``cmd``; returns (seconds, peak tree RSS, exit code, tail of its output)."""
+    """Run ``cmd``; returns (seconds, (peak tree RSS, PSS), exit code, tail of its output)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     mem = TreeMemory(proc.pid)
@@ -435,7 +450,8 @@ def run_pip(manifest_path: Path, dest: Path, server: LoopbackIndex, work: Path) 
             rounds.append([])
         rounds[n].append(f"{f['project']}=={f['version']}\n")
     secs = 0.0
-    peak = code = 0
+    code = 0
+    peak = (0, 0)
     out = ""
     for n, pins in enumerate(rounds):
         path = work / f"{manifest_path.stem}-pins{n}.txt"
@@ -446,19 +462,23 @@ def run_pip(manifest_path: Path, dest: Path, server: LoopbackIndex, work: Path) 
             "--index-url", f"{server.url}/simple/", "-d", str(dest), "-r", str(path),
         ]  # fmt: skip
         s, rss, c, o = run_tree(cmd, env=clean_env())
-        secs, peak, code, out = secs + s, max(peak, rss), code or c, out if code else o
+        secs, code, out = secs + s, code or c, out if code else o
+        peak = (max(peak[0], rss[0]), max(peak[1], rss[1]))
     return secs, peak, code, out
 
 
 def rates(t: Timing) -> str:
     fps = t.files / t.seconds if t.seconds else 0.0
     mbs = t.nbytes / 1e6 / t.seconds if t.seconds else 0.0
-    return f"{t.seconds:8.2f} {fps:9.0f} {mbs:8.1f} {t.rss / 2**20:8.0f}"
+    return f"{t.seconds:8.2f} {fps:9.0f} {mbs:8.1f} {t.rss[0] / 2**20:8.0f} {t.rss[1] / 2**20:8.0f}"
 
 
 def report(title: str, timings: list[Timing]) -> None:
     print(f"\n== {title}")
-    print(f"{'tool':<22} {'seconds':>8} {'files/s':>9} {'MB/s':>8} {'RSS MiB':>8}  result")
+    print(
+        f"{'tool':<22} {'seconds':>8} {'files/s':>9} {'MB/s':>8} {'RSS MiB':>8} {'PSS MiB':>8}"
+        "  result"
+    )
     for t in timings:
         print(f"{t.tool:<22} {rates(t)}  {t.ok}{(' ' + t.note) if t.note else ''}")
     base = next((t for t in timings if t.tool.startswith("pypidl")), None)
@@ -506,7 +526,7 @@ def one_case(
         shutil.rmtree(work / "write-and-hash", ignore_errors=True)
         timings.append(
             Timing(
-                f"write+hash ({workers} proc)", secs, case.files, total, 0, "ok",
+                f"write+hash ({workers} proc)", secs, case.files, total, (0, 0), "ok",
                 "(the machine's ceiling: no network)",
             )
         )  # fmt: skip
@@ -530,7 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--aria2c-jobs", type=int, default=64, help="aria2c -j (default 64)")
     parser.add_argument(
-        "--pip", action="append", choices=CASES, help="cases to time pip on (default small, large)"
+        "--pip",
+        action="append",
+        choices=(*CASES, "none"),
+        help="cases to time pip on (default small, large)",
     )
     parser.add_argument("--quiet", action="store_true", help="run pypidl with -q")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
