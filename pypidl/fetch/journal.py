@@ -104,8 +104,6 @@ class Journal:
         self._closed.set()
         self._timer.join(5)
         self.commit()
-        if self._syncfs is not None:  # the last batch's catalog lines too
-            self._make_durable([])
 
     def __enter__(self) -> Journal:
         return self
@@ -121,6 +119,8 @@ class Journal:
                 log.debug("journal commit failed", exc_info=True)
 
     def _make_durable(self, paths: list[Path]) -> None:
+        if not paths:
+            return
         if self._syncfs is not None:
             try:
                 fd = os.open(self.catalog.root, os.O_RDONLY)
