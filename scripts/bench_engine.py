@@ -520,16 +520,18 @@ def one_case(
         )
         shutil.rmtree(pdest, ignore_errors=True)
     if case.name == "large":
+        # the machine's ceiling for the same bytes: read from the page cache, hash, write, fsync,
+        # no network; one stream (what one download is), and one per CPU
         paths = [f.path for f in server.files.values()]
-        workers = min(os.cpu_count() or 1, len(paths))
-        secs = write_and_hash_speed(paths, work / "write-and-hash", workers)
-        shutil.rmtree(work / "write-and-hash", ignore_errors=True)
-        timings.append(
-            Timing(
-                f"write+hash ({workers} proc)", secs, case.files, total, (0, 0), "ok",
-                "(the machine's ceiling: no network)",
-            )
-        )  # fmt: skip
+        for workers in sorted({1, min(os.cpu_count() or 1, len(paths))}):
+            secs = write_and_hash_speed(paths, work / "write-and-hash", workers)
+            shutil.rmtree(work / "write-and-hash", ignore_errors=True)
+            timings.append(
+                Timing(
+                    f"write+hash ({workers} proc)", secs, case.files, total, (0, 0), "ok",
+                    "(no network)",
+                )
+            )  # fmt: skip
     return timings, manifest, server
 
 

@@ -212,6 +212,8 @@ class Downloader:
                 entry, FAILED, error=f"cannot lock {entry.project}: {exc.strerror or exc}"
             )
         if not locked:
+            if self._cancel_requested():
+                return None  # stopped while waiting for another run: nothing started
             return FileResult(
                 entry,
                 FAILED,
@@ -253,7 +255,10 @@ class Downloader:
         with self._lock:
             first = self._remaining.get(project, 0) > 0 and project not in self._holding
         locked = self._run_locks.acquire(
-            project, timeout=self._lock_timeout, on_wait=partial(_say_waiting, project)
+            project,
+            timeout=self._lock_timeout,
+            on_wait=partial(_say_waiting, project),
+            stop=self._cancel_requested,
         )
         if locked and first:
             with self._lock:

@@ -70,7 +70,7 @@ class Journal:
     def add(self, entry: Entry, path: Path, st: os.stat_result, *, synced: bool = False) -> Record:
         """Queue the record of ``entry``, verified and published at ``path`` with stat ``st``."""
         record = Record(
-            entry=replace(entry, size=st.st_size),
+            entry=entry if entry.size == st.st_size else replace(entry, size=st.st_size),
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
             inode=st.st_ino,

@@ -189,6 +189,7 @@ class _WorkerConfig:
     lock_timeout: float
     indexes: tuple[str, ...]
     parent_pid: int
+    log_level: int = logging.DEBUG
 
 
 class _Outbox:
@@ -302,7 +303,8 @@ def _worker_main(
     lifeline = Lifeline(cfg.parent_pid, stop).start()
     logger = logging.getLogger("pypidl")
     logger.handlers[:] = [_OutboxLogHandler(outbox)]
-    logger.setLevel(logging.DEBUG)
+    # records the parent would drop are not even formatted here
+    logger.setLevel(cfg.log_level)
     logger.propagate = False
     stats: dict[str, MirrorStats] = {}
     try:
@@ -566,6 +568,7 @@ def run(
         lock_timeout=options.lock_timeout,
         indexes=tuple(options.indexes),
         parent_pid=os.getpid(),
+        log_level=logging.getLogger("pypidl").getEffectiveLevel(),
     )
     workers: dict[Any, tuple[int, Any]] = {}  # the parent's end of each worker's pipe
     pending = set(range(len(groups)))

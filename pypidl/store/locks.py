@@ -54,11 +54,13 @@ class ProjectLocks:
         *,
         timeout: float = 0.0,
         on_wait: Callable[[str | None, float], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> bool:
         """Take (or share) the project's lock; ``False`` when another run kept it ``timeout`` s.
 
         :param on_wait: called once, before waiting, with the holder's pid (as the holder wrote
             it, or ``None``) and the timeout.
+        :param stop: polled while waiting; when it returns true the wait ends (``False``).
         """
         with self._lock:
             held = self._held.get(project)
@@ -88,7 +90,7 @@ class ProjectLocks:
                     _lock_fd(fd)
                     break
                 except OSError:
-                    if time.monotonic() >= deadline:
+                    if time.monotonic() >= deadline or (stop is not None and stop()):
                         os.close(fd)
                         with self._lock:
                             self._given_up.add(project)
@@ -140,6 +142,7 @@ def _read_holder(fd: int) -> str | None:
 def _lock_fd(fd: int) -> None:
     """Take an exclusive lock on ``fd`` without waiting; OSError when someone else holds it."""
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks from the current position: byte 0
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     else:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
