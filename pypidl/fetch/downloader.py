@@ -467,11 +467,8 @@ class Downloader:
             if part.validator and part.validator_mirror == key:
                 headers["If-Range"] = part.validator
         try:
-            resp = self._session.get(
-                url,
-                headers=headers,
-                stream=True,
-                timeout=(self.net.connect_timeout, self._read_timeout),
+            resp = self._session.stream_get(
+                url, headers, (self.net.connect_timeout, self._read_timeout)
             )
         except requests.Timeout:
             raise AttemptFailed("timed out") from None
