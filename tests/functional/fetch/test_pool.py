@@ -254,6 +254,8 @@ def test_default_processes_fit_the_work():
     assert engine.default_processes(entries(3, 3, 1000), 256) == 1
     assert engine.default_processes([], 256) == 1
     assert engine.default_processes(entries(400, 1, 10**8), 256) == 1  # one project: one process
+    # a few large files: one process already hashes and writes them on every CPU
+    assert engine.default_processes(entries(12, 12, 10**8), 256) == 1
     many = engine.default_processes(entries(400, 100, 10**8), 256)
     assert 1 <= many <= min(os.cpu_count() or 1, engine.MAX_DEFAULT_PROCESSES)
     assert engine.default_processes(entries(400, 100, 10**8), 1) == 1  # not more than the streams
