@@ -80,9 +80,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Chunk size for files of RESUME_NOTE_MIN bytes and more (memory: one chunk per stream).
-LARGE_CHUNK_SIZE = 1024 * 1024
-
 
 class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
@@ -544,7 +541,7 @@ class Downloader:
         received = 0
         try:
             try:
-                for chunk in resp.iter_content(_chunk_size(expected)):
+                for chunk in resp.iter_content(CHUNK_SIZE):
                     if self._stop.is_set():  # the watchdog sets it when the run is cancelled
                         raise Cancelled
                     if not chunk:
@@ -590,11 +587,6 @@ class Downloader:
         if digest != entry.sha256:
             part.discard()
             raise AttemptFailed(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
-
-
-def _chunk_size(expected: int | None) -> int:
-    """Read a large file in larger chunks: fewer trips through urllib3 per byte."""
-    return LARGE_CHUNK_SIZE if expected is not None and expected >= RESUME_NOTE_MIN else CHUNK_SIZE
 
 
 class _Tries:
