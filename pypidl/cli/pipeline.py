@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 from collections.abc import Sequence
@@ -490,6 +491,38 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
     return _download_and_index(args, ui, manifest, root, shard=shard)
 
 
+def _rescue_indexes(
+    args: argparse.Namespace, manifest: Manifest, mirrors: Sequence[Mirror]
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The indexes whose project pages may rescue a file every listed URL failed, and, for each
+    project pinned to an index (``--project-index``, ``# pypidl: project-index``), that index
+    alone: a pinned project's files never come from another index, rescued or not.
+
+    The indexes named on the command line come first, then the ones the plan was made from
+    (a manifest's index URLs hold "****" at most: credentials come from the network settings,
+    by host).  Indexes declared only for pinned projects serve only those.
+    """
+    files: list[str] = []
+    if getattr(args, "requirements", None) is not None or getattr(args, "requirement_files", None):
+        with contextlib.suppress(BadInputError):
+            files = _input_paths(args)[0]
+    routing = project_indexes_from_args(args, files)
+    named = bool(getattr(args, "index_url", None) or getattr(args, "cn", False))
+    candidates = [m.simple_url for m in mirrors] if named else []
+    candidates += [strip_credentials(u) for u in manifest.index_urls]
+    declared = {m.simple_url.rstrip("/") for m in routing.indexes.values()}
+    indexes: list[str] = []
+    for url in candidates:
+        clean = url if url.endswith("/") else url + "/"
+        usable = clean.startswith(("https://", "http://")) and clean.rstrip("/") not in declared
+        if usable and clean not in indexes:
+            indexes.append(clean)
+    pins: dict[str, tuple[str, ...]] = {
+        str(p): (routing.indexes[n].simple_url,) for p, n in routing.pins.items()
+    }
+    return tuple(indexes), pins
+
+
 def _download_and_index(
     args: argparse.Namespace,
     ui: UI,
@@ -512,21 +545,14 @@ def _download_and_index(
     net = net.with_credentials_from(list(project_indexes_from_args(args).raw_urls))
     if args.lock_timeout < 0:
         raise BadInputError("--lock-timeout must not be negative")
-    # the indexes named on the command line, then the ones the plan was made from, can rescue a
-    # file whose listed URLs all failed (credentials come from the network settings, by host;
-    # a manifest's index URLs hold "****" at most)
-    named = bool(getattr(args, "index_url", None) or getattr(args, "cn", False))
-    indexes = [m.simple_url for m in mirrors] if named else []
-    for url in manifest.index_urls:
-        clean = strip_credentials(url)
-        if clean.startswith(("https://", "http://")) and clean not in indexes:
-            indexes.append(clean if clean.endswith("/") else clean + "/")
+    indexes, pins = _rescue_indexes(args, manifest, mirrors)
     options = engine.EngineOptions(
         concurrency=args.concurrency,
         processes=args.processes,
         net=net,
         lock_timeout=args.lock_timeout,
-        indexes=tuple(indexes),
+        indexes=indexes,
+        pins=pins,
     )
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)

@@ -30,7 +30,7 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -114,6 +114,7 @@ class Downloader:
         pool_size: int = 10,
         lock_timeout: float = 0.0,
         indexes: Sequence[str] = (),
+        pins: Mapping[str, Sequence[str]] | None = None,
     ):
         self.root = Path(root).resolve()
         self.net = net
@@ -137,7 +138,10 @@ class Downloader:
         # verified files reach the catalog in durable batches, not one fsync pair per file
         self._journal = Journal(self.catalog)
         # the last resort for a file whose every URL failed: the indexes' project pages
-        self._lookup = IndexLookup(indexes, self._session, net) if indexes else None
+        pins = dict(pins or {})
+        self._lookup = (
+            IndexLookup(indexes, self._session, net, pins=pins) if indexes or pins else None
+        )
         # project -> its directory in the mirror, or why it cannot be used
         self._dirs: dict[str, Path | str] = {}
         # project -> files still to do (see expect): the project's lock is held until then

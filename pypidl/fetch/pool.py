@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,6 +86,7 @@ class EngineOptions:
         the same mirror, before its files fail (a lock whose holder died never blocks).
     :param indexes: simple index URLs (no credentials), best first: when every URL of a file has
         failed, its name is looked up on these indexes' project pages.
+    :param pins: project -> the only indexes its files may come from (a rescue asks no other).
     """
 
     concurrency: int = 256
@@ -94,6 +95,7 @@ class EngineOptions:
     progress_interval: float = 0.1
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     indexes: tuple[str, ...] = ()
+    pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -192,6 +194,7 @@ class _WorkerConfig:
     interval: float
     lock_timeout: float
     indexes: tuple[str, ...]
+    pins: dict[str, tuple[str, ...]]
     parent_pid: int
     log_level: int = logging.DEBUG
 
@@ -320,6 +323,7 @@ def _worker_main(
             pool_size=cfg.threads,
             lock_timeout=cfg.lock_timeout,
             indexes=cfg.indexes,
+            pins=cfg.pins,
         ) as dl:
             downloader.append(dl)
             dl.expect(entries)
@@ -638,6 +642,7 @@ def run(
         interval=options.progress_interval,
         lock_timeout=options.lock_timeout,
         indexes=tuple(options.indexes),
+        pins=dict(options.pins),
         parent_pid=os.getpid(),
         log_level=logging.getLogger("pypidl").getEffectiveLevel(),
     )

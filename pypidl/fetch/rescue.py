@@ -19,7 +19,7 @@ import html.parser
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -48,12 +48,20 @@ class IndexLookup:
     :param indexes: simple index URLs ending in ``/``, without credentials (the session adds
         them per host).
     :param session: the worker's session.
+    :param pins: project -> the only indexes its files may come from (``--project-index``).
     """
 
     def __init__(
-        self, indexes: Sequence[str], session: requests.Session, net: NetworkSettings
+        self,
+        indexes: Sequence[str],
+        session: requests.Session,
+        net: NetworkSettings,
+        *,
+        pins: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self.indexes = [i if i.endswith("/") else i + "/" for i in dict.fromkeys(indexes)]
+        self.indexes = [_slash(i) for i in dict.fromkeys(indexes)]
+        #: project -> the only indexes it may be fetched from
+        self.pins = {p: [_slash(i) for i in found] for p, found in (pins or {}).items()}
         self._session = session
         self._net = net
         self._lock = threading.Lock()
@@ -64,7 +72,7 @@ class IndexLookup:
     def urls_for(self, project: str, filename: str, sha256: str) -> list[str]:
         """URLs the indexes list for ``filename`` (sha256 agreeing or not given), best first."""
         found: list[str] = []
-        for index in self.indexes:
+        for index in self.pins.get(project, self.indexes):
             listed = self._listing(index, project).get(filename)
             if listed is None:
                 continue
@@ -137,6 +145,10 @@ class IndexLookup:
         except ValueError as exc:
             log.debug("rescue page %s unreadable: %s", redact_url(url), exc)
             return {}
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
 
 
 def _clean(url: str) -> str:

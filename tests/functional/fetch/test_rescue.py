@@ -106,3 +106,24 @@ def test_no_page_is_read_when_the_listed_urls_work(index_server, wheel_dir, tmp_
     assert report.ok
     assert other.requests == []
     assert primary.requests_matching("/simple/*") == []
+
+
+def test_a_project_pinned_to_an_index_is_never_rescued_from_another(
+    index_server, wheel_dir, tmp_path
+):
+    pinned = index_server()
+    other = index_server(layout="flat")
+    served = pinned.add_file(build(wheel_dir, "proj", "1.0"), metadata=False)
+    other.add_file(build(wheel_dir, "proj", "1.0"), metadata=False)  # the same file
+    pinned.fail_always(served.url_path, Status(503))
+    options = engine.EngineOptions(
+        concurrency=2,
+        processes=1,
+        net=FAST,
+        indexes=(other.simple_url,),
+        pins={"proj": (pinned.simple_url,)},
+    )
+    report = engine.run([entry_for(served)], tmp_path / "mirror", options=options)
+    assert [r.status for r in report.results] == ["failed"]
+    assert other.requests == []
+    assert pinned.requests_matching("/simple/proj/")  # its own index's page was asked
