@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pypidl.config import NetworkSettings
+from pypidl.stopping import _STOPPING, RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -36,31 +36,6 @@ __all__ = [
 #: The longest ``Retry-After`` a request honours, in seconds (the downloader caps files alike):
 #: a server asking for a day gets a minute, then its answer.
 MAX_RETRY_AFTER = 60.0
-
-#: Set when the run is stopping (Ctrl-C, SIGTERM): every retry wait ends at once.
-_STOPPING = threading.Event()
-
-
-class RequestCancelled(Exception):
-    """A retry wait was cut short because the run is stopping.
-
-    Not a :class:`requests.RequestException`: nothing should take it for a network failure and
-    try the next mirror.
-    """
-
-
-def interrupt_waits() -> None:
-    """End every retry wait of every session in this process now, and any that would start.
-
-    The CLI calls it from its SIGINT and SIGTERM handlers, before the main thread unwinds, so
-    threads sleeping on a ``Retry-After`` wake up instead of keeping the process alive.
-    """
-    _STOPPING.set()
-
-
-def allow_waits() -> None:
-    """Undo :func:`interrupt_waits` (a new run in the same process)."""
-    _STOPPING.clear()
 
 
 def new_session(

@@ -18,7 +18,7 @@ from types import FrameType, SimpleNamespace
 from pypidl import __version__
 from pypidl.cli._output import UI
 from pypidl.errors import PypidlError
-from pypidl.session import RequestCancelled, allow_waits, interrupt_waits
+from pypidl.stopping import RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
     "EXIT_BUG",
