@@ -344,6 +344,7 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
     entries: list[Entry] = []
     seen: dict[tuple[str, str], int] = {}
     for i, raw in enumerate(files):
+        files[i] = None  # each parsed object goes as its entry comes: one copy in memory, not two
         entry, found = Entry.from_json(raw, f"files[{i}]")
         problems.extend(found)
         if entry is None:
