@@ -1,0 +1,304 @@
+"""The worker side of the download engine: one spawned process, a thread pool in it.
+
+A worker gets its share of the run (whole projects) and a :class:`WorkerConfig`, downloads with
+one shared :class:`~pypidl.fetch.downloader.Downloader`, and reports through its own pipe in
+batches (bytes, results as indexes into its share, log records the parent shows).  It never
+prints, never outlives its run (:mod:`pypidl.fetch.lifeline`), and adapts how many files it keeps
+in flight to what its CPU can take (:class:`_Gate`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pypidl.config import NetworkSettings
+from pypidl.fetch.lifeline import Lifeline
+from pypidl.fetch.results import FAILED, FileResult
+from pypidl.fetch.retry import MirrorStats
+from pypidl.manifest import Entry
+
+__all__ = ["WorkerConfig", "worker_main"]
+
+log = logging.getLogger(__name__)
+
+
+#: Files in flight per worker at the start, at least, and how fast the estimate follows.
+_GATE_START = 8
+
+
+_GATE_MIN = 2
+
+
+_GATE_SMOOTHING = 0.1
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every worker is told when it starts (pickled across ``spawn``)."""
+
+    root: str
+    net: NetworkSettings
+    threads: int
+    interval: float
+    lock_timeout: float
+    indexes: tuple[str, ...]
+    pins: dict[str, tuple[str, ...]]
+    parent_pid: int
+    log_level: int = logging.DEBUG
+
+
+class _Outbox:
+    """A worker's messages to the parent, batched: byte counts, file results, log lines.
+
+    One ``send`` per ``interval`` instead of one per file and per chunk: pickling and the
+    parent's wake-ups cost more than a small file's download.  A pipe the parent no longer reads
+    (it died) makes ``send`` fail: that too ends the worker.
+    """
+
+    def __init__(self, conn: Any, interval: float, on_broken: Callable[[str], None]):
+        self._conn = conn
+        self._interval = interval
+        self._on_broken = on_broken
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._bytes = 0
+        self._results: list[tuple[Any, ...]] = []
+        self._logs: list[tuple[int, str]] = []
+        self.broken = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pypidl-outbox", daemon=True)
+        self._thread.start()
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def result(self, index: int, r: FileResult) -> None:
+        with self._lock:
+            self._results.append((index, r.status, r.bytes, r.mirror, r.error, r.attempts))
+
+    def log(self, level: int, message: str) -> None:
+        with self._lock:
+            self._logs.append((level, message))
+
+    def flush(self) -> None:
+        with self._lock:
+            n, results, logs = self._bytes, self._results, self._logs
+            self._bytes, self._results, self._logs = 0, [], []
+        if n or results or logs:
+            self.send(("batch", n, results, logs))
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if self.broken:
+            return
+        try:
+            with self._send_lock:
+                self._conn.send(message)
+        except (OSError, EOFError, ValueError):
+            self.broken = True
+            self._on_broken("the run that started this worker is gone (its pipe broke)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+
+class _Cancel:
+    """The shared cancel event, or this worker's own reason to stop (SIGTERM, parent gone)."""
+
+    def __init__(self, shared: Any):
+        self._shared = shared
+        self.reason: str | None = None
+
+    def is_set(self) -> bool:
+        return self.reason is not None or bool(self._shared.is_set())
+
+
+class _OutboxLogHandler(logging.Handler):
+    """Forwards a worker's ``pypidl`` log records to the parent as ``(level, message)``."""
+
+    def __init__(self, outbox: _Outbox):
+        super().__init__(logging.DEBUG)
+        self._outbox = outbox
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._outbox.log(record.levelno, record.getMessage())
+        except Exception:  # logging must never break a download
+            self.handleError(record)
+
+
+def worker_main(
+    group: int, entries: list[Entry], conn: Any, shared_cancel: Any, cfg: WorkerConfig
+) -> None:
+    """One worker process: download ``entries`` (whole projects) with a pool of threads.
+
+    Always ends with a ``done`` message (unless the parent is gone) carrying the mirror
+    statistics and whether this worker was stopped on its own (SIGTERM, dead parent).
+    """
+    # The parent coordinates Ctrl-C; a worker dying of it would break the run mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from pypidl.fetch.downloader import Downloader  # the HTTP stack: workers only
+
+    cancel = _Cancel(shared_cancel)
+    downloader: list[Downloader] = []
+
+    def stop(reason: str) -> None:
+        if cancel.reason is None:
+            cancel.reason = reason
+        for dl in downloader:
+            dl.cancel()
+
+    outbox = _Outbox(conn, cfg.interval, stop)
+    lifeline = Lifeline(cfg.parent_pid, stop).start()
+    logger = logging.getLogger("pypidl")
+    logger.handlers[:] = [_OutboxLogHandler(outbox)]
+    # records the parent would drop are not even formatted here
+    logger.setLevel(cfg.log_level)
+    logger.propagate = False
+    stats: dict[str, MirrorStats] = {}
+    try:
+        with Downloader(
+            cfg.root,
+            cfg.net,
+            cancel=cancel,
+            on_bytes=outbox.add_bytes,
+            pool_size=cfg.threads,
+            lock_timeout=cfg.lock_timeout,
+            indexes=cfg.indexes,
+            pins=cfg.pins,
+        ) as dl:
+            downloader.append(dl)
+            dl.expect(entries)
+            if cancel.is_set():
+                dl.cancel()
+
+            def one(index: int) -> None:
+                entry = entries[index]
+                try:
+                    result = dl.fetch(entry)
+                except Exception as exc:  # one file's bug must not lose the others
+                    log.exception("unexpected error on %s", entry.filename)
+                    result = FileResult(
+                        entry, FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
+                    )
+                if result is not None:
+                    outbox.result(index, result)
+
+            # Largest first: the long transfers start early and do not make the tail.
+            order = sorted(range(len(entries)), key=lambda i: -(entries[i].size or 0))
+            _run_threads(one, order, cfg.threads)
+            stats = dl.mirror_stats()
+    finally:
+        outbox.close()
+        outbox.send(("done", group, stats, cancel.reason))
+        lifeline.finished()
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+class _Gate:
+    """How many files a worker has in flight: enough to keep its CPU busy, no more.
+
+    Every thread that runs at once costs CPU when the work is CPU-bound: on loopback a small
+    file costs about 1 ms of CPU with one thread and 2 ms with 128 (the interpreter lock changes
+    hands at every system call).  Little's law gives the concurrency that keeps one CPU busy:
+    wall time per file over CPU time per file (``time.thread_time``).  Network latency makes that
+    ratio large (20 ms per request, 1 ms of CPU: about 20 in flight); when the CPU is the limit the
+    ratio equals the number in flight, and the 0.9 factor lets the limit settle down.  The limit
+    stays between :data:`_GATE_MIN` and ``ceiling`` (the streams ``--concurrency`` gives this
+    worker); threads are started only as the limit grows.
+    """
+
+    def __init__(self, ceiling: int):
+        self.ceiling = max(1, ceiling)
+        self.limit = min(self.ceiling, _GATE_START)
+        self._cond = threading.Condition()
+        self._active = 0
+        self._wall = 0.0
+        self._cpu = 0.0
+
+    def enter(self) -> None:
+        with self._cond:
+            while self._active >= self.limit:
+                self._cond.wait()
+            self._active += 1
+
+    def leave_idle(self) -> None:
+        """A thread found no more work."""
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def leave(self, wall: float, cpu: float) -> int:
+        """One file done after ``wall`` seconds using ``cpu``; returns the new limit."""
+        with self._cond:
+            self._active -= 1
+            if self._wall:
+                self._wall += (wall - self._wall) * _GATE_SMOOTHING
+                self._cpu += (cpu - self._cpu) * _GATE_SMOOTHING
+            else:
+                self._wall, self._cpu = wall, cpu
+            if self._cpu > 0:
+                wanted = math.ceil(0.9 * self._wall / self._cpu)
+                self.limit = max(min(_GATE_MIN, self.ceiling), min(self.ceiling, wanted))
+            self._cond.notify_all()
+            return self.limit
+
+
+def _run_threads(work: Callable[[int], None], order: list[int], threads: int) -> None:
+    """Run ``work`` on every index of ``order``, at most ``threads`` at once (see :class:`_Gate`).
+
+    No future per file: with 10,000 small files a ThreadPoolExecutor's futures (each with its
+    own condition variable) cost megabytes and more CPU than the bookkeeping is worth.
+    """
+    pending = iter(order)
+    lock = threading.Lock()
+    gate = _Gate(min(threads, len(order)))
+    started: list[threading.Thread] = []
+
+    def grow(to: int) -> None:
+        with lock:
+            while len(started) < to:
+                t = threading.Thread(target=pull, name=f"pypidl-dl-{len(started)}", daemon=True)
+                started.append(t)
+                t.start()
+
+    def pull() -> None:
+        while True:
+            gate.enter()
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                gate.leave_idle()
+                return
+            wall, cpu = time.monotonic(), time.thread_time()
+            try:
+                work(index)
+            finally:
+                limit = gate.leave(time.monotonic() - wall, time.thread_time() - cpu)
+            if limit > len(started):
+                grow(limit)
+
+    grow(gate.limit)
+    while True:
+        with lock:
+            current = list(started)
+        for t in current:
+            t.join()
+        with lock:
+            if len(started) == len(current):
+                return
