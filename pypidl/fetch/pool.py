@@ -14,8 +14,8 @@ Shape:
 * a worker never outlives its run (:mod:`pypidl.fetch.lifeline`): when its parent dies (even by
   SIGKILL), its pipe breaks, or it gets a SIGTERM, it stops its transfers (parts are kept),
   records what it verified, and exits, which releases its project locks;
-* Ctrl-C (and SIGTERM, which the CLI turns into ``KeyboardInterrupt``) in the parent sets a
-  shared cancel event: threads stop between chunks, parts stay for resume, and :func:`run`
+* Ctrl-C (and SIGTERM, which the CLI turns into ``KeyboardInterrupt``) in the parent sends
+  each worker a message on its cancel pipe: threads stop between chunks, parts stay for resume, and :func:`run`
   returns a report with ``interrupted=True``.  Workers ignore SIGINT; a worker stopped by its own
   SIGTERM reports its files as interrupted and the run as interrupted.
 """
@@ -29,7 +29,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -361,7 +361,6 @@ def run(
         "downloading %d file(s) with %d process(es) x %d thread(s)", len(work), len(groups), threads
     )
     ctx = multiprocessing.get_context("spawn")
-    cancel = ctx.Event()
     config = WorkerConfig(
         root=str(root_path),
         net=options.net,
@@ -374,26 +373,33 @@ def run(
         log_level=logging.getLogger("pypidl").getEffectiveLevel(),
     )
     workers: dict[Any, tuple[int, Any]] = {}  # the parent's end of each worker's pipe
+    cancels: list[Any] = []  # the parent's end of each worker's cancel pipe
     pending = set(range(len(groups)))
     reported: set[tuple[str, str]] = set()
     dead: set[int] = set()
     try:
         try:
-            for i, group in enumerate(groups):
-                reader, writer = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=worker_main,
-                    args=(i, group, writer, cancel, config),
-                    name=f"pypidl-worker-{i}",
-                    daemon=True,
-                )
-                proc.start()
-                writer.close()  # the worker holds the only writing end: EOF means it is gone
-                workers[reader] = (i, proc)
+            with _without_resource_tracker():
+                for i, group in enumerate(groups):
+                    reader, writer = ctx.Pipe(duplex=False)
+                    cancel_reader, cancel_writer = ctx.Pipe(duplex=False)
+                    cancels.append(cancel_writer)
+                    proc = ctx.Process(
+                        target=worker_main,
+                        args=(i, group, writer, cancel_reader, config),
+                        name=f"pypidl-worker-{i}",
+                        daemon=True,
+                    )
+                    proc.start()
+                    writer.close()  # the worker holds the only writing end: EOF means it is gone
+                    cancel_reader.close()
+                    workers[reader] = (i, proc)
             _drain(workers, groups, pending, report, reported, dead, ev, deadline=None)
         except KeyboardInterrupt:
             report.interrupted = True
-            cancel.set()
+            for cancel in cancels:
+                with contextlib.suppress(OSError):  # a worker that already ended
+                    cancel.send_bytes(b"stop")
             log.debug("interrupted: waiting for workers to keep their partial downloads")
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
                 grace = time.monotonic() + SHUTDOWN_GRACE
@@ -402,6 +408,8 @@ def run(
         _shutdown([proc for _, proc in workers.values()])
         for reader in workers:
             reader.close()
+        for cancel in cancels:
+            cancel.close()
     # Whatever a dead worker never reported has failed (unless the run was interrupted).
     if not report.interrupted:
         for i in sorted(dead | pending):
@@ -411,6 +419,36 @@ def run(
                     report.results.append(result)
                     ev.on_file(result)
     return report
+
+
+@contextlib.contextmanager
+def _without_resource_tracker() -> Iterator[None]:
+    """Start ``spawn`` workers without multiprocessing's resource tracker process.
+
+    On POSIX, starting a ``spawn`` process starts that tracker (another interpreter, about 13 MB)
+    so that it can unlink named semaphores and shared memory a crashed process leaves behind.
+    The engine creates neither (its workers talk through pipes), so while the workers start, the
+    tracker's pipe is ``/dev/null``: the liveness probe succeeds and nothing is started.  A tracker
+    that already runs is left as it is, and afterwards a later user of semaphores in this process
+    gets a real tracker again.
+    """
+    tracker: Any = None
+    if os.name == "posix":
+        with contextlib.suppress(ImportError):
+            from multiprocessing import resource_tracker
+
+            tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is None or getattr(tracker, "_fd", 0) is not None:
+        yield
+        return
+    fd = os.open(os.devnull, os.O_WRONLY)
+    tracker._fd = fd
+    try:
+        yield
+    finally:
+        if tracker._fd == fd:
+            tracker._fd = None
+        os.close(fd)
 
 
 def _drain(

@@ -117,14 +117,32 @@ class _Outbox:
 
 
 class _Cancel:
-    """The shared cancel event, or this worker's own reason to stop (SIGTERM, parent gone)."""
+    """The parent's Ctrl-C (one message on this worker's cancel pipe), or this worker's own reason
+    to stop (SIGTERM, parent gone).
 
-    def __init__(self, shared: Any):
-        self._shared = shared
+    A pipe, not a shared ``multiprocessing.Event``: a named semaphore would need the resource
+    tracker process, and reading a plain flag between chunks costs nothing.  The end of the pipe
+    without a message means the parent is gone, which the :class:`Lifeline` handles.
+    """
+
+    def __init__(self, conn: Any, on_cancel: Callable[[], None]):
+        self._conn = conn
+        self._on_cancel = on_cancel
+        self._set = False
         self.reason: str | None = None
+        self._thread = threading.Thread(target=self._watch, name="pypidl-cancel", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        try:
+            self._conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        self._set = True
+        self._on_cancel()
 
     def is_set(self) -> bool:
-        return self.reason is not None or bool(self._shared.is_set())
+        return self._set or self.reason is not None
 
 
 class _OutboxLogHandler(logging.Handler):
@@ -142,9 +160,12 @@ class _OutboxLogHandler(logging.Handler):
 
 
 def worker_main(
-    group: int, entries: list[Entry], conn: Any, shared_cancel: Any, cfg: WorkerConfig
+    group: int, entries: list[Entry], conn: Any, cancel_conn: Any, cfg: WorkerConfig
 ) -> None:
     """One worker process: download ``entries`` (whole projects) with a pool of threads.
+
+    :param conn: the writing end of this worker's pipe to the parent.
+    :param cancel_conn: the reading end of its cancel pipe: one message there stops the run.
 
     Always ends with a ``done`` message (unless the parent is gone) carrying the mirror
     statistics and whether this worker was stopped on its own (SIGTERM, dead parent).
@@ -153,14 +174,18 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from pypidl.fetch.downloader import Downloader  # the HTTP stack: workers only
 
-    cancel = _Cancel(shared_cancel)
     downloader: list[Downloader] = []
+
+    def cancel_all() -> None:
+        for dl in downloader:
+            dl.cancel()
 
     def stop(reason: str) -> None:
         if cancel.reason is None:
             cancel.reason = reason
-        for dl in downloader:
-            dl.cancel()
+        cancel_all()
+
+    cancel = _Cancel(cancel_conn, cancel_all)
 
     outbox = _Outbox(conn, cfg.interval, stop)
     lifeline = Lifeline(cfg.parent_pid, stop).start()
@@ -208,6 +233,8 @@ def worker_main(
         lifeline.finished()
         with contextlib.suppress(OSError):
             conn.close()
+        with contextlib.suppress(OSError):
+            cancel_conn.close()
 
 
 class _Gate:

@@ -269,3 +269,37 @@ def test_bad_options_are_bad_input(tmp_path):
     with pytest.raises(BadInputError):
         engine.run([], tmp_path, options=engine.EngineOptions(processes=0))
     assert engine.run([], tmp_path).results == []
+
+
+def test_workers_start_without_a_resource_tracker(index_server, wheel_dir, tmp_path):
+    """The engine shares no semaphore with its workers, so no tracker process is started for
+    them (another interpreter, about 13 MB, for nothing); in a fresh interpreter, as the CLI is."""
+    import subprocess
+    import sys
+
+    from pypidl.manifest import Manifest, dump
+
+    server = index_server()
+    files = [server.add_file(build(wheel_dir, f"solo{i}", size=5_000)) for i in range(3)]
+    manifest = tmp_path / "m.json"
+    dump(Manifest(entries=tuple(entry_for(f) for f in files)), manifest)
+    script = (
+        "import sys\n"
+        "from multiprocessing import resource_tracker\n"
+        "from pypidl.fetch import pool\n"
+        "from pypidl.manifest import load\n"
+        "entries = load(sys.argv[1]).entries\n"
+        "opts = pool.EngineOptions(concurrency=4, processes=2)\n"
+        "report = pool.run(entries, sys.argv[2], options=opts)\n"
+        "assert len(report.downloaded) == len(entries), report\n"
+        "tracker = resource_tracker._resource_tracker\n"
+        "print(tracker._pid, tracker._fd)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(manifest), str(tmp_path / "mirror")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.split() == ["None", "None"]
