@@ -14,17 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import atomic_write_text, check_basename, safe_join
 from pypidl.errors import BadInputError, ManifestError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+# ``packaging`` is imported where a manifest is parsed or sorted, not here: download workers
+# unpickle entries and need this module, but not ``packaging.utils`` (which loads its tags module).
 
 __all__ = [
     "KINDS",
@@ -115,6 +118,9 @@ class Entry:
     @classmethod
     def from_json(cls, data: Any, where: str) -> tuple[Entry | None, list[str]]:
         """Parse one entry; return it, or ``None`` and every problem found in it."""
+        from packaging.utils import canonicalize_name
+        from packaging.version import Version
+
         problems: list[str] = []
         if not isinstance(data, dict):
             return None, [f"{where}: expected an object"]
@@ -305,6 +311,8 @@ class Manifest:
 
 
 def _entry_order(entry: Entry) -> tuple[str, Version, str]:
+    from packaging.version import Version
+
     return (entry.project, Version(entry.version), entry.filename)
 
 
@@ -476,6 +484,8 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
     :raises BadInputError: when the same file has different sha256 digests in two manifests,
         or when no manifest is given.
     """
+    from packaging.version import Version
+
     if not manifests:
         raise BadInputError("nothing to merge: no manifest given")
     merged: dict[tuple[str, str], Entry] = {}

@@ -523,6 +523,17 @@ def _rescue_indexes(
     return tuple(indexes), pins
 
 
+def _may_use_tls(args: argparse.Namespace, manifest: Manifest, named_urls: Sequence[str]) -> bool:
+    """Whether a download may talk TLS: any index or file URL that is not plain http (the
+    default index and the packaged mirror sets are https)."""
+    if not getattr(args, "index_url", None) or getattr(args, "cn", False):
+        return True
+    urls = [*args.index_url, *manifest.index_urls, *named_urls]
+    if any(not u.startswith("http://") for u in urls):
+        return True
+    return any(not u.startswith("http://") for e in manifest.entries for u in e.urls)
+
+
 def _download_and_index(
     args: argparse.Namespace,
     ui: UI,
@@ -540,9 +551,10 @@ def _download_and_index(
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
 
-    mirrors, net = network_from_args(args)
+    named_urls = list(project_indexes_from_args(args).raw_urls)
+    mirrors, net = network_from_args(args, tls=_may_use_tls(args, manifest, named_urls))
     # credentials of the named indexes travel with their files' hosts too
-    net = net.with_credentials_from(list(project_indexes_from_args(args).raw_urls))
+    net = net.with_credentials_from(named_urls)
     if args.lock_timeout < 0:
         raise BadInputError("--lock-timeout must not be negative")
     indexes, pins = _rescue_indexes(args, manifest, mirrors)
