@@ -37,14 +37,22 @@ EXIT_USAGE = 2  #: bad input: flags, requirements, targets, manifest
 EXIT_BUG = 3  #: an unexpected error inside pypidl (a traceback is printed)
 EXIT_INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
-#: command modules; each has ``register(subparsers, parents)``
-COMMAND_MODULES = (
-    "pypidl.cli.pipeline",
-    "pypidl.cli.index",
-    "pypidl.cli.verify",
-    "pypidl.cli.transfer",
-    "pypidl.cli.check",
-)
+#: each command and the module that registers it (with ``register(subparsers, parents)``)
+COMMANDS = {
+    "sync": "pypidl.cli.pipeline",
+    "plan": "pypidl.cli.pipeline",
+    "download": "pypidl.cli.pipeline",
+    "index": "pypidl.cli.index",
+    "serve": "pypidl.cli.index",
+    "verify": "pypidl.cli.verify",
+    "export": "pypidl.cli.transfer",
+    "merge": "pypidl.cli.transfer",
+    "bundle": "pypidl.cli.transfer",
+    "import": "pypidl.cli.transfer",
+    "check": "pypidl.cli.check",
+}
+#: command modules, in the order ``pypidl --help`` lists their commands
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 log = logging.getLogger("pypidl")
 
@@ -55,7 +63,9 @@ def _parents() -> SimpleNamespace:
     return _common.parent_parsers()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with a known ``command``, only the module defining it is imported
+    (a download does not load the index builder, the server and the exporters to start)."""
     parents = _parents()
     parser = argparse.ArgumentParser(
         prog="pypidl",
@@ -67,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pypidl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -83,7 +93,8 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
 
     :param seed: parse ``argv`` as ``pypi-downloader`` does: the flat flags of ``sync``.
     """
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser("sync" if seed else (words[0] if words else None))
     if seed:
         parser = _subparser(parser, "sync")
         parser.prog = "pypi-downloader"

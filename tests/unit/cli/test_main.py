@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pypidl import __version__
-from pypidl.cli import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, main
+from pypidl.cli import COMMANDS, EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, build_parser, main
 from pypidl.cli import pipeline as pipeline_cmd
 from pypidl.cli._output import UI
 from pypidl.errors import ProblemsError, PypidlError, RemoteIndexError
@@ -331,3 +331,19 @@ def test_summary_groups_one_reason_across_targets() -> None:
         ],
         "six": ["x (cp39-any)"],
     }
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def test_each_command_is_registered_by_the_module_named_for_it():
+    """``main`` imports only the module of the command it runs: the table must say where each
+    command lives, and list them all."""
+    assert _commands(build_parser()) == set(COMMANDS)
+    for command, module in COMMANDS.items():
+        siblings = {c for c, m in COMMANDS.items() if m == module}
+        assert _commands(build_parser(command)) == siblings
