@@ -40,7 +40,7 @@ from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import MirrorStats, mirror_key
-from pypidl.fetch.worker import WorkerConfig, worker_main
+from pypidl.fetch.worker import WorkerConfig, worker_process
 from pypidl.manifest import PACKAGES_DIR, Entry, partition
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
@@ -385,7 +385,7 @@ def run(
                     cancel_reader, cancel_writer = ctx.Pipe(duplex=False)
                     cancels.append(cancel_writer)
                     proc = ctx.Process(
-                        target=worker_main,
+                        target=worker_process,
                         args=(i, group, writer, cancel_reader, config),
                         name=f"pypidl-worker-{i}",
                         daemon=True,

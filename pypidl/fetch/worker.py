@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from pypidl.fetch.results import FAILED, FileResult
 from pypidl.fetch.retry import MirrorStats
 from pypidl.manifest import Entry
 
-__all__ = ["WorkerConfig", "worker_main"]
+__all__ = ["WorkerConfig", "worker_main", "worker_process"]
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +237,23 @@ def worker_main(
             conn.close()
         with contextlib.suppress(OSError):
             cancel_conn.close()
+
+
+def worker_process(
+    group: int, entries: list[Entry], conn: Any, cancel_conn: Any, cfg: WorkerConfig
+) -> None:
+    """The target of a worker process: :func:`worker_main`, then an immediate exit.
+
+    When :func:`worker_main` returns, everything a worker leaves behind is done: the journal is
+    synced, every file is closed, the parent has the "done" message.  Tearing the interpreter
+    down (every module of the HTTP stack) would only delay the parent, which waits for the exit;
+    the project locks go with the process.  An exception takes the ordinary way out.
+    """
+    worker_main(group, entries, conn, cancel_conn, cfg)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 class _Gate:
