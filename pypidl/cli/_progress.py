@@ -94,16 +94,14 @@ class ProgressEvents:
         self._exit = contextlib.ExitStack()
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._redirected = False
 
     # ------------------------------------------------------------------ context
 
     def __enter__(self) -> ProgressEvents:
-        if self.bars:
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
-            # Log lines go through tqdm.write so they do not tear the bars.
-            self._exit.enter_context(logging_redirect_tqdm(loggers=[log]))
-        elif not self.quiet:
+        # bars (and tqdm, slow to import) wait for on_start: the engine calls it once its
+        # workers are starting, so the two overlap
+        if not self.bars and not self.quiet:
             self._ticker = threading.Thread(
                 target=self._tick, name="pypidl-progress-lines", daemon=True
             )
@@ -132,7 +130,11 @@ class ProgressEvents:
             self._started = self._last_line = time.monotonic()
         if self.bars:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
+            if not self._redirected:  # log lines go through tqdm.write: they do not tear the bars
+                self._redirected = True
+                self._exit.enter_context(logging_redirect_tqdm(loggers=[log]))
             self._bytes_bar = _bytes_bar_class()(
                 total=total_bytes or None,
                 unit="B",
