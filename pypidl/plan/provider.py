@@ -144,6 +144,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.unavailable: dict[str, str] = {}
         self._satisfied: dict[int, tuple[Req, dict[Version, bool]]] = {}
         self._deps: dict[tuple[str, Version], list[Req]] = {}
+        #: find_matches answers by question (see there), with the requirements they were for
+        self._matches: dict[object, tuple[list[Req], list[Candidate]]] = {}
 
     # helpers
 
@@ -209,8 +211,27 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         if identifier == PYTHON:
             ok = all(self.allows_python(str(r.specifier)) for r in reqs)
             return [self.python] if ok else []
-        name, extras = reqs[0].name, reqs[0].extras
+        name = reqs[0].name
         bad = {c.version for c in incompatibilities[identifier]}
+        # resolvelib asks again with the same requirements whenever it re-pins a parent (every
+        # round when it backtracks): the answer depends only on the question and on the
+        # preferred version, so remember it (the requirements are the providers' own objects:
+        # ids are stable while the memo keeps them alive)
+        key = (
+            identifier,
+            tuple(map(id, reqs)),
+            frozenset(bad),
+            self.preferred.get(name),
+        )
+        found = self._matches.get(key)
+        if found is not None:
+            return found[1]
+        matches = self._find_matches(reqs, bad)
+        self._matches[key] = (reqs, matches)
+        return matches
+
+    def _find_matches(self, reqs: list[Req], bad: set[Version]) -> list[Candidate]:
+        name, extras = reqs[0].name, reqs[0].extras
         spec = SpecifierSet()
         exact: set[Version] = set()
         for r in reqs:
