@@ -243,13 +243,17 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         pinned = any(r.pinned for r in reqs)
         eligible: dict[Version, tuple[RemoteFile, ...]] = {}
         for version, files in self.table(name):
-            if version in bad or (exact and version not in exact):
+            if exact and version not in exact:
                 continue
             live = tuple(f for f in files if not f.yanked)
             if not live and not pinned:
                 continue
             eligible[version] = live or files
-        allowed = list(spec.filter(eligible, prereleases=True if exact else None))
+        # whether pre-releases count is decided over every release, as pip does, before the
+        # ones that failed are left out: final releases that all failed do not let them in
+        allowed = [
+            v for v in spec.filter(eligible, prereleases=True if exact else None) if v not in bad
+        ]
         allowed.sort(reverse=True)
         preferred = self.preferred.get(name)
         if preferred is not None and preferred in allowed:

@@ -254,3 +254,19 @@ def test_all_versions_limit(limit: int | None, expected: set[str]) -> None:
     sel = idx.resolve(["lib<2"], T311, all_versions=True, all_versions_limit=limit)
     assert set(sel.versions["lib"]) == expected
     assert sel.all_versions_added.get(canonicalize_name("lib"), frozenset()) == expected - {"1.1"}
+
+
+def test_prereleases_do_not_stand_in_for_final_releases_that_conflict() -> None:
+    # pip decides whether pre-releases count over every release, before it leaves out the ones
+    # that failed: when the final releases all conflict, no pre-release is tried instead
+    idx = FakeIndex()
+    idx.add("app", "1.0", deps=["lib", "other"])
+    idx.add("lib", "1.0", deps=["zzz>=2"])
+    idx.add("lib", "2.0b1")
+    idx.add("other", "1.0", deps=["zzz<2"])
+    idx.add("zzz", "1.0")
+    idx.add("zzz", "2.0")
+    sel = idx.resolve(["app"], T311)
+    assert "lib" not in sel.versions
+    assert sel.problems
+    assert ("lib", "2.0b1") not in idx.meta_calls
