@@ -46,6 +46,9 @@ PYTHON = "<python>"  # the identifier of the target's interpreter
 
 #: Releases whose metadata is read ahead for a project the resolver has backtracked on.
 BACKTRACK_AHEAD = 4
+#: The most releases whose metadata is read ahead at once for a project the resolver has rejected
+#: releases of (it reads as many as have been rejected so far).
+BACKTRACK_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -259,8 +262,11 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         if preferred is not None and preferred in allowed:
             allowed.remove(preferred)
             allowed.insert(0, preferred)
-        if allowed:
-            self.shared.prefetch_metadata(name, allowed[0])
+        # the first candidate's metadata, which the resolver reads next; while it backtracks on
+        # this project, as many of the following ones as have failed so far: it walks back
+        # through the releases one by one, and a round trip each would add up
+        for version in allowed[: min(len(bad) + 1, BACKTRACK_BATCH)]:
+            self.shared.prefetch_metadata(name, version)
         return _ReadAhead(
             (Candidate(name, v, extras, eligible[v]) for v in allowed),
             self.shared.prefetch_metadata,
