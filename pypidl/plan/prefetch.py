@@ -104,12 +104,12 @@ class Prefetcher:
         self._page_futures: dict[str, Future[Releases]] = {}
         self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
         self._tables: dict[tuple[str, str], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._shapes: dict[str, _Shapes] = {}
         self._followed: set[Want] = set()
         self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
         self._markers: dict[tuple[str, str], bool] = {}
         self._python_ok: dict[str, dict[str | None, bool]] = {}
         self._tags_ok: dict[str, dict[frozenset[Tag], bool]] = {}
-        self._interned: dict[object, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
         self._guessed: dict[tuple[Want, int, Version | None], list[Version]] = {}
         by_python: dict[tuple[str, str], list[Target]] = {}
         for target in self.targets:
@@ -119,6 +119,7 @@ class Prefetcher:
         #: the targets by interpreter: the walk guesses once per group
         self._groups = [tuple(group) for group in by_python.values()]
         self._group_tables: dict[tuple[str, int], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._fits: dict[tuple[str, str], frozenset[int]] = {}
         self._closed = False
         self._busy = 0  # walk steps scheduled and not finished
         self._quiet = threading.Condition(self._lock)
@@ -178,36 +179,41 @@ class Prefetcher:
         :raises Unavailable: when no index could give the page.
         """
         key = (name, target.label)
-        with self._lock:
-            rows = self._tables.get(key)
-        if rows is not None:
-            return rows
-        releases = self.releases(name)
-        python_ok = self._python_ok.setdefault(target.label, {})
-        tags_ok = self._tags_ok.setdefault(target.label, {})
-        rows = []
-        for version in sorted(releases, reverse=True):
-            files = []
-            # the answers of can_install, remembered per Requires-Python and per tag set: a
-            # run asks them for every file of every project for every target
-            for f in releases[version]:
-                fits = python_ok.get(f.requires_python)
-                if fits is None:
-                    fits = python_ok[f.requires_python] = target.allows_python(f.requires_python)
-                if fits and f.kind == "wheel":
-                    fits = tags_ok.get(f.tags)
-                    if fits is None:
-                        fits = tags_ok[f.tags] = target.supports(f.tags)
-                if fits:
-                    files.append(f)
-            if files:
-                rows.append((version, tuple(files)))
-        # targets that see the same table share one list, so guesses are made once per table
-        same = tuple(id(f) for _version, files in rows for f in files)  # a file has one version
-        with self._lock:
-            rows = self._interned.setdefault(same, rows)
-            self._tables[key] = rows
+        rows = self._tables.get(key)
+        if rows is None:
+            shapes = self._shapes_of(name)
+            rows = self._tables[key] = shapes.table(self._fitting(name, shapes, target))
         return rows
+
+    def _shapes_of(self, name: str) -> _Shapes:
+        shapes = self._shapes.get(name)
+        if shapes is None:
+            # (dict operations are atomic: a second thread at worst sorts the page again)
+            shapes = self._shapes.setdefault(name, _Shapes(self.releases(name)))
+        return shapes
+
+    def _fitting(self, name: str, shapes: _Shapes, target: Target) -> frozenset[int]:
+        """The kinds of ``name``'s files (see :class:`_Shapes`) that ``target`` installs."""
+        key = (name, target.label)
+        found = self._fits.get(key)
+        if found is None:
+            # the answers of can_install, remembered per Requires-Python and per tag set: a
+            # run asks them for every kind of file of every project for every target
+            python_ok = self._python_ok.setdefault(target.label, {})
+            tags_ok = self._tags_ok.setdefault(target.label, {})
+            fitting = []
+            for n, (requires_python, tags) in enumerate(shapes.kinds):
+                fits = python_ok.get(requires_python)
+                if fits is None:
+                    fits = python_ok[requires_python] = target.allows_python(requires_python)
+                if fits and tags is not None:
+                    fits = tags_ok.get(tags)
+                    if fits is None:
+                        fits = tags_ok[tags] = target.supports(tags)
+                if fits:
+                    fitting.append(n)
+            found = self._fits[key] = frozenset(fitting)
+        return found
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -319,19 +325,12 @@ class Prefetcher:
     def _group_table(self, name: str, group: int) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
         key = (name, group)
         rows = self._group_tables.get(key)
-        if rows is not None:
-            return rows
-        targets = self._groups[group]
-        releases = self.releases(name)
-        rows = []
-        for version in sorted(releases, reverse=True):
-            files = tuple(f for f in releases[version] if any(t.can_install(f) for t in targets))
-            if files:
-                rows.append((version, files))
-        same = tuple(id(f) for _version, files in rows for f in files)
-        with self._lock:
-            rows = self._interned.setdefault(same, rows)
-            self._group_tables[key] = rows
+        if rows is None:
+            shapes = self._shapes_of(name)
+            fitting = frozenset().union(
+                *(self._fitting(name, shapes, target) for target in self._groups[group])
+            )
+            rows = self._group_tables[key] = shapes.table(fitting)
         return rows
 
     def _guess_in(
@@ -381,6 +380,52 @@ class Prefetcher:
             if found:
                 return True
         return False
+
+
+_Rows = list[tuple[Version, tuple["RemoteFile", ...]]]
+
+
+class _Shapes:
+    """A project's releases, newest first, with each file's kind: what decides whether a target
+    installs it (its Requires-Python, and its tags if a wheel; an sdist is built anywhere).
+
+    A project has thousands of files but a few dozen kinds: a target's table is found by
+    judging each kind once, and targets that install the same kinds share one table (so the
+    walk's guesses, remembered per table, are made once for them).
+    """
+
+    def __init__(self, releases: Releases) -> None:
+        index: dict[tuple[str | None, frozenset[Tag] | None], int] = {}
+        self.rows = [
+            (
+                version,
+                tuple(
+                    (
+                        f,
+                        index.setdefault(
+                            (f.requires_python, f.tags if f.kind == "wheel" else None), len(index)
+                        ),
+                    )
+                    for f in releases[version]
+                ),
+            )
+            for version in sorted(releases, reverse=True)
+        ]
+        #: kind number -> (Requires-Python, wheel tags or None for an sdist)
+        self.kinds = list(index)
+        self._tables: dict[frozenset[int], _Rows] = {}
+
+    def table(self, fitting: frozenset[int]) -> _Rows:
+        """The releases with a file of the ``fitting`` kinds, with those files."""
+        rows = self._tables.get(fitting)
+        if rows is None:
+            rows = []
+            for version, files in self.rows:
+                chosen = tuple(f for f, kind in files if kind in fitting)
+                if chosen:
+                    rows.append((version, chosen))
+            rows = self._tables.setdefault(fitting, rows)
+        return rows
 
 
 def installable(files: Iterable[RemoteFile], target: Target) -> tuple[RemoteFile, ...]:
