@@ -161,12 +161,17 @@ class Prefetcher:
         except RemoteIndexError as exc:
             raise Unavailable(exc.message) from None
         grouped: dict[Version, list[RemoteFile]] = {}
+        parsed: dict[str, Version | None] = {}  # a release has many files: parse its version once
         for rf in page.files:
-            try:
-                version = Version(rf.version)
-            except InvalidVersion:
-                continue
-            grouped.setdefault(version, []).append(rf)
+            if rf.version in parsed:
+                version = parsed[rf.version]
+            else:
+                try:
+                    version = parsed[rf.version] = Version(rf.version)
+                except InvalidVersion:
+                    version = parsed[rf.version] = None
+            if version is not None:
+                grouped.setdefault(version, []).append(rf)
         return {v: tuple(files) for v, files in grouped.items()}
 
     def releases(self, name: str) -> Releases:
