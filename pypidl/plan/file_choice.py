@@ -7,6 +7,7 @@ it.  Python 2-only files are never kept.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -40,10 +41,22 @@ def normalized_version(version: str) -> str:
 
 
 def same_version(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    va, vb = _version(a), _version(b)
+    if va is None or vb is None:
+        return False  # unequal texts, at least one not a version
+    return va == vb
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _version(text: str) -> Version | None:
+    # the planner compares every file of a page with each selected version of its project:
+    # parsing the same few thousand texts again each time dominated choosing the files
     try:
-        return Version(a) == Version(b)
+        return Version(text)
     except InvalidVersion:
-        return a == b
+        return None
 
 
 def python3_file(rf: RemoteFile) -> bool:
