@@ -141,6 +141,12 @@ class Prefetcher:
     # -- pages -------------------------------------------------------------------------------
 
     def _page_future(self, name: str) -> Future[Releases]:
+        # the common case without the lock (a dict read is atomic): the resolvers ask for pages
+        # and metadata they already have hundreds of thousands of times, and every walk thread
+        # takes this lock too
+        future = self._page_futures.get(name)
+        if future is not None:
+            return future
         with self._lock:
             future = self._page_futures.get(name)
             if future is None:
@@ -223,6 +229,9 @@ class Prefetcher:
     # -- metadata ----------------------------------------------------------------------------
 
     def _meta_future(self, name: str, version: Version) -> Future[CoreMetadata]:
+        future = self._meta_futures.get((name, version))  # without the lock, as for pages
+        if future is not None:
+            return future
         files = self.releases(name).get(version, ())
         with self._lock:
             future = self._meta_futures.get((name, version))
@@ -249,6 +258,8 @@ class Prefetcher:
                 self._page_future(name)
 
     def prefetch_metadata(self, name: str, version: Version) -> None:
+        if (name, version) in self._meta_futures:
+            return  # asked before (the resolvers ask again and again while they backtrack)
         future = self._page_future(name)
         self._then(future, self._meta_future, name, version)
 
@@ -374,14 +385,14 @@ class Prefetcher:
         with one of ``extras``)."""
         if marker is None:
             return True
+        text = str(marker)
         for extra in ("", *sorted(extras)):
-            key = (str(marker), extra)
-            with self._lock:
-                found = self._markers.get(key)
+            key = (text, extra)
+            found = self._markers.get(key)  # a dict read and write are atomic: no lock
             if found is None:
-                found = any(_evaluate(marker, env, extra) for env in self._envs)
-                with self._lock:
-                    self._markers[key] = found
+                found = self._markers[key] = any(
+                    _evaluate(marker, env, extra) for env in self._envs
+                )
             if found:
                 return True
         return False
