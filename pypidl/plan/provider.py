@@ -149,6 +149,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self._deps: dict[tuple[str, Version], list[Req]] = {}
         #: find_matches answers by question (see there), with the requirements they were for
         self._matches: dict[object, tuple[list[Req], list[Candidate]]] = {}
+        self._eligible_cache: dict[tuple[int, bool], dict[Version, tuple[RemoteFile, ...]]] = {}
 
     # helpers
 
@@ -243,15 +244,9 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 exact.add(r.exact)
         for constraint in self.constraints.get(name, ()):
             spec &= constraint
-        pinned = any(r.pinned for r in reqs)
-        eligible: dict[Version, tuple[RemoteFile, ...]] = {}
-        for version, files in self.table(name):
-            if exact and version not in exact:
-                continue
-            live = tuple(f for f in files if not f.yanked)
-            if not live and not pinned:
-                continue
-            eligible[version] = live or files
+        eligible = self._eligible(name, any(r.pinned for r in reqs))
+        if exact:
+            eligible = {v: files for v, files in eligible.items() if v in exact}
         # whether pre-releases count is decided over every release, as pip does, before the
         # ones that failed are left out: final releases that all failed do not let them in
         allowed = [
@@ -271,6 +266,21 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
             (Candidate(name, v, extras, eligible[v]) for v in allowed),
             self.shared.prefetch_metadata,
         )
+
+    def _eligible(self, name: str, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
+        """The releases of ``name`` the target installs, with their files that are not yanked
+        (all of them when every one is yanked and the requirement is ``pinned``)."""
+        rows = self.table(name)  # asked each time: a recording provider writes the answer down
+        key = (id(rows), pinned)  # (a table lives as long as the provider)
+        found = self._eligible_cache.get(key)
+        if found is None:
+            found = {}
+            for version, files in rows:
+                live = tuple(f for f in files if not f.yanked)
+                if live or pinned:
+                    found[version] = live or files
+            self._eligible_cache[key] = found
+        return found
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every pinned project in every round: remember the answers

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pypidl.plan.provider import TargetProvider
 
@@ -54,6 +54,11 @@ class RecordingProvider(TargetProvider):
     """A :class:`TargetProvider` that can record what a resolution asked of it."""
 
     seen: Observations | None = None
+    _signatures: dict[int, tuple[tuple[Version, bool], ...]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signatures = {}
 
     def record(self) -> Observations:
         """Start recording (replacing any earlier record) and return the record."""
@@ -84,6 +89,14 @@ class RecordingProvider(TargetProvider):
             seen.pythons.setdefault(spec, found)
         return found
 
+    def _signature(self, name: str) -> tuple[tuple[Version, bool], ...]:
+        # asked once per earlier resolution this target is compared with: work it out once
+        rows = self.table(name)
+        found = self._signatures.get(id(rows))  # (a table lives as long as the provider)
+        if found is None:
+            found = self._signatures[id(rows)] = _signature(rows)
+        return found
+
     def agrees(self, other: Observations) -> bool:
         """Whether this target answers every question of ``other`` the same way."""
         recording, self.seen = self.seen, None
@@ -95,8 +108,7 @@ class RecordingProvider(TargetProvider):
                 if self.applies(marker, extra) != found:
                     return False
             return all(
-                _signature(self.table(name)) == signature
-                for name, signature in other.tables.items()
+                self._signature(name) == signature for name, signature in other.tables.items()
             )
         finally:
             self.seen = recording
