@@ -355,6 +355,14 @@ def _digest(value: Any) -> str | None:
     return digest if is_sha256(digest) else None
 
 
+def _join(page_url: str, url: str) -> str:
+    """``urljoin(page_url, url)``, without its work for the usual absolute URL (a page lists
+    thousands), which it would only take apart and put together again."""
+    if url.startswith(("https://", "http://")) and ";" not in url and urlsplit(url).netloc:
+        return url
+    return urljoin(page_url, url)
+
+
 def parse_json_page(
     data: Any, page_url: str, name: NormalizedName, mirror: str
 ) -> list[RemoteFile]:
@@ -369,7 +377,7 @@ def parse_json_page(
             rf = _remote_file(
                 name,
                 item["filename"],
-                urljoin(page_url, str(item.get("url", ""))),
+                _join(page_url, str(item.get("url", ""))),
                 item.get("hashes") or {},
                 page_url=page_url,
                 mirror=mirror,
