@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -145,7 +147,8 @@ class Planner:
 
     def plan(self, reqs: RequirementSet) -> Manifest:
         try:
-            return self._plan(reqs)
+            with _fewer_collections():
+                return self._plan(reqs)
         finally:
             self.close()
 
@@ -226,7 +229,8 @@ class Planner:
         choice; the lock's hashes must agree with the index's.
         """
         try:
-            return self._plan_locks(locks)
+            with _fewer_collections():
+                return self._plan_locks(locks)
         finally:
             self.close()
 
@@ -591,6 +595,28 @@ def plan(
 ) -> Manifest:
     """Plan a mirror of ``reqs`` for ``targets``; see the module docstring."""
     return Planner(mirrors, net, targets, options, project_indexes=project_indexes).plan(reqs)
+
+
+#: Allocations between two collections of the youngest generation while planning (Python's
+#: default is 700).
+PLANNING_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while planning.
+
+    Planning allocates millions of small objects that live until the plan is written (the
+    parsed pages, a RemoteFile per file, tables, candidates) and makes little cyclic garbage;
+    with the default threshold the collector ran so often, each time walking the survivors,
+    that it took about a sixth of the planner's CPU time on a 145-project, 42-target plan.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], PLANNING_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:
