@@ -420,6 +420,10 @@ class Planner:
             return result.versions, result.problems
 
         def mirror_urls(rf: RemoteFile) -> list[str]:
+            # as for metadata: a file listed by an index outside the mirror set (a project kept
+            # to its own index) is never asked of the others
+            if not any(m.name == rf.mirror for m in self.mirrors):
+                return []
             urls = (derive_file_url(rf.url, m) for m in self.mirrors if m.name != rf.mirror)
             return [u for u in urls if u]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pypidl.cli import main
-from tests.lib.server import IndexServer
+from tests.lib.backends import make_flit_sdist
+from tests.lib.server import IndexServer, Status
 from tests.lib.wheels import make_wheel
 
 TARGET = ["--python-version", "3.11", "--platform", "linux-x86_64"]
@@ -135,3 +136,25 @@ def test_a_pin_to_an_undeclared_index_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert f"| ERROR | {reqs}:2: project 'torch' is pinned to index 'nowhere'" in err[0]
     assert not primary.requests
+
+
+def test_a_pinned_projects_sdist_is_never_read_from_another_index(
+    index_server: Callable[..., IndexServer], tmp_path: Path
+) -> None:
+    """The build closure reads a kept sdist's pyproject.toml; for a project kept to its own
+    index, a failed read there is not retried on the other indexes (where a file of that name
+    could be anything)."""
+    primary, vendor = index_server(), index_server()
+    sdist = make_flit_sdist(tmp_path / "private", "secret", "1.0")
+    vendor.add_file(sdist)
+    primary.add_file(make_wheel(tmp_path / "public", "common", "1.0"))
+    vendor.fail_always(f"*/{sdist.name}", Status(404))
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("secret==1.0\ncommon\n")
+    main(
+        ["plan", "-r", str(reqs), "-o", str(tmp_path / "m.json"),
+         "--index-url", primary.simple_url, "--index", f"vendor={vendor.simple_url}",
+         "--project-index", "secret=vendor", *TARGET]
+    )  # fmt: skip
+    assert vendor.requests_matching(f"*/{sdist.name}"), "the sdist was never read on its index"
+    assert not [r for r in primary.requests if "secret" in r.path]
