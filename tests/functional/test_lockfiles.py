@@ -17,7 +17,13 @@ import pytest
 
 from pypidl.cli import main
 from tests.lib.backends import make_flit_sdist, repack_installed
-from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
+from tests.lib.locks import (
+    pipfile_lock,
+    serve_project_set,
+    uv_lock,
+    uv_pylock,
+    write_lock,
+)
 from tests.lib.mirror import find_uv
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel
@@ -46,16 +52,6 @@ def index(index_server: Callable[..., IndexServer], wheel_dir: Path) -> IndexSer
     srv = index_server()
     serve_project_set(srv, wheel_dir)
     return srv
-
-
-def write_lock(kind: str, tmp_path: Path, index: IndexServer, env: dict[str, str]) -> Path:
-    if kind == "uv.lock":
-        return uv_lock(tmp_path / "proj", index, env)
-    if kind == "pylock.toml":
-        return uv_pylock(tmp_path / "proj", index, env)
-    if kind == "poetry.lock":
-        return poetry_lock(tmp_path / "proj", index)
-    return pipfile_lock(tmp_path / "proj", index)
 
 
 def files_in(root: Path) -> set[str]:
@@ -91,7 +87,7 @@ def wheel_tag(target: Path, project: str) -> str:
 def test_a_lock_syncs_into_a_mirror_uv_installs_from_for_two_targets(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str]
 ) -> None:
-    lock = write_lock(kind, tmp_path, index, clean_env)
+    lock = write_lock(kind, tmp_path / "proj", index, clean_env)
     mirror = tmp_path / "mirror"
     code = main(
         ["sync", str(lock), "--index-url", index.simple_url, "--download-dir", str(mirror),

@@ -23,6 +23,7 @@ __all__ = [
     "serve_project_set",
     "uv_lock",
     "uv_pylock",
+    "write_lock",
 ]
 
 #: what the locked application asks for
@@ -189,3 +190,14 @@ def pipfile_lock(directory: Path, index: IndexServer) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def write_lock(kind: str, directory: Path, index: IndexServer, env: dict[str, str]) -> Path:
+    """A lock of the project set in ``directory`` in the format ``kind`` (its file name)."""
+    if kind == "uv.lock":
+        return uv_lock(directory, index, env)
+    if kind == "pylock.toml":
+        return uv_pylock(directory, index, env)
+    if kind == "poetry.lock":
+        return poetry_lock(directory, index)
+    return pipfile_lock(directory, index)

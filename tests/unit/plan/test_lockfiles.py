@@ -16,7 +16,11 @@ from pypidl.plan.lock_formats import is_lock_file, read_lock
 from pypidl.plan.lockfiles import LockError, locked_files
 from pypidl.plan.pages import ProjectPage, RemoteFile
 from pypidl.plan.targets import Target, parse_targets
-from tests.lib.locks import pipfile_lock, poetry_lock, serve_project_set, uv_lock, uv_pylock
+from tests.lib.locks import (
+    serve_project_set,
+    uv_lock,
+    write_lock,
+)
 from tests.lib.server import IndexServer
 
 LINUX311, WIN311, LINUX312 = (
@@ -41,16 +45,6 @@ def index(index_server: Callable[..., IndexServer], wheel_dir: Path) -> IndexSer
     return srv
 
 
-def write_lock(kind: str, tmp_path: Path, index: IndexServer, env: dict[str, str]) -> Path:
-    if kind == "uv.lock":
-        return uv_lock(tmp_path / "proj", index, env)
-    if kind == "pylock.toml":
-        return uv_pylock(tmp_path / "proj", index, env)
-    if kind == "poetry.lock":
-        return poetry_lock(tmp_path / "proj", index)
-    return pipfile_lock(tmp_path / "proj", index)
-
-
 FORMATS = ("uv.lock", "pylock.toml", "poetry.lock", "Pipfile.lock")
 
 
@@ -58,7 +52,7 @@ FORMATS = ("uv.lock", "pylock.toml", "poetry.lock", "Pipfile.lock")
 def test_each_target_gets_what_the_lock_installs_on_it(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str]
 ) -> None:
-    lock = read_lock(write_lock(kind, tmp_path, index, clean_env))
+    lock = read_lock(write_lock(kind, tmp_path / "proj", index, clean_env))
     assert lock.format == kind
     selected = {
         (r.package.name, r.package.version): {t.label for t in r.targets}
@@ -73,7 +67,7 @@ def test_each_target_gets_what_the_lock_installs_on_it(
 def test_a_lock_is_recognised_by_content_under_another_name(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str]
 ) -> None:
-    path = write_lock(kind, tmp_path, index, clean_env)
+    path = write_lock(kind, tmp_path / "proj", index, clean_env)
     renamed = shutil.copyfile(path, tmp_path / "locked-deps.txt")
     assert is_lock_file(path)
     assert is_lock_file(renamed)
@@ -157,7 +151,7 @@ def never_sdist(files: Sequence[RemoteFile], targets: Sequence[Target]) -> list[
 def test_the_lock_s_files_for_the_targets(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str]
 ) -> None:
-    lock = read_lock(write_lock(kind, tmp_path, index, clean_env))
+    lock = read_lock(write_lock(kind, tmp_path / "proj", index, clean_env))
     files, problems = locked_files(lock.select(TARGETS), page=page_of(index), choose=choose_files)
     assert problems == []
     assert sorted(f.filename for f in files) == [
@@ -175,7 +169,7 @@ def test_the_lock_s_files_for_the_targets(
 def test_a_file_the_index_lists_with_another_hash_is_an_error_naming_it(
     kind: str, tmp_path: Path, index: IndexServer, clean_env: dict[str, str], wheel_dir: Path
 ) -> None:
-    lock = read_lock(write_lock(kind, tmp_path, index, clean_env))
+    lock = read_lock(write_lock(kind, tmp_path / "proj", index, clean_env))
     # the index now serves other bytes under the locked name
     tampered = wheel_dir / "gamma-2.0-py3-none-any.whl"
     tampered.write_bytes(tampered.read_bytes() + b"\0")
