@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pypidl.config import NetworkSettings
 from pypidl.fetch import pool as engine
-from pypidl.hashing import CHUNK_SIZE, file_sha256
+from pypidl.hashing import file_sha256
 from pypidl.manifest import Entry
+from tests.lib.interrupts import blob, parts_with_data, stalling_files, wait_for
 from tests.lib.mirror import entry_for
-from tests.lib.server import IndexServer, ServedFile, Stall
+from tests.lib.server import IndexServer, ServedFile
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals to a process group are POSIX")
 
@@ -64,15 +63,6 @@ if __name__ == "__main__":
 """
 
 
-def blob(directory: Path, name: str, size: int) -> Path:
-    path = directory / f"{name}-1.0-py3-none-any.whl"
-    rng = random.Random(name)  # noqa: S311 - test data
-    with open(path, "wb") as fh:
-        for _ in range(0, size, 1 << 20):
-            fh.write(rng.randbytes(min(1 << 20, size - fh.tell())))
-    return path
-
-
 def start_driver(
     tmp_path: Path,
     entries: list[Entry],
@@ -109,18 +99,6 @@ def start_driver(
     )
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
-
-
-def parts_with_data(root: Path) -> list[Path]:
-    return [p for p in root.rglob(".pypidl-*.part") if p.stat().st_size >= CHUNK_SIZE]
-
-
 def final_files(root: Path) -> list[Path]:
     packages = root / "packages"
     return (
@@ -133,16 +111,7 @@ def final_files(root: Path) -> list[Path]:
 def scenario(index_server, tmp_path: Path) -> tuple[IndexServer, list[ServedFile]]:
     """Four files that finish at once, four that stall after two chunks for a long time."""
     server = index_server()
-    quick = [
-        server.add_file(blob(tmp_path, f"quick{i}", 100_000), metadata=False) for i in range(4)
-    ]
-    slow = [
-        server.add_file(blob(tmp_path, f"slow{i}", 6 * CHUNK_SIZE), metadata=False)
-        for i in range(4)
-    ]
-    for f in slow:
-        server.fail(f.url_path, Stall(2 * CHUNK_SIZE + 10, 60))
-    return server, quick + slow
+    return server, stalling_files(server, tmp_path)
 
 
 def rerun_completes(server: IndexServer, files: list[ServedFile], root: Path) -> None:

@@ -7,7 +7,6 @@ process; worker pids are read from ``/proc`` so the test can check each one is g
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,18 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pypidl.hashing import CHUNK_SIZE, file_sha256
+from pypidl.hashing import file_sha256
 from pypidl.manifest import Manifest, dump
+from tests.lib.interrupts import parts_with_data, stalling_files, wait_for
 from tests.lib.mirror import entry_for
-from tests.lib.server import IndexServer, ServedFile, Stall
+from tests.lib.server import IndexServer, ServedFile
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads worker pids from /proc")
-
-
-def blob(directory: Path, name: str, size: int) -> Path:
-    path = directory / f"{name}-1.0-py3-none-any.whl"
-    path.write_bytes(random.Random(name).randbytes(size))  # noqa: S311 - test data
-    return path
 
 
 def children(pid: int) -> list[int]:
@@ -63,14 +57,6 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout:g}s")
-        time.sleep(0.05)
-
-
 def cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["PIP_CONFIG_FILE"] = os.devnull
@@ -90,16 +76,7 @@ def scenario(
 ) -> tuple[IndexServer, list[ServedFile], Path]:
     """Four quick files, four that stall after two chunks; a manifest of all eight."""
     server = index_server()
-    quick = [
-        server.add_file(blob(tmp_path, f"quick{i}", 100_000), metadata=False) for i in range(4)
-    ]
-    slow = [
-        server.add_file(blob(tmp_path, f"slow{i}", 6 * CHUNK_SIZE), metadata=False)
-        for i in range(4)
-    ]
-    for f in slow:
-        server.fail(f.url_path, Stall(2 * CHUNK_SIZE + 10, stall))
-    files = quick + slow
+    files = stalling_files(server, tmp_path, stall=stall)
     manifest = tmp_path / "manifest.json"
     dump(Manifest(entries=tuple(entry_for(f) for f in files)), manifest)
     return server, files, manifest
@@ -119,10 +96,6 @@ def download_args(manifest: Path, root: Path, *extra: str) -> list[str]:
         "60",
         *extra,
     ]
-
-
-def parts_with_data(root: Path) -> list[Path]:
-    return [p for p in root.rglob(".pypidl-*.part") if p.stat().st_size >= CHUNK_SIZE]
 
 
 def test_kill_9_of_the_parent_ends_its_workers_and_a_rerun_completes(index_server, tmp_path):
