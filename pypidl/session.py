@@ -23,7 +23,11 @@ from pypidl.config import NetworkSettings
 from pypidl.stopping import _STOPPING, RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
+    "ARTIFACT_HEADERS",
     "MAX_RETRY_AFTER",
+    "SIMPLE_ACCEPT",
+    "SIMPLE_HTML",
+    "SIMPLE_JSON",
     "PypidlSession",
     "RequestCancelled",
     "abort_response",
@@ -32,6 +36,14 @@ __all__ = [
     "interrupt_waits",
     "new_session",
 ]
+
+#: The simple repository API's content types (PEP 691), and what a client asks for: JSON first,
+#: the HTML of PEP 503 as the fall-back.
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
+SIMPLE_ACCEPT = f"{SIMPLE_JSON}, {SIMPLE_HTML};q=0.2, text/html;q=0.01"
+#: Headers for a distribution file: its bytes (and byte ranges) as stored, never re-encoded.
+ARTIFACT_HEADERS: dict[str, str] = {"Accept-Encoding": "identity"}
 
 #: The longest ``Retry-After`` a request honours, in seconds (the downloader caps files alike):
 #: a server asking for a day gets a minute, then its answer.

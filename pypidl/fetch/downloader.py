@@ -61,7 +61,7 @@ from pypidl.fetch.retry import (
 )
 from pypidl.hashing import CHUNK_SIZE, file_sha256
 from pypidl.manifest import PACKAGES_DIR, Entry
-from pypidl.session import describe_error, new_session
+from pypidl.session import ARTIFACT_HEADERS, describe_error, new_session
 from pypidl.sources import redact_url
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import ProjectLocks
@@ -465,7 +465,7 @@ class Downloader:
         :raises UrlRefused: this URL will not serve the file.
         :raises Cancelled: the run is stopping.
         """
-        headers = {"Accept-Encoding": "identity"}
+        headers = dict(ARTIFACT_HEADERS)
         if part.offset:
             headers["Range"] = f"bytes={part.offset}-"
             if part.validator and part.validator_mirror == key:

@@ -26,15 +26,13 @@ import requests
 
 from pypidl.config import NetworkSettings
 from pypidl.hashing import CHUNK_SIZE, is_sha256
-from pypidl.session import describe_error
+from pypidl.session import SIMPLE_ACCEPT, SIMPLE_JSON, describe_error
 from pypidl.sources import redact_url, strip_credentials
 
 __all__ = ["IndexLookup"]
 
 log = logging.getLogger(__name__)
 
-_JSON = "application/vnd.pypi.simple.v1+json"
-_ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 #: A project page larger than this is not read for a rescue (the largest real ones are ~30 MiB).
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 
@@ -112,7 +110,7 @@ class IndexLookup:
         try:
             with self._session.get(
                 url,
-                headers={"Accept": _ACCEPT, "Cache-Control": "max-age=0"},
+                headers={"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"},
                 timeout=(self._net.connect_timeout, self._net.read_timeout),
                 stream=True,
             ) as resp:
@@ -135,7 +133,7 @@ class IndexLookup:
             log.debug("rescue page %s: %s", redact_url(url), describe_error(exc))
             return {}
         try:
-            if ctype == _JSON:
+            if ctype == SIMPLE_JSON:
                 return _from_json(json.loads(body), base)
             try:
                 text = body.decode(encoding, errors="replace")

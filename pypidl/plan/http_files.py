@@ -20,10 +20,10 @@ import requests
 
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE
+from pypidl.session import ARTIFACT_HEADERS
 from pypidl.sources import redact_url
 
 __all__ = [
-    "HEADERS",
     "MIN_FETCH",
     "RangeFile",
     "RangeIgnored",
@@ -34,8 +34,6 @@ __all__ = [
     "spool",
 ]
 
-#: Byte ranges are of the stored file, never of a re-encoded one.
-HEADERS = {"Accept-Encoding": "identity"}
 #: The smallest range a :class:`RangeFile` asks for: zipfile reads in many small pieces.
 MIN_FETCH = 32 * 1024
 
@@ -172,7 +170,7 @@ class RangeFile(io.RawIOBase):
         end = min(self._size, pos + max(want, MIN_FETCH)) - 1
         if end - pos + 1 > self._max_read + MIN_FETCH:
             raise RemoteIndexError("refusing a huge range read", context=redact_url(self._url))
-        headers = {**HEADERS, "Range": f"bytes={pos}-{end}"}
+        headers = {**ARTIFACT_HEADERS, "Range": f"bytes={pos}-{end}"}
         if self._validator:
             headers["If-Range"] = self._validator
         self.requests += 1

@@ -49,7 +49,6 @@ from pypidl.dists import (
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import bytes_sha256, is_sha256
 from pypidl.plan.http_files import (
-    HEADERS,
     RangeFile,
     RangeIgnored,
     ResponseStream,
@@ -58,7 +57,7 @@ from pypidl.plan.http_files import (
     read_bounded,
     spool,
 )
-from pypidl.session import new_session
+from pypidl.session import ARTIFACT_HEADERS, new_session
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
 if TYPE_CHECKING:
@@ -433,7 +432,9 @@ class MetadataFetcher:
         PKG-INFO near the start, and the rest of the body is never read (the connection is
         closed instead).  Only a PKG-INFO at the end costs the whole file.
         """
-        with self.session.get(rf.url, headers=HEADERS, timeout=self._timeout, stream=True) as resp:
+        with self.session.get(
+            rf.url, headers=ARTIFACT_HEADERS, timeout=self._timeout, stream=True
+        ) as resp:
             resp.raise_for_status()
             body = ResponseStream(
                 resp, self.max_download, rf.url, purpose="its metadata", error=MetadataError
@@ -447,7 +448,9 @@ class MetadataFetcher:
 
     def _read_sidecar(self, rf: RemoteFile) -> bytes:
         url = rf.url + METADATA_SUFFIX
-        with self.session.get(url, headers=HEADERS, timeout=self._timeout, stream=True) as resp:
+        with self.session.get(
+            url, headers=ARTIFACT_HEADERS, timeout=self._timeout, stream=True
+        ) as resp:
             resp.raise_for_status()
             data = read_bounded(resp, MAX_METADATA, url)
         if rf.core_metadata_sha256:
@@ -461,7 +464,7 @@ class MetadataFetcher:
         return data
 
     def _read_wheel(self, rf: RemoteFile) -> tuple[bytes, str]:
-        headers = {**HEADERS, "Range": f"bytes=-{TAIL_SIZE}"}
+        headers = {**ARTIFACT_HEADERS, "Range": f"bytes=-{TAIL_SIZE}"}
         resp = self.session.get(rf.url, headers=headers, timeout=self._timeout, stream=True)
         with resp:
             if resp.status_code == 200:
@@ -495,7 +498,9 @@ class MetadataFetcher:
                 return _wheel_metadata(fh, rf), "download"
 
     def _download(self, rf: RemoteFile) -> SpooledDownload:
-        resp = self.session.get(rf.url, headers=HEADERS, timeout=self._timeout, stream=True)
+        resp = self.session.get(
+            rf.url, headers=ARTIFACT_HEADERS, timeout=self._timeout, stream=True
+        )
         try:
             resp.raise_for_status()
         except BaseException:

@@ -32,7 +32,14 @@ from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import CHUNK_SIZE, STRONG_HASHES, is_sha256
 from pypidl.manifest import url_problem
-from pypidl.session import abort_response, describe_error, new_session
+from pypidl.session import (
+    SIMPLE_ACCEPT,
+    SIMPLE_HTML,
+    SIMPLE_JSON,
+    abort_response,
+    describe_error,
+    new_session,
+)
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
 __all__ = [
@@ -45,9 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-HTML_TYPE = "application/vnd.pypi.simple.v1+html"
-ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
 
 #: The most a project page may hold once decompressed; the largest real pages are a few tens of
 #: MiB. A page that never ends or a gzip bomb stops here instead of filling memory.
@@ -184,7 +188,7 @@ class IndexClient:
     ) -> ProjectPage:
         with session.get(
             url,
-            headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"},
+            headers={"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"},
             timeout=(self.net.connect_timeout, self.net.read_timeout),
             stream=True,
         ) as resp:
@@ -193,10 +197,10 @@ class IndexClient:
             resp.raise_for_status()
             final = strip_credentials(resp.url)
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype not in {JSON_TYPE, HTML_TYPE, "text/html", ""}:
+            if ctype not in {SIMPLE_JSON, SIMPLE_HTML, "text/html", ""}:
                 raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
             body = _read_page(resp)
-        if ctype == JSON_TYPE:
+        if ctype == SIMPLE_JSON:
             files = parse_json_page(untrusted_json.loads(body), final, name, mirror.name)
         else:
             try:

@@ -33,8 +33,8 @@ from pypidl._fs import atomic_write_text
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256
-from pypidl.plan.http_files import HEADERS, ResponseStream
-from pypidl.session import new_session
+from pypidl.plan.http_files import ResponseStream
+from pypidl.session import ARTIFACT_HEADERS, new_session
 from pypidl.sources import redact_url
 
 if sys.version_info >= (3, 11):
@@ -343,7 +343,7 @@ class SdistReader:
 
     def _read_remote(self, rf: RemoteFile, url: str) -> bytes | None:
         timeout = (self.net.connect_timeout, self.net.read_timeout)
-        with self.session.get(url, headers=HEADERS, timeout=timeout, stream=True) as resp:
+        with self.session.get(url, headers=ARTIFACT_HEADERS, timeout=timeout, stream=True) as resp:
             resp.raise_for_status()
             stream = ResponseStream(
                 resp, self.max_size, url, purpose="its build system", error=SdistReadError

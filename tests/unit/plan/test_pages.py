@@ -16,7 +16,6 @@ from packaging.utils import NormalizedName
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.plan.pages import (
-    JSON_TYPE,
     IndexClient,
     ProjectNotFound,
     RemoteFile,
@@ -24,6 +23,7 @@ from pypidl.plan.pages import (
     parse_html_page,
     parse_json_page,
 )
+from pypidl.session import SIMPLE_JSON
 from pypidl.sources import Mirror
 from tests.lib.server import Delay, IndexServer, Status
 from tests.lib.wheels import make_sdist, make_wheel
@@ -391,7 +391,7 @@ def test_project_json_by_negotiation(index_server: Callable[..., IndexServer], d
     assert wheel.size is not None  # only the JSON form carries sizes
     (request,) = srv.requests
     assert request.path == "/simple/demo/"
-    assert request.headers["Accept"].startswith(JSON_TYPE)
+    assert request.headers["Accept"].startswith(SIMPLE_JSON)
 
 
 def test_project_html_when_the_index_has_no_json(
@@ -439,7 +439,7 @@ def test_all_mirrors_down_names_each(index_server: Callable[..., IndexServer], d
     a, b, c = (served(index_server, dists) for _ in range(3))
     a.down = True
     b.fail_always("/simple/*", Status(503))
-    c.fail_always("/simple/*", Status(200, {"Content-Type": JSON_TYPE}, b"{not json"))
+    c.fail_always("/simple/*", Status(200, {"Content-Type": SIMPLE_JSON}, b"{not json"))
     client = IndexClient([mirror(a, "alpha"), mirror(b, "bravo"), mirror(c, "charlie")], NET)
     with pytest.raises(RemoteIndexError) as info:
         client.project("demo")
