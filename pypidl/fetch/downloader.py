@@ -453,9 +453,9 @@ class Downloader:
         synced = size >= RESUME_NOTE_MIN
         if synced:
             part.sync()
-        part.finish(final)
+        st = part.finish(final)
         records = self._project_records(entry.project)
-        records[entry.filename] = self._journal.add(entry, final, os.stat(final), synced=synced)
+        records[entry.filename] = self._journal.add(entry, final, st, synced=synced)
         return FileResult(entry, DOWNLOADED, bytes=size, mirror=mirror, attempts=attempts)
 
     def _attempt(self, entry: Entry, url: str, key: str, part: PartFile) -> None:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,20 +309,15 @@ class _Gate:
 def _run_threads(work: Callable[[int], None], order: list[int], threads: int) -> None:
     """Run ``work`` on every index of ``order``, at most ``threads`` at once (see :class:`_Gate`).
 
-    No future per file: with 10,000 small files a ThreadPoolExecutor's futures (each with its
-    own condition variable) cost megabytes and more CPU than the bookkeeping is worth.
+    The threads are a ``ThreadPoolExecutor``'s, but it runs one long-lived loop per thread, not
+    one task per file: with 10,000 small files a future per file (each with its own condition
+    variable) costs megabytes and more CPU than the bookkeeping is worth.  Each loop takes the
+    next index while the gate lets it; the pool grows a loop at a time as the gate opens.
     """
     pending = iter(order)
     lock = threading.Lock()
     gate = _Gate(min(threads, len(order)))
-    started: list[threading.Thread] = []
-
-    def grow(to: int) -> None:
-        with lock:
-            while len(started) < to:
-                t = threading.Thread(target=pull, name=f"pypidl-dl-{len(started)}", daemon=True)
-                started.append(t)
-                t.start()
+    loops: list[Future[None]] = []
 
     def pull() -> None:
         while True:
@@ -336,15 +332,23 @@ def _run_threads(work: Callable[[int], None], order: list[int], threads: int) ->
                 work(index)
             finally:
                 limit = gate.leave(time.monotonic() - wall, time.thread_time() - cpu)
-            if limit > len(started):
+            if limit > len(loops):
                 grow(limit)
 
-    grow(gate.limit)
-    while True:
-        with lock:
-            current = list(started)
-        for t in current:
-            t.join()
-        with lock:
-            if len(started) == len(current):
-                return
+    with ThreadPoolExecutor(max_workers=gate.ceiling, thread_name_prefix="pypidl-dl") as pool:
+
+        def grow(to: int) -> None:
+            with lock:
+                while len(loops) < to:
+                    loops.append(pool.submit(pull))
+
+        grow(gate.limit)
+        done = 0
+        while True:  # a loop may add others until the last one has finished
+            with lock:
+                current = loops[done:]
+            if not current:
+                break
+            for loop in current:
+                loop.result()  # a bug in the loop itself is raised here, not lost
+            done += len(current)
