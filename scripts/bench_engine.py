@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +294,10 @@ class TreeMemory:
         return self.peak, self.peak_pss
 
 
+#: seconds, (peak tree RSS, PSS), exit code, the tail of the output
+RunResult = tuple[float, tuple[int, int], int, str]
+
+
 @dataclass
 class Timing:
     tool: str
@@ -305,7 +310,9 @@ class Timing:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def run_tree(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None):
+def run_tree(
+    cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> RunResult:
     """Run ``cmd``; returns (seconds, (peak tree RSS, PSS), exit code, tail of its output)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -359,6 +366,50 @@ def write_and_hash_speed(paths: list[Path], dest: Path, workers: int) -> float:
         list(pool.map(_write_and_hash, [([], str(dest))] * workers))  # start-up not timed
         started = time.perf_counter()
         list(pool.map(_write_and_hash, jobs))
+        return time.perf_counter() - started
+
+
+def _socket_and_hash(job: tuple[int, list[str], str]) -> int:
+    """GET each file over one plain socket per file, hash and write the body, fsync."""
+    port, names, dest = job
+    total = 0
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    for name in names:
+        h = hashlib.sha256()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            request = f"GET /files/{name} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+            sock.sendall(request.encode("ascii"))
+            head: bytes | None = b""
+            with open(Path(dest) / name, "wb", buffering=0) as out:
+                while True:
+                    n = sock.recv_into(buf)
+                    if not n:
+                        break
+                    body = view[:n]
+                    if head is not None:
+                        head += bytes(body)
+                        end = head.find(b"\r\n\r\n")
+                        if end < 0:
+                            continue
+                        body = memoryview(head[end + 4 :])
+                        head = None
+                    h.update(body)
+                    out.write(body)
+                    total += len(body)
+                os.fsync(out.fileno())
+    return total
+
+
+def socket_speed(port: int, names: list[str], dest: Path, workers: int) -> float:
+    """Seconds ``workers`` processes take to fetch ``names`` from the loopback index through
+    plain sockets (no HTTP library, no retries, no checks), hashing and writing as they go."""
+    dest.mkdir(parents=True, exist_ok=True)
+    jobs = [(port, names[i::workers], str(dest)) for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_socket_and_hash, [(port, [], str(dest))] * workers))  # start-up not timed
+        started = time.perf_counter()
+        list(pool.map(_socket_and_hash, jobs))
         return time.perf_counter() - started
 
 
@@ -421,11 +472,11 @@ def pypidl_cmd(manifest: Path, dest: Path, server: LoopbackIndex, quiet: bool) -
     return cmd + (["-q"] if quiet else [])
 
 
-def run_pypidl(manifest: Path, dest: Path, server: LoopbackIndex, quiet: bool) -> tuple:
+def run_pypidl(manifest: Path, dest: Path, server: LoopbackIndex, quiet: bool) -> RunResult:
     return run_tree(pypidl_cmd(manifest, dest, server, quiet), env=clean_env(), cwd=ROOT)
 
 
-def run_aria2c(manifest: Path, dest: Path, work: Path, jobs: int) -> tuple:
+def run_aria2c(manifest: Path, dest: Path, work: Path, jobs: int) -> RunResult:
     export = work / f"{manifest.stem}.aria2"
     subprocess.run(
         [sys.executable, "-m", "pypidl", "export", str(manifest), "--format", "aria2c",
@@ -441,7 +492,7 @@ def run_aria2c(manifest: Path, dest: Path, work: Path, jobs: int) -> tuple:
     return run_tree(cmd, env=clean_env())
 
 
-def run_pip(manifest_path: Path, dest: Path, server: LoopbackIndex, work: Path) -> tuple:
+def run_pip(manifest_path: Path, dest: Path, server: LoopbackIndex, work: Path) -> RunResult:
     """``pip download --no-deps`` of every pin; pip takes one version of a project per call,
     so the pins go in rounds (the n-th version of every project in round n)."""
     data = json.loads(manifest_path.read_text())
@@ -488,8 +539,52 @@ def report(title: str, timings: list[Timing]) -> None:
     if base is None:
         return
     for t in timings:
-        if t is not base and t.seconds:
+        if t is base or not t.seconds:
+            continue
+        if t.tool.startswith(("write+hash", "socket+hash")):
+            print(f"pypidl's speed / {t.tool}'s: {t.seconds / base.seconds:.0%}")
+        else:
             print(f"ratio pypidl / {t.tool}: {base.seconds / t.seconds:.2f}")
+
+
+def settle() -> None:
+    """Write back what earlier steps left dirty (the wheels just built, the last tool's files):
+    otherwise the next tool's fsyncs pay for them."""
+    os.sync()
+
+
+def _rounds(
+    args: argparse.Namespace,
+    tools: list[tuple[str, Callable[[Path], RunResult]]],
+    work: Path,
+    case: Case,
+    expected: dict[str, str],
+    total: int,
+) -> list[Timing]:
+    """Each tool ``args.repeat`` times, taking turns (a slow moment of the machine falls on both),
+    into a fresh directory each time; the median run is reported, with the range."""
+    runs: dict[str, list[tuple[float, tuple[int, int], str]]] = {name: [] for name, _ in tools}
+    for _ in range(args.repeat):
+        for name, run in tools:
+            dest = work / f"{name.split()[0]}-{case.name}"
+            shutil.rmtree(dest, ignore_errors=True)
+            settle()
+            secs, rss, code, out = run(dest)
+            ok = check_dir(dest, expected)
+            if code:
+                ok += f" (exit {code}: {out[-300:]!r})"
+            runs[name].append((secs, rss, ok))
+    timings = []
+    for name, _ in tools:
+        done = sorted(runs[name], key=lambda r: r[0])
+        secs, _rss, _ok = done[len(done) // 2]
+        peak = (max(r[1][0] for r in done), max(r[1][1] for r in done))
+        bad = next((r[2] for r in done if r[2] != "ok"), "ok")
+        note = (
+            f"(median of {len(done)}: {done[0][0]:.2f}-{done[-1][0]:.2f})" if len(done) > 1 else ""
+        )
+        timings.append(Timing(name, secs, case.files, total, peak, bad, note))
+    return timings
 
 
 def one_case(
@@ -504,18 +599,18 @@ def one_case(
         f"{f'{args.bandwidth_mbps:g} Mbit/s' if args.bandwidth_mbps else 'unlimited'}",
         flush=True,
     )
-    timings = []
-    dest = work / f"pypidl-{case.name}"
-    secs, rss, code, out = run_pypidl(manifest, dest, server, args.quiet)
-    ok = check_dir(dest, expected) + ("" if code == 0 else f" (exit {code}: {out[-300:]!r})")
-    timings.append(Timing("pypidl download", secs, case.files, total, rss, ok))
-    adest = work / f"aria2c-{case.name}"
-    secs, rss, code, out = run_aria2c(manifest, adest, work, args.aria2c_jobs)
-    ok = check_dir(adest, expected) + ("" if code == 0 else f" (exit {code}: {out[-300:]!r})")
-    timings.append(Timing(f"aria2c -j {args.aria2c_jobs}", secs, case.files, total, rss, ok))
-    shutil.rmtree(adest, ignore_errors=True)
+    tools: list[tuple[str, Callable[[Path], RunResult]]] = [
+        ("pypidl download", lambda dest: run_pypidl(manifest, dest, server, args.quiet)),
+        (
+            f"aria2c -j {args.aria2c_jobs}",
+            lambda dest: run_aria2c(manifest, dest, work, args.aria2c_jobs),
+        ),
+    ]
+    timings = _rounds(args, tools, work, case, expected, total)
+    shutil.rmtree(work / f"aria2c-{case.name}", ignore_errors=True)
     if pip:
         pdest = work / f"pip-{case.name}"
+        settle()
         secs, rss, code, out = run_pip(manifest, pdest, server, work)
         ok = check_dir(pdest, expected) + ("" if code == 0 else f" (exit {code}: {out[-300:]!r})")
         timings.append(
@@ -523,16 +618,30 @@ def one_case(
         )
         shutil.rmtree(pdest, ignore_errors=True)
     if case.name == "large":
-        # the machine's ceiling for the same bytes: read from the page cache, hash, write, fsync,
-        # no network; one stream (what one download is), and one per CPU
+        # The machine's ceilings for the same bytes, with as many processes as pypidl used
+        # (and one): read from the page cache, hash, write, fsync, no network; and the same
+        # again from this loopback server through a plain socket, no HTTP library, no checks:
+        # what the network path itself costs on this machine.
         paths = [f.path for f in server.files.values()]
+        names = sorted(server.files)
         for workers in sorted({1, min(os.cpu_count() or 1, len(paths))}):
+            settle()
             secs = write_and_hash_speed(paths, work / "write-and-hash", workers)
             shutil.rmtree(work / "write-and-hash", ignore_errors=True)
             timings.append(
                 Timing(
                     f"write+hash ({workers} proc)", secs, case.files, total, (0, 0), "ok",
                     "(no network)",
+                )
+            )  # fmt: skip
+            settle()
+            secs = socket_speed(server.port, names, work / "socket", workers)
+            ok = check_dir(work / "socket", expected)
+            shutil.rmtree(work / "socket", ignore_errors=True)
+            timings.append(
+                Timing(
+                    f"socket+hash ({workers} proc)", secs, case.files, total, (0, 0), ok,
+                    "(plain socket, same server)",
                 )
             )  # fmt: skip
     return timings, manifest, server
@@ -559,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=(*CASES, "none"),
         help="cases to time pip on (default small, large)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each tool per case, taking turns (median)"
     )
     parser.add_argument("--quiet", action="store_true", help="run pypidl with -q")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
