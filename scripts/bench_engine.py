@@ -344,15 +344,16 @@ def check_dir(directory: Path, expected: dict[str, str]) -> str:
 def _write_and_hash(job: tuple[list[str], str]) -> int:
     sources, dest = job
     total = 0
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
     for src in sources:
         h = hashlib.sha256()
         out = Path(dest) / Path(src).name
-        with open(src, "rb") as fin, open(out, "wb") as fout:
-            while chunk := fin.read(_CHUNK):
-                h.update(chunk)
-                fout.write(chunk)
-                total += len(chunk)
-            fout.flush()
+        with open(src, "rb", buffering=0) as fin, open(out, "wb", buffering=0) as fout:
+            while n := fin.readinto(buf):
+                h.update(view[:n])
+                fout.write(view[:n])
+                total += n
             os.fsync(fout.fileno())
     return total
 
@@ -547,6 +548,20 @@ def report(title: str, timings: list[Timing]) -> None:
             print(f"ratio pypidl / {t.tool}: {base.seconds / t.seconds:.2f}")
 
 
+def create_cost(directory: Path, n: int = 40) -> float:
+    """Microseconds this file system takes to create a file in ``directory`` (and its packages
+    subdirectory): on some virtual disks it varies fifty-fold from one directory to the next,
+    and every tool here creates one file per download."""
+    probe = directory / "packages" / ".create-probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT, 0o644))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(probe)
+    return elapsed / n * 1e6
+
+
 def settle() -> None:
     """Write back what earlier steps left dirty (the wheels just built, the last tool's files):
     otherwise the next tool's fsyncs pay for them."""
@@ -563,26 +578,27 @@ def _rounds(
 ) -> list[Timing]:
     """Each tool ``args.repeat`` times, taking turns (a slow moment of the machine falls on both),
     into a fresh directory each time; the median run is reported, with the range."""
-    runs: dict[str, list[tuple[float, tuple[int, int], str]]] = {name: [] for name, _ in tools}
+    runs: dict[str, list[tuple[float, tuple[int, int], str, float]]] = {n: [] for n, _ in tools}
     for _ in range(args.repeat):
         for name, run in tools:
             dest = work / f"{name.split()[0]}-{case.name}"
             shutil.rmtree(dest, ignore_errors=True)
+            creating = create_cost(dest)
             settle()
             secs, rss, code, out = run(dest)
             ok = check_dir(dest, expected)
             if code:
                 ok += f" (exit {code}: {out[-300:]!r})"
-            runs[name].append((secs, rss, ok))
+            runs[name].append((secs, rss, ok, creating))
     timings = []
     for name, _ in tools:
         done = sorted(runs[name], key=lambda r: r[0])
-        secs, _rss, _ok = done[len(done) // 2]
+        secs = done[len(done) // 2][0]
         peak = (max(r[1][0] for r in done), max(r[1][1] for r in done))
         bad = next((r[2] for r in done if r[2] != "ok"), "ok")
-        note = (
-            f"(median of {len(done)}: {done[0][0]:.2f}-{done[-1][0]:.2f})" if len(done) > 1 else ""
-        )
+        spread = f"median of {len(done)}: {done[0][0]:.2f}-{done[-1][0]:.2f}; " if done[1:] else ""
+        creates = "/".join(f"{r[3]:.0f}" for r in runs[name])
+        note = f"({spread}file create {creates} us)"
         timings.append(Timing(name, secs, case.files, total, peak, bad, note))
     return timings
 
