@@ -159,6 +159,16 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _home_cpus(workers: int) -> tuple[int, ...]:
+    """The CPUs to share out among ``workers`` (see ``worker._HomeCpu``): only when there is a
+    worker for each, so that no CPU is left without one; none where affinity is unknown."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return ()
+    return tuple(cpus) if 1 < len(cpus) <= workers else ()
+
+
 def default_processes(entries: Sequence[Entry], concurrency: int) -> int:
     """Worker processes worth starting for ``entries``: no more than the CPUs, the projects,
     the streams, and what the number of files justifies (3 files get 1 process).
@@ -406,6 +416,7 @@ def run(
         pins=dict(options.pins),
         parent_pid=os.getpid(),
         log_level=logging.getLogger("pypidl").getEffectiveLevel(),
+        home_cpus=_home_cpus(len(groups)),
     )
     workers: dict[Any, tuple[int, Any]] = {}  # the parent's end of each worker's pipe
     cancels: list[Any] = []  # the parent's end of each worker's cancel pipe
