@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -21,7 +22,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_basename",
+    "read_checked",
     "safe_join",
+    "write_checked",
 ]
 
 #: Open flag that refuses a symlink as the last path component (0 where the OS has none).
@@ -71,11 +74,17 @@ def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
 
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike[str], mode: str = "w", *, prefix: str = TEMP_PREFIX
+    path: str | os.PathLike[str],
+    mode: str = "w",
+    *,
+    prefix: str = TEMP_PREFIX,
+    durable: bool = True,
 ) -> Iterator[IO[str]]:
     """Write to a temporary file beside ``path`` and move it into place only on success.
 
     :param prefix: of the temporary file's name; it must start with :data:`TEMP_PREFIX`.
+    :param durable: fsync before the move.  Only a file whose reader checks it can skip that
+        (a crash may then leave it empty or short under its name): see :func:`write_checked`.
     :raises OSError: naming ``path`` even when the failing call (a write, on a full disk) did not.
     """
     target = Path(path)
@@ -88,7 +97,8 @@ def atomic_write(
         ) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         # mkstemp makes 0600 files; mirror pages and sidecars must be readable by a web server
         os.chmod(tmp, PUBLIC_FILE_MODE)
         os.replace(tmp, target)
@@ -112,3 +122,33 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_write(path, "wb") as fh:
         fh.write(data)  # type: ignore[arg-type]
+
+
+#: First line of a file :func:`write_checked` wrote, before the sha256 of the rest.
+_CHECKED_HEADER = b"pypidl-checked sha256="
+
+
+def write_checked(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` with its own sha256 in front, atomically but without an fsync.
+
+    For caches: a file lost or cut short by a crash fails :func:`read_checked` and is fetched
+    again, so each entry does not have to wait for the disk (planning writes hundreds).
+    """
+    digest = hashlib.sha256(data).hexdigest().encode("ascii")
+    with atomic_write(path, "wb", durable=False) as fh:
+        fh.write(_CHECKED_HEADER + digest + b"\n" + data)  # type: ignore[arg-type]
+
+
+def read_checked(path: str | os.PathLike[str]) -> bytes | None:
+    """What :func:`write_checked` wrote at ``path``; ``None`` when it is missing, unreadable,
+    from another format or not the bytes that were written."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    head, sep, data = raw.partition(b"\n")
+    if not sep or not head.startswith(_CHECKED_HEADER):
+        return None
+    expected = head[len(_CHECKED_HEADER) :].decode("ascii", "replace")
+    return data if hashlib.sha256(data).hexdigest() == expected else None

@@ -39,7 +39,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pypidl._fs import atomic_write_bytes
+from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.dists import (
     METADATA_SUFFIX,
@@ -360,14 +360,10 @@ class MetadataFetcher:
 
     def _read_file(self, rf: RemoteFile) -> bytes:
         cached = self._cache_path(rf)
-        if cached is not None:
-            try:
-                data = cached.read_bytes()
-            except OSError:
-                pass
-            else:
-                self.how[rf.filename] = "cache"
-                return data
+        # a torn or altered entry fails its check and is fetched again
+        if cached is not None and (data := read_checked(cached)) is not None:
+            self.how[rf.filename] = "cache"
+            return data
         if urlsplit(rf.url).scheme == "file":
             data, how = _read_local(rf), "local"
         else:
@@ -375,7 +371,7 @@ class MetadataFetcher:
         self.how[rf.filename] = how
         if cached is not None:
             try:
-                atomic_write_bytes(cached, data)
+                write_checked(cached, data)
             except OSError as exc:
                 log.debug("cannot cache metadata in %s: %s", cached, exc)
         return data

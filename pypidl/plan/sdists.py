@@ -29,7 +29,7 @@ import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pypidl._fs import atomic_write_text
+from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256
@@ -297,9 +297,10 @@ class SdistReader:
     def _read(self, rf: RemoteFile) -> BuildSystem:
         cached = self._cache_path(rf)
         if cached is not None:
+            raw = read_checked(cached)  # a torn or altered entry is read again
             try:
-                found = BuildSystem.from_json(json.loads(cached.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
+                found = BuildSystem.from_json(json.loads(raw)) if raw is not None else None
+            except ValueError:
                 found = None
             if found is not None:
                 self._count(cached=1)
@@ -314,7 +315,7 @@ class SdistReader:
         result = parse_pyproject(data, filename=rf.filename)
         if cached is not None:
             try:
-                atomic_write_text(cached, json.dumps(result.to_json()))
+                write_checked(cached, json.dumps(result.to_json()).encode("utf-8"))
             except OSError as exc:
                 log.debug("cannot cache the build system of %s in %s: %s", rf.filename, cached, exc)
         return result

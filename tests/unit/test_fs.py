@@ -15,7 +15,9 @@ from pypidl._fs import (
     atomic_write_bytes,
     atomic_write_text,
     check_basename,
+    read_checked,
     safe_join,
+    write_checked,
 )
 from pypidl.errors import BadInputError, UnsafeFilenameError
 
@@ -152,3 +154,22 @@ def test_atomic_write_replaces(tmp_path: Path) -> None:
     atomic_write_text(target, "two")
     assert target.read_text(encoding="utf-8") == "two"
     assert target.stat().st_ino != inode  # a new file renamed over the old, never rewritten
+
+
+def test_a_checked_file_reads_back_only_while_intact(tmp_path: Path) -> None:
+    path = tmp_path / "ab" / "entry.metadata"
+    data = b"Metadata-Version: 2.1\nName: a\nRequires-Dist: b\n\n"
+    write_checked(path, data)
+    assert read_checked(path) == data
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-12])  # cut short, as a crash before writeback may leave it
+    assert read_checked(path) is None
+    path.write_bytes(whole.replace(b"Requires-Dist: b\n", b""))  # altered, header kept
+    assert read_checked(path) is None
+    path.write_bytes(data)  # an entry from before the check existed
+    assert read_checked(path) is None
+    path.write_bytes(b"")
+    assert read_checked(path) is None
+    assert read_checked(tmp_path / "missing") is None

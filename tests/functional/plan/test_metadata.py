@@ -181,6 +181,28 @@ def test_concurrent_callers_share_one_fetch_and_the_disk_cache(
     assert not _file_gets(server, wheel.name)
 
 
+def test_a_damaged_disk_cache_entry_is_fetched_again_and_repaired(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path
+) -> None:
+    server = index_server(metadata=False)
+    wheel = make_wheel(wheel_dir, "cached", "1.0", requires_dist=["dep-a", "dep-b>=2"])
+    server.add_file(wheel)
+    files = _page(server, "cached")
+    name = canonicalize_name("cached")
+    with MetadataFetcher(NET, cache_dir=tmp_path / "cache") as fetcher:
+        first = fetcher.release(name, "1.0", files)
+    (entry,) = (tmp_path / "cache").rglob("*.metadata")
+    # a crash before writeback can leave an entry cut short: here, without its last requirement
+    whole = entry.read_bytes()
+    entry.write_bytes(whole[: whole.index(b"Requires-Dist: dep-b")])
+    server.clear_requests()
+    with MetadataFetcher(NET, cache_dir=tmp_path / "cache") as fresh:
+        assert fresh.release(name, "1.0", files) == first
+        assert fresh.how[wheel.name] != "cache"
+    assert _file_gets(server, wheel.name), "the damaged entry was used instead of the index"
+    assert entry.read_bytes() == whole  # repaired: the next run reads it from the disk again
+
+
 def test_prefers_a_wheel_over_the_sdist(
     index_server: Callable[..., IndexServer], wheel_dir: Path
 ) -> None:
