@@ -152,21 +152,23 @@ class Events(Protocol):
     def on_log(self, level: int, message: str) -> None: ...
 
 
-def _usable_cpus() -> int:
+def _allowed_cpus() -> tuple[int, ...]:
+    """The CPUs this process may run on; empty where the OS does not say (macOS, Windows)."""
     try:
-        return len(os.sched_getaffinity(0))  # type: ignore[attr-defined,unused-ignore]
+        return tuple(sorted(os.sched_getaffinity(0)))  # type: ignore[attr-defined,unused-ignore]
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return ()
+
+
+def _usable_cpus() -> int:
+    return len(_allowed_cpus()) or os.cpu_count() or 1
 
 
 def _home_cpus(workers: int) -> tuple[int, ...]:
     """The CPUs to share out among ``workers`` (see ``worker._HomeCpu``): only when there is a
     worker for each, so that no CPU is left without one; none where affinity is unknown."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))  # type: ignore[attr-defined,unused-ignore]
-    except (AttributeError, OSError):
-        return ()
-    return tuple(cpus) if 1 < len(cpus) <= workers else ()
+    cpus = _allowed_cpus()
+    return cpus if 1 < len(cpus) <= workers else ()
 
 
 def default_processes(entries: Sequence[Entry], concurrency: int) -> int:

@@ -217,7 +217,7 @@ def worker_main(
             if cancel.is_set():
                 dl.cancel()
 
-            home = _HomeCpu(cfg.home_cpus[group % len(cfg.home_cpus)] if cfg.home_cpus else None)
+            home = _HomeCpu(group, cfg.home_cpus)
 
             def one(index: int) -> None:
                 entry = entries[index]
@@ -284,20 +284,17 @@ class _HomeCpu:
     The affinity is per thread, set only when a thread moves from one kind of file to the other.
     """
 
-    def __init__(self, cpu: int | None):
-        self._home: set[int] | None = None
-        self._anywhere: set[int] | None = None
-        getter = getattr(os, "sched_getaffinity", None)
-        if cpu is not None and getter is not None:
-            with contextlib.suppress(OSError):
-                self._anywhere = set(getter(0))
-                if cpu in self._anywhere and len(self._anywhere) > 1:
-                    self._home = {cpu}
+    def __init__(self, worker: int, cpus: tuple[int, ...]):
+        """:param worker: this worker's number; it gets ``cpus[worker % len(cpus)]``.
+        :param cpus: every CPU the run may use (``WorkerConfig.home_cpus``); empty: tie nothing.
+        """
+        self._anywhere = set(cpus)
+        self._home = {cpus[worker % len(cpus)]} if len(cpus) > 1 else None
         self._where = threading.local()
 
     def enter(self, size: int | None) -> None:
         """Place the calling thread for a file of ``size`` bytes."""
-        if self._home is None or self._anywhere is None:
+        if self._home is None:
             return
         wanted = self._home if size is not None and size < _SMALL_FILE else self._anywhere
         if getattr(self._where, "cpus", None) is not wanted:

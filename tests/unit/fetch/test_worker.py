@@ -28,8 +28,8 @@ def _in_thread(work):  # type: ignore[no-untyped-def]
 
 @affinity
 def test_small_files_run_on_the_home_cpu_and_large_ones_anywhere() -> None:
-    cpus = sorted(os.sched_getaffinity(0))
-    home = _HomeCpu(cpus[-1])
+    cpus = tuple(sorted(os.sched_getaffinity(0)))
+    home = _HomeCpu(len(cpus) - 1, cpus)
 
     def placements() -> list[set[int]]:
         seen = []
@@ -50,7 +50,7 @@ def test_no_home_cpu_leaves_threads_where_they_are() -> None:
     before = set(os.sched_getaffinity(0))
 
     def place() -> set[int]:
-        _HomeCpu(None).enter(10)
+        _HomeCpu(0, ()).enter(10)
         return set(os.sched_getaffinity(0))
 
     assert _in_thread(place) == before
