@@ -3,15 +3,19 @@
 ``pypidl check`` runs the same per-target resolver as planning (:mod:`pypidl.plan.closure`), but its
 pages come from the mirror's catalog (the files the built index lists, and that are still on
 disk) and its metadata from the ``.metadata`` sidecars beside the wheels, or from the files
-themselves.  A target passes when its whole closure resolves from those files; otherwise the
-report says exactly what is missing for it and why.  No network is used.
+themselves.  Where a target would install a release from its sdist, the sdist's build
+requirements (its ``[build-system]``, or setuptools' defaults) must resolve from the mirror too,
+for that target, as the planner's build closure (:mod:`pypidl.plan.build_deps`) demands: pip and
+uv build in an isolated environment that they fill from the same index.  A target passes when
+all of that resolves from the mirror's files; otherwise the report says exactly what is missing
+for it and why.  No network is used.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +30,12 @@ from packaging.utils import (
 from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.manifest import Entry, Problem
-from pypidl.plan.closure import resolve_closure
+from pypidl.plan.build_deps import complete_build_closure
+from pypidl.plan.closure import ClosureResult, resolve_closure
+from pypidl.plan.file_choice import same_version
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.sdists import SdistReader
 from pypidl.store.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -167,12 +174,52 @@ def check_mirror(
             constraints=constraints,
             workers=workers,
         )
-    general = tuple(p for p in selection.problems if p.target is None)
+        problems = [*selection.problems, *_build_problems(selection, targets, pages, metadata)]
+    general = tuple(p for p in problems if p.target is None)
     results = []
     for target in targets:
-        mine = [p for p in selection.problems if p.target == target.label]
+        mine = list(dict.fromkeys(p for p in problems if p.target == target.label))
         warnings = tuple(p for p in mine if not p.is_error)
         missing = tuple(p for p in mine if p not in warnings)
         pins = {str(k): v for k, v in selection.pins.get(target.label, {}).items()}
         results.append(TargetCheck(target.label, missing, warnings, pins))
     return CheckReport(str(root), tuple(results), general)
+
+
+def _build_problems(
+    selection: ClosureResult,
+    targets: Sequence[Target],
+    pages: _MirrorPages,
+    metadata: MetadataFetcher,
+) -> tuple[Problem, ...]:
+    """What the mirror lacks to build the sdists the targets would install from."""
+
+    def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
+        try:
+            page = pages(name)
+        except ProjectNotFound:
+            return []
+        return [f for f in page.files if same_version(f.version, version)]
+
+    def resolve(
+        requirements: Sequence[Requirement],
+        targets: Sequence[Target],  # the ones that build with these requirements
+        preferred: Mapping[NormalizedName, str],
+    ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
+        result = resolve_closure(
+            requirements, targets, pages=pages, metadata=metadata, preferred=preferred
+        )
+        return result.versions, result.problems
+
+    reader = SdistReader()  # the mirror's files are local: no request, no cache
+    try:
+        build = complete_build_closure(
+            selection.versions,
+            targets=targets,
+            release_files=release_files,
+            reader=reader,
+            resolve=resolve,
+        )
+    finally:
+        reader.close()
+    return build.problems

@@ -13,6 +13,7 @@ from pypidl.cli import main
 from pypidl.errors import BadInputError
 from pypidl.plan.targets import parse_targets
 from pypidl.store.check import check_mirror
+from tests.lib.backends import make_flit_sdist, make_legacy_sdist
 from tests.lib.mirror import add_to_mirror
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_wheel
@@ -143,3 +144,35 @@ def test_check_after_sync_proves_the_planned_mirror_complete(
     assert code == 0, capsys.readouterr().err
     server.stop()  # offline from here on
     assert main(["check", str(root), "-r", str(reqs), *TARGET_FLAGS]) == 0, capsys.readouterr()
+
+
+def test_an_sdist_the_targets_build_needs_its_build_requirements_in_the_mirror(
+    tmp_path: Path, wheel_dir: Path
+) -> None:
+    root = tmp_path / "mirror"
+    add_to_mirror(root, make_flit_sdist(wheel_dir, "fromsource", "1.0"))
+    # a wheel for Linux only: the Windows targets build from the sdist
+    add_to_mirror(
+        root, make_wheel(wheel_dir, "native", "2.0", tag="py3-none-manylinux_2_17_x86_64")
+    )
+    add_to_mirror(root, make_legacy_sdist(wheel_dir, "native", "2.0"))
+    requirements = [Requirement("fromsource"), Requirement("native")]
+
+    report = check_mirror(root, requirements, TARGETS)
+    assert not report.ok
+    missing = {r.target: {p.project for p in r.missing} for r in report.failed}
+    assert set(missing) == {t.label for t in TARGETS}
+    # Linux has a wheel of native; Windows builds it with setuptools (the resolver names the
+    # first requirement of that environment it cannot meet)
+    assert missing["cp38-linux-x86_64"] == missing["cp311-linux-x86_64"] == {"flit-core"}
+    for label in ("cp38-win-amd64", "cp311-win-amd64"):
+        assert {"flit-core", "setuptools"} <= missing[label] <= {"flit-core", "setuptools", "wheel"}
+    reasons = [p.reason for r in report.failed for p in r.missing if p.project == "flit-core"]
+    assert all("fromsource-1.0.tar.gz" in reason for reason in reasons), reasons
+
+    for name, version in (("flit_core", "3.9.0"), ("setuptools", "69.0.0"), ("wheel", "0.42.0")):
+        add_to_mirror(root, make_wheel(wheel_dir, name, version), sidecar=True)
+    report = check_mirror(root, requirements, TARGETS)
+    assert report.ok, [(r.target, r.missing) for r in report.failed]
+    # what the targets install stays the runtime closure; build tools are not pinned
+    assert all(set(r.pins) == {"fromsource", "native"} for r in report.results)
