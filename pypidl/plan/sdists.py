@@ -4,11 +4,18 @@
 index, so the read streams the archive and stops at that member; only when there is no
 ``pyproject.toml`` (or for a ``.zip`` sdist) is the whole file read, and then checked against the
 index's sha256.  Without ``pyproject.toml`` or without a ``[build-system]`` table, pip and uv use
-the legacy setuptools backend with ``setuptools>=40.8.0``.  Results are cached by sha256.
+the legacy setuptools backend with ``setuptools>=40.8.0``.
+
+A setuptools backend also asks for the ``setup_requires`` of ``setup.cfg`` when pip or uv set up
+the build (``get_requires_for_build_wheel``), so for those the read goes on to a top-level
+``setup.cfg``: up to it, or to the first top-level name that sorts after it (setuptools writes
+sdists in sorted order).  ``setup_requires`` passed to ``setup()`` in ``setup.py`` is code, and
+not read.  Results are cached by sha256.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
 import os
@@ -19,7 +26,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -54,6 +61,7 @@ __all__ = [
     "SdistReadError",
     "SdistReader",
     "parse_pyproject",
+    "parse_setup_cfg",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,7 +78,7 @@ MAX_PYPROJECT = 1024 * 1024
 MAX_SDIST = 1024 * 1024 * 1024
 
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: setup_requires
 
 
 class SdistReadError(RemoteIndexError):
@@ -89,6 +97,8 @@ class BuildSystem:
     requires: tuple[str, ...]
     backend: str | None = None
     declared: bool = False
+    #: ``[options] setup_requires`` of the sdist's ``setup.cfg`` (a setuptools backend only)
+    setup_requires: tuple[str, ...] = ()
 
     @property
     def uses_setuptools(self) -> bool:
@@ -96,12 +106,14 @@ class BuildSystem:
         return backend.split(":", 1)[0].strip() == "setuptools.build_meta"
 
     def requirements(self) -> tuple[str, ...]:
-        """What the isolated build environment gets: ``requires``, plus ``wheel`` for a
-        setuptools backend (older setuptools asks for it before building a wheel)."""
+        """What the isolated build environment gets: ``requires``, plus, for a setuptools
+        backend, ``wheel`` (older setuptools asks for it before building a wheel) and
+        ``setup.cfg``'s ``setup_requires``."""
         out = list(self.requires)
         names = {_name_of(r) for r in out}
         if self.uses_setuptools:
             out.extend(r for r in SETUPTOOLS_WHEEL_REQUIRES if _name_of(r) not in names)
+            out.extend(r for r in self.setup_requires if r not in out)
         return tuple(out)
 
     def to_json(self) -> dict[str, object]:
@@ -110,6 +122,7 @@ class BuildSystem:
             "requires": list(self.requires),
             "backend": self.backend,
             "declared": self.declared,
+            "setup_requires": list(self.setup_requires),
         }
 
     @classmethod
@@ -121,7 +134,10 @@ class BuildSystem:
             return None
         if backend is not None and not isinstance(backend, str):
             return None
-        return cls(tuple(requires), backend, bool(data.get("declared")))
+        setup = data.get("setup_requires", [])
+        if not isinstance(setup, list) or not all(isinstance(r, str) for r in setup):
+            return None
+        return cls(tuple(requires), backend, bool(data.get("declared")), tuple(setup))
 
 
 DEFAULT_BUILD_SYSTEM = BuildSystem(DEFAULT_REQUIRES, None, declared=False)
@@ -168,6 +184,36 @@ def parse_pyproject(data: bytes | None, *, filename: str = "") -> BuildSystem:
     return BuildSystem(
         tuple(requires), backend if isinstance(backend, str) else None, declared=True
     )
+
+
+def parse_setup_cfg(data: bytes | None, *, filename: str = "") -> tuple[str, ...]:
+    """The ``[options] setup_requires`` of a ``setup.cfg``, as setuptools splits it (one per
+    line, or separated by ``;`` on one line); entries that are not requirements are left out."""
+    if not data:
+        return ()
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(data.decode("utf-8"))
+    except (UnicodeDecodeError, configparser.Error) as exc:
+        log.debug("%s: setup.cfg not read (%s)", filename, exc)
+        return ()
+    value = parser.get("options", "setup_requires", fallback="").strip()
+    items = value.splitlines() if "\n" in value else value.split(";")
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item or item.startswith("#"):
+            continue
+        try:
+            out.append(str(Requirement(item)))
+        except InvalidRequirement:
+            log.debug("%s: setup.cfg setup_requires entry %r is not a requirement", filename, item)
+    return tuple(dict.fromkeys(out))
+
+
+def _with_setup_cfg(system: BuildSystem, setup_cfg: bytes | None, filename: str) -> BuildSystem:
+    if not system.uses_setuptools:
+        return system
+    return replace(system, setup_requires=parse_setup_cfg(setup_cfg, filename=filename))
 
 
 @dataclass
@@ -299,20 +345,21 @@ class SdistReader:
         if cached is not None:
             raw = read_checked(cached)  # a torn or altered entry is read again
             try:
-                found = BuildSystem.from_json(json.loads(raw)) if raw is not None else None
+                known = BuildSystem.from_json(json.loads(raw)) if raw is not None else None
             except ValueError:
-                found = None
-            if found is not None:
+                known = None
+            if known is not None:
                 self._count(cached=1)
-                return found
+                return known
         if urlsplit(rf.url).scheme == "file":
             path = Path(url2pathname(urlsplit(rf.url).path))
             with open(path, "rb") as fh:
-                data, _complete = _pyproject_member(fh, rf.filename)
+                files, _complete = _build_files(fh, rf.filename)
             self._count(local=1)
         else:
-            data = self._read_mirrors(rf)
-        result = parse_pyproject(data, filename=rf.filename)
+            files = self._read_mirrors(rf)
+        result = parse_pyproject(files.pyproject, filename=rf.filename)
+        result = _with_setup_cfg(result, files.setup_cfg, rf.filename)
         if cached is not None:
             try:
                 write_checked(cached, json.dumps(result.to_json()).encode("utf-8"))
@@ -320,7 +367,7 @@ class SdistReader:
                 log.debug("cannot cache the build system of %s in %s: %s", rf.filename, cached, exc)
         return result
 
-    def _read_mirrors(self, rf: RemoteFile) -> bytes | None:
+    def _read_mirrors(self, rf: RemoteFile) -> _BuildFiles:
         urls = [rf.url]
         if self.mirror_urls is not None:
             urls += [u for u in self.mirror_urls(rf) if u and u not in urls]
@@ -342,7 +389,7 @@ class SdistReader:
         assert failure is not None  # noqa: S101 - urls is never empty
         raise failure
 
-    def _read_remote(self, rf: RemoteFile, url: str) -> bytes | None:
+    def _read_remote(self, rf: RemoteFile, url: str) -> _BuildFiles:
         timeout = (self.net.connect_timeout, self.net.read_timeout)
         with self.session.get(url, headers=ARTIFACT_HEADERS, timeout=timeout, stream=True) as resp:
             resp.raise_for_status()
@@ -356,10 +403,10 @@ class SdistReader:
                         for chunk in iter(lambda: stream.read(CHUNK_SIZE), b""):
                             spool.write(chunk)
                         spool.seek(0)
-                        data, complete = _pyproject_member(spool, rf.filename)
+                        found, complete = _build_files(spool, rf.filename)
                     complete = True
                 else:
-                    data, complete = _pyproject_member(stream, rf.filename)
+                    found, complete = _build_files(stream, rf.filename)
                 if complete:
                     stream.read()  # the rest, if any, so that the digest covers the whole file
             finally:
@@ -371,39 +418,75 @@ class SdistReader:
                         f"sha256 mismatch for {rf.filename}: expected {rf.sha256}, got {actual}",
                         context=redact_url(url),
                     )
-        if complete or data is None:
+        if complete:
             self._count(whole=1)
             log.debug("read %s whole (%d bytes) for its build system", rf.filename, stream.received)
         else:
             self._count(partial=1)
-        return data
+        return found
 
 
-def _pyproject_member(fh: IO[bytes] | ResponseStream, filename: str) -> tuple[bytes | None, bool]:
-    """``(pyproject.toml bytes or None, whether the archive was read to its end)``.
+@dataclass
+class _BuildFiles:
+    """The top-level files of an sdist that say how it is built."""
 
-    The member looked for is ``<base>/pyproject.toml``, the sdist's top level.
-    """
+    pyproject: bytes | None = None
+    setup_cfg: bytes | None = None
+
+
+def _build_files(fh: IO[bytes] | ResponseStream, filename: str) -> tuple[_BuildFiles, bool]:
+    """``(the sdist's top-level pyproject.toml and setup.cfg, whether the archive was read to
+    its end)``; see the module docstring for where a streamed read stops."""
+    found = _BuildFiles()
     if filename.lower().endswith(".zip"):
         with zipfile.ZipFile(fh) as zf:
             for info in zf.infolist():
-                if _top_level_pyproject(info.filename):
-                    if info.file_size > MAX_PYPROJECT:
-                        break
-                    return zf.read(info), True
-        return None, True
+                which = _top_level_file(info.filename)
+                if which is not None and info.file_size <= MAX_PYPROJECT:
+                    setattr(found, which, zf.read(info))
+        return found, True
+    wants_setup_cfg: bool | None = None  # known once pyproject.toml is read
     with tarfile.open(fileobj=fh, mode="r|*") as tar:
         for member in tar:
-            if member.isfile() and _top_level_pyproject(member.name):
-                if member.size > MAX_PYPROJECT:
+            if found.pyproject is not None:
+                if wants_setup_cfg is None:
+                    wants_setup_cfg = _setuptools_backend(found.pyproject)
+                if not wants_setup_cfg or _sorts_after_setup_cfg(member.name):
+                    return found, False
+            which = _top_level_file(member.name) if member.isfile() else None
+            if which is None:
+                continue
+            if member.size > MAX_PYPROJECT:
+                if which == "pyproject":
                     raise SdistReadError(f"{filename}: pyproject.toml is {member.size} bytes")
-                extracted = tar.extractfile(member)
-                if extracted is None:  # pragma: no cover - isfile() members always extract
-                    break
-                return extracted.read(), False
-    return None, True
+                continue
+            extracted = tar.extractfile(member)
+            if extracted is None:  # pragma: no cover - isfile() members always extract
+                continue
+            setattr(found, which, extracted.read())
+            if found.pyproject is not None and found.setup_cfg is not None:
+                return found, False
+    return found, True
 
 
-def _top_level_pyproject(name: str) -> bool:
+def _setuptools_backend(pyproject: bytes) -> bool:
+    """Whether the sdist builds with setuptools (which reads ``setup.cfg``'s setup_requires)."""
+    try:
+        return parse_pyproject(pyproject).uses_setuptools
+    except SdistReadError:
+        return False  # the error is raised where the file is parsed for good
+
+
+def _sorts_after_setup_cfg(name: str) -> bool:
+    """A member whose top-level name sorts after ``setup.cfg``: in an archive written in sorted
+    order, as setuptools writes sdists, a top-level setup.cfg would have come before it."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    return len(parts) == 2 and parts[1] == "pyproject.toml"
+    return len(parts) >= 2 and parts[1] > "setup.cfg"
+
+
+def _top_level_file(name: str) -> str | None:
+    """``"pyproject"`` or ``"setup_cfg"`` for those files at the sdist's top level."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if len(parts) != 2:
+        return None
+    return {"pyproject.toml": "pyproject", "setup.cfg": "setup_cfg"}.get(parts[1])

@@ -19,9 +19,15 @@ from pathlib import Path
 import pytest
 
 from pypidl.cli import main
-from tests.lib.backends import make_flit_sdist, make_legacy_sdist, repack_installed
+from tests.lib.backends import (
+    make_flit_sdist,
+    make_legacy_sdist,
+    make_setuptools_sdist,
+    repack_installed,
+)
 from tests.lib.mirror import find_uv
 from tests.lib.server import IndexServer
+from tests.lib.wheels import make_wheel
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(400)]
 
@@ -46,6 +52,13 @@ def index(
     srv.add_dir(backend_wheels)
     srv.add_file(make_flit_sdist(wheel_dir, "flitpkg", "1.0"))
     srv.add_file(make_legacy_sdist(wheel_dir, "legacypkg", "0.6.2"))
+    # setup_requires in setup.cfg: setuptools asks the installer for them before it builds
+    srv.add_file(
+        make_setuptools_sdist(
+            wheel_dir, "cfgpkg", "2.0", setup_requires="buildhelper>=1.0", pyproject=False
+        )
+    )
+    srv.add_file(make_wheel(wheel_dir, "buildhelper", "1.1"))
     return srv
 
 
@@ -60,7 +73,7 @@ def test_sdists_build_from_the_mirror_alone_with_pip_and_uv(
     venv_factory: Callable[[], Path],
 ) -> None:
     reqs = tmp_path / "requirements.txt"
-    reqs.write_text("flitpkg==1.0\nlegacypkg==0.6.2\n", encoding="utf-8")
+    reqs.write_text("flitpkg==1.0\nlegacypkg==0.6.2\ncfgpkg==2.0\n", encoding="utf-8")
     mirror = tmp_path / "mirror"
     manifest_path = tmp_path / "manifest.json"
     rc = main(
@@ -73,14 +86,19 @@ def test_sdists_build_from_the_mirror_alone_with_pip_and_uv(
     assert why == {
         "flitpkg": ["requirement"],
         "legacypkg": ["requirement"],
+        "cfgpkg": ["requirement"],
+        "buildhelper": ["build"],
         "flit-core": ["build"],
         "setuptools": ["build"],
         "wheel": ["build"],
         "packaging": ["build"],
     }
     index_url = (mirror / "simple").as_uri() + "/"
-    wanted = ["flitpkg==1.0", "legacypkg==0.6.2"]
-    probe = "import flitpkg, legacypkg; print(flitpkg.__version__, legacypkg.__version__)"
+    wanted = ["flitpkg==1.0", "legacypkg==0.6.2", "cfgpkg==2.0"]
+    probe = (
+        "import cfgpkg, flitpkg, legacypkg; "
+        "print(flitpkg.__version__, legacypkg.__version__, cfgpkg.__version__)"
+    )
 
     # pip: a fresh venv without setuptools, so the legacy build must take it from the mirror
     python = venv_factory()
@@ -90,7 +108,7 @@ def test_sdists_build_from_the_mirror_alone_with_pip_and_uv(
         clean_env,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
-    assert run([str(python), "-c", probe], clean_env).stdout.split() == ["1.0", "0.6.2"]
+    assert run([str(python), "-c", probe], clean_env).stdout.split() == ["1.0", "0.6.2", "2.0"]
 
     uv = find_uv()
     if uv is None:  # pragma: no cover - uv is in the test extra
@@ -105,7 +123,7 @@ def test_sdists_build_from_the_mirror_alone_with_pip_and_uv(
         clean_env,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert run([str(uv_python), "-c", probe], clean_env).stdout.split() == ["1.0", "0.6.2"]
+    assert run([str(uv_python), "-c", probe], clean_env).stdout.split() == ["1.0", "0.6.2", "2.0"]
 
 
 def test_without_the_build_closure_pip_cannot_build(

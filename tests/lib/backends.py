@@ -78,15 +78,32 @@ def repack_installed(project: str, directory: Path) -> Path:
     return target
 
 
-def _tar_gz(directory: Path, base: str, members: list[tuple[str, bytes]]) -> Path:
+def _tar_gz(
+    directory: Path, base: str, members: list[tuple[str, bytes]], *, tree_order: bool = False
+) -> Path:
+    """``<base>.tar.gz`` of ``members``: every directory first, then the files in the order
+    given; or, with ``tree_order``, everything sorted with each directory just before what it
+    holds, as ``tarfile.add`` of a tree (and so setuptools) writes them."""
     raw = io.BytesIO()
+    if tree_order:
+        members = sorted(members)
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        dirs = sorted({str(PurePosixPath(a).parent) for a, _ in members} | {base})
-        for dirname in dirs:
-            info = tarfile.TarInfo(dirname)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _TAR_MTIME
-            tar.addfile(info)
+        done: set[str] = set()
+
+        def add_dir(dirname: str) -> None:
+            if dirname not in done:
+                done.add(dirname)
+                info = tarfile.TarInfo(dirname)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _TAR_MTIME
+                tar.addfile(info)
+
+        if not tree_order:
+            for dirname in sorted({str(PurePosixPath(a).parent) for a, _ in members} | {base}):
+                add_dir(dirname)
         for arcname, data in members:
+            parts = PurePosixPath(arcname).parts
+            for depth in range(1, len(parts)):
+                add_dir("/".join(parts[:depth]))
             info = tarfile.TarInfo(arcname)
             info.size, info.mode, info.mtime = len(data), 0o644, _TAR_MTIME
             tar.addfile(info, io.BytesIO(data))
@@ -150,6 +167,49 @@ def make_legacy_sdist(directory: Path, name: str, version: str) -> Path:
         (f"{base}/{module}.py", f'"""{name}"""\n\n__version__ = "{version}"\n'.encode()),
     ]
     return _tar_gz(directory, base, members)
+
+
+def make_setuptools_sdist(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    setup_requires: str | None = None,
+    pyproject: bool = True,
+    padding: tuple[str, int] | None = None,
+) -> Path:
+    """An sdist as setuptools writes one (members in tree order, see :func:`_tar_gz`); ``setup.py`` calls ``setup()`` with nothing but
+    the name, version and module, so anything else comes from ``setup.cfg``.
+
+    :param setup_requires: the ``[options] setup_requires`` value of ``setup.cfg`` (``None``:
+        no ``setup.cfg`` at all).
+    :param pyproject: a ``pyproject.toml`` naming the setuptools backend (else a legacy sdist).
+    :param padding: ``(top-level name, bytes)`` of incompressible data, to see where reads stop.
+    """
+    module = import_name(name)
+    base = f"{name}-{version}"
+    files = {
+        "PKG-INFO": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            f"Summary: test package {name}\n\n"
+        ).encode(),
+        "setup.py": (
+            "from setuptools import setup\n\n"
+            f"setup(name={name!r}, version={version!r}, py_modules=[{module!r}])\n"
+        ).encode(),
+        f"{module}.py": f'"""{name}"""\n\n__version__ = "{version}"\n'.encode(),
+    }
+    if pyproject:
+        files["pyproject.toml"] = (
+            b'[build-system]\nrequires = ["setuptools>=40.8.0"]\n'
+            b'build-backend = "setuptools.build_meta"\n'
+        )
+    if setup_requires is not None:
+        files["setup.cfg"] = f"[options]\nsetup_requires = {setup_requires}\n".encode()
+    if padding is not None:
+        files[padding[0]] = _incompressible(padding[1])
+    members = [(f"{base}/{relative}", data) for relative, data in files.items()]
+    return _tar_gz(directory, base, members, tree_order=True)
 
 
 def _incompressible(size: int) -> bytes:

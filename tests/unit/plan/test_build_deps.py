@@ -27,9 +27,10 @@ from pypidl.plan.sdists import (
     SdistReader,
     SdistReadError,
     parse_pyproject,
+    parse_setup_cfg,
 )
 from pypidl.plan.targets import Target, parse_targets
-from tests.lib.backends import make_flit_sdist, make_legacy_sdist
+from tests.lib.backends import make_flit_sdist, make_legacy_sdist, make_setuptools_sdist
 from tests.lib.server import Corrupt, Cut, Fault, IndexServer, ServedFile, Status
 
 # -- pyproject.toml -------------------------------------------------------------------------
@@ -90,6 +91,79 @@ def test_broken_pyproject_is_an_error_naming_the_sdist(text: bytes) -> None:
     with pytest.raises(SdistReadError) as caught:
         parse_pyproject(text, filename="x-1.0.tar.gz")
     assert caught.value.context == "x-1.0.tar.gz"
+
+
+# -- setup.cfg -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"[options]\nsetup_requires = setuptools_scm>=6\n", ("setuptools_scm>=6",)),
+        (b"[options]\nsetup_requires = cffi>=1.0; pytest-runner\n", ("cffi>=1.0", "pytest-runner")),
+        (
+            b"[options]\nsetup_requires =\n    cffi>=1.0\n    # a comment\n"
+            b'    numpy; python_version >= "3.9"\n',
+            ("cffi>=1.0", 'numpy; python_version >= "3.9"'),
+        ),
+        (b"[options]\nsetup_requires = not a requirement!!; cython\n", ("cython",)),
+        (b"[options]\ninstall_requires = requests\n", ()),
+        (b"[metadata]\nname = x\n", ()),
+        (b"[options\nsetup_requires = cython\n", ()),
+        (b"\xff\xfe", ()),
+        (None, ()),
+    ],
+)
+def test_setup_requires_as_setuptools_reads_them(
+    text: bytes | None, expected: tuple[str, ...]
+) -> None:
+    assert parse_setup_cfg(text, filename="x-1.0.tar.gz") == expected
+
+
+def test_setup_requires_join_the_build_of_a_setuptools_backend_only() -> None:
+    legacy = BuildSystem(("setuptools>=40.8.0",), setup_requires=("setuptools_scm>=6",))
+    assert legacy.requirements() == ("setuptools>=40.8.0", "wheel", "setuptools_scm>=6")
+    flit = BuildSystem(("flit_core>=3.2",), "flit_core.buildapi", True, ("setuptools_scm>=6",))
+    assert flit.requirements() == ("flit_core>=3.2",)
+    assert BuildSystem.from_json(legacy.to_json()) == legacy
+
+
+def test_setup_cfg_is_read_where_setuptools_builds_and_the_read_still_stops_early(
+    index_server: Callable[..., IndexServer], wheel_dir: Path
+) -> None:
+    srv = index_server()
+    big = 3_000_000
+    # setup.cfg comes after pyproject.toml; everything after it is left unread
+    with_cfg = srv.add_file(
+        make_setuptools_sdist(
+            wheel_dir, "withcfg", "1.0", setup_requires="helper>=1", padding=("zz.bin", big)
+        )
+    )
+    # no setup.cfg: the read stops at the first top-level name that sorts after it
+    without = srv.add_file(
+        make_setuptools_sdist(wheel_dir, "nocfg", "1.0", padding=("tests/big.bin", big))
+    )
+    # a legacy sdist (no pyproject.toml) is read whole anyway: its setup.cfg is found
+    legacy = srv.add_file(
+        make_setuptools_sdist(wheel_dir, "oldcfg", "1.0", setup_requires="helper", pyproject=False)
+    )
+    reader = SdistReader()
+    try:
+        system = reader.build_system(remote(with_cfg))
+        assert system.setup_requires == ("helper>=1",)
+        assert "helper>=1" in system.requirements()
+        assert reader.stats.bytes < big // 2, "the read went on past setup.cfg"
+        received = reader.stats.bytes
+        assert reader.build_system(remote(without)).setup_requires == ()
+        assert reader.stats.bytes - received < big // 2, "the read went on past setup.cfg's place"
+        assert reader.build_system(remote(legacy)).requirements() == (
+            "setuptools>=40.8.0",
+            "wheel",
+            "helper",
+        )
+        assert (reader.stats.partial, reader.stats.whole) == (2, 1)
+    finally:
+        reader.close()
 
 
 # -- reading sdists -------------------------------------------------------------------------
