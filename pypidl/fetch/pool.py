@@ -425,16 +425,17 @@ def run(
     pending = set(range(len(groups)))
     reported: set[tuple[str, str]] = set()
     dead: set[int] = set()
+    writers: list[Any] = []  # the parent's end of each cancel pipe, share sent or not
     try:
         try:
             with _without_resource_tracker():
-                for i, group in enumerate(groups):
+                for i in range(len(groups)):
                     reader, writer = ctx.Pipe(duplex=False)
                     cancel_reader, cancel_writer = ctx.Pipe(duplex=False)
-                    cancels.append(cancel_writer)
+                    writers.append(cancel_writer)
                     proc = ctx.Process(
                         target=worker_process,
-                        args=(i, group, writer, cancel_reader, config),
+                        args=(i, writer, cancel_reader, config),
                         name=f"pypidl-worker-{i}",
                         daemon=True,
                     )
@@ -442,6 +443,12 @@ def run(
                     writer.close()  # the worker holds the only writing end: EOF means it is gone
                     cancel_reader.close()
                     workers[reader] = (i, proc)
+            # Each share goes down its worker's cancel pipe once every worker is starting: as
+            # an argument of the process it would be written before the next one started, and
+            # that write waits until the new interpreter is up and reading (30 ms each here).
+            for cancel_writer, group in zip(writers, groups):
+                cancel_writer.send(group)
+                cancels.append(cancel_writer)  # only a whole share may be followed by "stop"
             announce()
             _drain(workers, groups, pending, report, reported, dead, ev, deadline=None)
         except KeyboardInterrupt:
@@ -459,7 +466,7 @@ def run(
         _shutdown([proc for _, proc in workers.values()])
         for reader in workers:
             reader.close()
-        for cancel in cancels:
+        for cancel in writers:
             cancel.close()
     # Whatever a dead worker never reported has failed (unless the run was interrupted).
     if not report.interrupted:

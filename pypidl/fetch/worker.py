@@ -246,16 +246,23 @@ def worker_main(
             cancel_conn.close()
 
 
-def worker_process(
-    group: int, entries: list[Entry], conn: Any, cancel_conn: Any, cfg: WorkerConfig
-) -> None:
-    """The target of a worker process: :func:`worker_main`, then an immediate exit.
+def worker_process(group: int, conn: Any, cancel_conn: Any, cfg: WorkerConfig) -> None:
+    """The target of a worker process: its share from the cancel pipe, :func:`worker_main`,
+    then an immediate exit.
+
+    The share is the first message on the cancel pipe (a process argument would hold up the
+    start of the next worker, see :func:`pypidl.fetch.pool.run`); a pipe that ends before it
+    (the run was interrupted while starting, or the parent is gone) ends the worker at once.
 
     When :func:`worker_main` returns, everything a worker leaves behind is done: the journal is
     synced, every file is closed, the parent has the "done" message.  Tearing the interpreter
     down (every module of the HTTP stack) would only delay the parent, which waits for the exit;
     the project locks go with the process.  An exception takes the ordinary way out.
     """
+    try:
+        entries: list[Entry] = cancel_conn.recv()
+    except (EOFError, OSError):
+        os._exit(0)
     worker_main(group, entries, conn, cancel_conn, cfg)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
