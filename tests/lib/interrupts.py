@@ -50,5 +50,13 @@ def wait_for(
 
 
 def parts_with_data(root: Path) -> list[Path]:
-    """The ``.part`` files under ``root`` holding at least one chunk (kept for resume)."""
-    return [p for p in root.rglob(".pypidl-*.part") if p.stat().st_size >= CHUNK_SIZE]
+    """The ``.part`` files under ``root`` holding at least one chunk (kept for resume); a part
+    published (renamed) between the listing and its ``stat`` is not one."""
+    found = []
+    for part in root.rglob(".pypidl-*.part"):
+        try:
+            if part.stat().st_size >= CHUNK_SIZE:
+                found.append(part)
+        except FileNotFoundError:
+            continue
+    return found
