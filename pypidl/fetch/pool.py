@@ -447,7 +447,10 @@ def run(
             # an argument of the process it would be written before the next one started, and
             # that write waits until the new interpreter is up and reading (30 ms each here).
             for cancel_writer, group in zip(writers, groups):
-                cancel_writer.send(group)
+                try:
+                    cancel_writer.send(group)
+                except OSError:  # it died starting up: _drain reports its files as failed
+                    continue
                 cancels.append(cancel_writer)  # only a whole share may be followed by "stop"
             announce()
             _drain(workers, groups, pending, report, reported, dead, ev, deadline=None)
