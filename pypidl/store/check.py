@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,15 +84,36 @@ class CheckReport:
 
 
 class _MirrorPages:
-    """Project pages built from the catalog of the mirror at ``root`` (files present on disk)."""
+    """Project pages built from the catalog of the mirror at ``root`` (files present on disk).
+
+    Each page is built once: the runtime closure, the build closure and every build
+    environment's resolution ask for the same projects, and each build reads a catalog file
+    and checks every file in it on disk.
+    """
 
     def __init__(self, root: Path):
         self.root = root.resolve()  # as_uri() below needs an absolute path
         self.catalog = Catalog(root)
         self.projects = set(self.catalog.projects())
+        self._built: dict[str, ProjectPage | ProjectNotFound] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, name: str) -> ProjectPage:
         project = canonicalize_name(name)
+        with self._lock:
+            page = self._built.get(project)
+        if page is None:
+            try:
+                page = self._build(name, project)
+            except ProjectNotFound as exc:
+                page = exc
+            with self._lock:
+                self._built[project] = page
+        if isinstance(page, ProjectNotFound):
+            raise page.with_traceback(None)  # no frames piling up from earlier raises
+        return page
+
+    def _build(self, name: str, project: NormalizedName) -> ProjectPage:
         if project not in self.projects:
             raise ProjectNotFound(f"the mirror has no files of {name!r}", context=name)
         files = []
