@@ -7,26 +7,23 @@ and index in a worker (cached, fetched by one thread while the others wait for i
 the URL listed there under the file's name.  The manifest's sha256 still decides whether the
 bytes are accepted; a page that lists another sha256 for the name is not even tried.
 
-The planner has a full page reader (``pypidl.plan.pages``), but it builds a ``RemoteFile`` with
-parsed tags for every file of a page; the rescue needs only ``name -> (url, sha256)`` and the
-fetch room may not import the plan room, so this is its own small reader: PEP 691 JSON when the
-index offers it, PEP 503 anchors otherwise.
+Pages are read by the same reader as the planner's (:mod:`pypidl._simple`: bounded, hostile
+JSON refused in one line); a page that cannot be read fails that index for the file, and the
+other indexes are still asked.  The rescue needs only ``name -> (url, sha256)`` of a page.
 """
 
 from __future__ import annotations
 
-import html.parser
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 
+from pypidl._simple import ListedFile, SimplePage, content_type, listed_file, parse_page, read_body
 from pypidl.config import NetworkSettings
-from pypidl.hashing import CHUNK_SIZE, is_sha256
-from pypidl.session import SIMPLE_ACCEPT, SIMPLE_JSON, describe_error
+from pypidl.errors import UnsafeFilenameError
+from pypidl.session import SIMPLE_ACCEPT, describe_error
 from pypidl.sources import redact_url, strip_credentials
 
 __all__ = ["IndexLookup"]
@@ -117,96 +114,32 @@ class IndexLookup:
                 if resp.status_code != 200:
                     log.debug("rescue page %s: %s", redact_url(url), resp.status_code)
                     return {}
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_content(CHUNK_SIZE):
-                    size += len(chunk)
-                    if size > MAX_PAGE_BYTES:
-                        log.debug("rescue page %s is too large", redact_url(url))
-                        return {}
-                    chunks.append(chunk)
-                base = strip_credentials(resp.url or url)
-                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                body = b"".join(chunks)
-                encoding = resp.encoding or "utf-8"
-        except (requests.RequestException, OSError) as exc:
-            log.debug("rescue page %s: %s", redact_url(url), describe_error(exc))
+                body = read_body(resp, max_bytes=MAX_PAGE_BYTES)
+                page = parse_page(
+                    body,
+                    content_type(resp),
+                    strip_credentials(resp.url or url),
+                    encoding=resp.encoding,
+                )
+        except (requests.RequestException, OSError, ValueError) as exc:
+            log.debug("rescue page %s unreadable: %s", redact_url(url), describe_error(exc))
             return {}
+        return listing_of(page)
+
+
+def listing_of(page: SimplePage) -> Listing:
+    """``filename -> (url, sha256)`` of the files ``page`` lists with a usable web URL (the
+    first entry of a name wins)."""
+    listing: Listing = {}
+    for item in page.items:
         try:
-            if ctype == SIMPLE_JSON:
-                return _from_json(json.loads(body), base)
-            try:
-                text = body.decode(encoding, errors="replace")
-            except LookupError:
-                text = body.decode("utf-8", errors="replace")
-            return _from_html(text, base)
-        except ValueError as exc:
-            log.debug("rescue page %s unreadable: %s", redact_url(url), exc)
-            return {}
+            listed = listed_file(item, page.url, ListedFile)
+        except UnsafeFilenameError:
+            continue
+        if listed is not None and listed.url.startswith(("http://", "https://")):
+            listing.setdefault(listed.filename, (listed.url, listed.sha256))
+    return listing
 
 
 def _slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
-
-
-def _clean(url: str) -> str:
-    parts = urlsplit(url)
-    return strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
-
-
-def _digest(value: object) -> str | None:
-    digest = value.lower() if isinstance(value, str) else None
-    return digest if is_sha256(digest) else None
-
-
-def _from_json(data: object, base: str) -> Listing:
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise ValueError("malformed PEP 691 project page")
-    listing: Listing = {}
-    for item in data["files"]:
-        if not isinstance(item, dict):
-            continue
-        name, url = item.get("filename"), item.get("url")
-        if not isinstance(name, str) or not isinstance(url, str) or not url:
-            continue
-        hashes = item.get("hashes")
-        sha = _digest(hashes.get("sha256")) if isinstance(hashes, dict) else None
-        if urlsplit(urljoin(base, url)).scheme in ("http", "https"):
-            listing.setdefault(name, (_clean(urljoin(base, url)), sha))
-    return listing
-
-
-class _Anchors(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-        self.base: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs).get("href")
-        if tag == "base" and self.base is None:
-            self.base = found
-        elif tag == "a" and found:
-            self.hrefs.append(found)
-
-
-def _from_html(text: str, base: str) -> Listing:
-    parser = _Anchors()
-    parser.feed(text)
-    parser.close()
-    if parser.base:
-        base = urljoin(base, parser.base)
-    listing: Listing = {}
-    for href in parser.hrefs:
-        absolute = urljoin(base, href)
-        parts = urlsplit(absolute)
-        if parts.scheme not in ("http", "https"):
-            continue
-        name = unquote(parts.path.rsplit("/", 1)[-1])
-        sha = None
-        algo, _, value = parts.fragment.partition("=")
-        if algo == "sha256":
-            sha = _digest(value)
-        if name:
-            listing.setdefault(name, (_clean(absolute), sha))
-    return listing

@@ -6,14 +6,12 @@ mirrors, and turned into :class:`RemoteFile` objects with checked names and dige
 
 from __future__ import annotations
 
-import html.parser
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from packaging.tags import Tag
@@ -26,20 +24,20 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from pypidl import _json as untrusted_json
 from pypidl._fs import check_basename
+from pypidl._simple import (
+    MAX_PAGE_BYTES,
+    MAX_PAGE_SECONDS,
+    ListedFile,
+    SimplePage,
+    content_type,
+    listed_file,
+    parse_page,
+    read_body,
+)
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
-from pypidl.hashing import CHUNK_SIZE, STRONG_HASHES, is_sha256
-from pypidl.manifest import url_problem
-from pypidl.session import (
-    SIMPLE_ACCEPT,
-    SIMPLE_HTML,
-    SIMPLE_JSON,
-    abort_response,
-    describe_error,
-    new_session,
-)
+from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
 __all__ = [
@@ -48,16 +46,10 @@ __all__ = [
     "ProjectNotFound",
     "ProjectPage",
     "RemoteFile",
+    "files_of",
 ]
 
 log = logging.getLogger(__name__)
-
-
-#: The most a project page may hold once decompressed; the largest real pages are a few tens of
-#: MiB. A page that never ends or a gzip bomb stops here instead of filling memory.
-MAX_PAGE_BYTES = 256 * 1024 * 1024
-#: ... and the longest it may take to arrive (a trickling server passes every read timeout)
-MAX_PAGE_SECONDS = 600.0
 
 
 class ProjectNotFound(RemoteIndexError):
@@ -65,22 +57,13 @@ class ProjectNotFound(RemoteIndexError):
 
 
 @dataclass(frozen=True)
-class RemoteFile:
-    """A file as one index lists it."""
+class RemoteFile(ListedFile):
+    """A file as one index lists it: what the page says (:class:`ListedFile`), and what its
+    name says (project, version, kind, wheel tags)."""
 
-    project: NormalizedName
-    filename: str
-    url: str  # absolute, without credentials or fragment
-    version: str
-    kind: str  # "wheel" | "sdist"
-    sha256: str | None
-    requires_python: str | None = None
-    yanked: bool = False
-    yanked_reason: str | None = None
-    size: int | None = None
-    upload_time: str | None = None
-    core_metadata_sha256: str | None = None
-    has_core_metadata: bool = False
+    project: NormalizedName = NormalizedName("")  # noqa: RUF009 - a NewType: the str itself
+    version: str = ""
+    kind: str = ""  # "wheel" | "sdist"
     tags: frozenset[Tag] = frozenset()
     mirror: str = ""  # name of the mirror whose page listed it
 
@@ -196,18 +179,10 @@ class IndexClient:
                 raise _NotFound
             resp.raise_for_status()
             final = strip_credentials(resp.url)
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype not in {SIMPLE_JSON, SIMPLE_HTML, "text/html", ""}:
-                raise ValueError(f"unexpected content type {ctype!r} from {redact_url(final)}")
-            body = _read_page(resp)
-        if ctype == SIMPLE_JSON:
-            files = parse_json_page(untrusted_json.loads(body), final, name, mirror.name)
-        else:
-            try:
-                text = body.decode(resp.encoding or "utf-8", errors="replace")
-            except LookupError:  # a charset Python does not know
-                text = body.decode("utf-8", errors="replace")
-            files = parse_html_page(text, final, name, mirror.name)
+            ctype = content_type(resp)
+            body = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
+        page = parse_page(body, ctype, final, encoding=resp.encoding)
+        files = files_of(page, name, mirror.name)
         return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
 
 
@@ -215,58 +190,30 @@ class _NotFound(Exception):
     pass
 
 
-def _read_page(resp: requests.Response) -> bytes:
-    """The decompressed body of ``resp``, refused beyond :data:`MAX_PAGE_BYTES` or
-    :data:`MAX_PAGE_SECONDS`.
+def files_of(page: SimplePage, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+    """The files of ``name`` that ``page`` lists (each checked; the rest skipped).
 
-    The read timeout ends a silent server; a server that trickles a byte now and then would pass
-    it forever, so a timer shuts the socket under a page that takes too long.
+    :raises ValueError: a file name listed with different sha256 digests or sizes.
     """
-    max_seconds = MAX_PAGE_SECONDS
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        abort_response(resp)
-
-    timer = threading.Timer(max_seconds, expire)
-    timer.daemon = True
-    timer.start()
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        for chunk in resp.iter_content(CHUNK_SIZE):
-            total += len(chunk)
-            if total > MAX_PAGE_BYTES:
-                raise ValueError(f"the page is larger than {MAX_PAGE_BYTES // (1024 * 1024)} MiB")
-            chunks.append(chunk)
-    except (requests.RequestException, OSError):
-        if expired.is_set():
-            raise ValueError(f"the page did not arrive within {max_seconds:g} s") from None
-        raise
-    finally:
-        timer.cancel()
-    if expired.is_set():
-        raise ValueError(f"the page did not arrive within {max_seconds:g} s")
-    return b"".join(chunks)
+    files = []
+    for item in page.items:
+        rf = _remote_file(name, item, page.url, mirror)
+        if rf is not None:
+            files.append(rf)
+    return _one_per_filename(files)
 
 
 def _remote_file(
-    project: NormalizedName,
-    filename: str,
-    url: str,
-    hashes: Mapping[str, Any],
-    *,
-    page_url: str,
-    mirror: str,
-    requires_python: str | None,
-    yanked: Any,
-    size: Any = None,
-    upload_time: Any = None,
-    core_metadata: Any = None,
+    project: NormalizedName, item: Mapping[str, Any], page_url: str, mirror: str
 ) -> RemoteFile | None:
-    """Build a RemoteFile, or None for files pypidl does not mirror (eggs, installers, foreign names)."""
-    check_basename(filename)
+    """A RemoteFile, or None for files pypidl does not mirror (eggs, installers, foreign names,
+    unsafe names, unusable URLs)."""
+    filename = item["filename"]
+    try:
+        check_basename(filename)
+    except UnsafeFilenameError:
+        log.warning("ignoring unsafe file name %r on %s", filename, redact_url(page_url))
+        return None
     tags: frozenset[Tag] = frozenset()
     try:
         if filename.endswith(".whl"):
@@ -281,52 +228,16 @@ def _remote_file(
         return None
     if wname != project:
         return None
-    # a digest or Requires-Python the manifest could not hold is dropped here (the file then
-    # counts as unhashed), rather than making the whole manifest unloadable later
-    sha256 = _digest(hashes.get("sha256")) if isinstance(hashes, Mapping) else None
-    core_sha = None
-    has_core = bool(core_metadata)
-    if isinstance(core_metadata, Mapping):
-        value = core_metadata.get("sha256")
-        core_sha = _digest(value)
-    parts = urlsplit(url)
-    clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
-    unusable = url_problem(clean)
-    page_scheme = urlsplit(page_url).scheme.lower()
-    if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
-        # a web page may send pypidl to another web host, never to a file on this machine
-        unusable = f"must have the scheme of their page ({page_scheme}:)"
-    if unusable is not None:
-        log.warning("ignoring %s on %s: file URLs %s", filename, redact_url(page_url), unusable)
-        return None
-    if isinstance(yanked, str):
-        is_yanked, reason = True, (yanked or None)
-    else:
-        is_yanked, reason = bool(yanked), None
-    return RemoteFile(
+    return listed_file(
+        item,
+        page_url,
+        RemoteFile,
         project=project,
-        filename=filename,
-        url=clean,
         version=version,
         kind=kind,
-        sha256=sha256,
-        requires_python=requires_python
-        if isinstance(requires_python, str) and requires_python
-        else None,
-        yanked=is_yanked,
-        yanked_reason=reason,
-        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        upload_time=upload_time if isinstance(upload_time, str) else None,
-        core_metadata_sha256=core_sha,
-        has_core_metadata=has_core,
         tags=tags,
         mirror=mirror,
     )
-
-
-def _same_kind(scheme: str, page_scheme: str) -> bool:
-    web = ("http", "https")
-    return scheme == page_scheme or (scheme in web and page_scheme in web)
 
 
 def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
@@ -351,125 +262,6 @@ def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
                 f"{rf.filename} is listed twice on the page, with different sha256 digests or sizes"
             )
     return kept
-
-
-def _digest(value: Any) -> str | None:
-    """``value`` as a lowercase hex sha256 digest, or None when it is not one."""
-    digest = value.lower() if isinstance(value, str) else None
-    return digest if is_sha256(digest) else None
-
-
-def _join(page_url: str, url: str) -> str:
-    """``urljoin(page_url, url)``, without its work for the usual absolute URL (a page lists
-    thousands), which it would only take apart and put together again."""
-    if url.startswith(("https://", "http://")) and ";" not in url and urlsplit(url).netloc:
-        return url
-    return urljoin(page_url, url)
-
-
-def parse_json_page(
-    data: Any, page_url: str, name: NormalizedName, mirror: str
-) -> list[RemoteFile]:
-    """Files of a PEP 691 project page."""
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise ValueError("malformed PEP 691 project page")
-    files = []
-    for item in data["files"]:
-        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
-            continue
-        try:
-            rf = _remote_file(
-                name,
-                item["filename"],
-                _join(page_url, str(item.get("url", ""))),
-                item.get("hashes") or {},
-                page_url=page_url,
-                mirror=mirror,
-                requires_python=item.get("requires-python"),
-                yanked=item.get("yanked", False),
-                size=item.get("size"),
-                upload_time=item.get("upload-time"),
-                core_metadata=item.get("core-metadata", item.get("dist-info-metadata")),
-            )
-        except UnsafeFilenameError:
-            log.warning(
-                "ignoring unsafe file name %r on %s", item["filename"], redact_url(page_url)
-            )
-            continue
-        if rf is not None:
-            files.append(rf)
-    return _one_per_filename(files)
-
-
-class _AnchorParser(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
-        self.base: str | None = None
-        self._text: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
-        elif tag == "a":
-            self._text = []
-            self.anchors.append((dict(attrs), self._text))
-
-    def handle_data(self, data: str) -> None:
-        if self._text is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a":
-            self._text = None
-
-
-def parse_html_page(
-    text: str, page_url: str, name: NormalizedName, mirror: str
-) -> list[RemoteFile]:
-    """Files of a PEP 503 project page (with PEP 592 yanking and PEP 658/714 metadata attributes)."""
-    parser = _AnchorParser()
-    parser.feed(text)
-    parser.close()
-    base = urljoin(page_url, parser.base) if parser.base else page_url
-    files = []
-    for attrs, _text in parser.anchors:
-        href = attrs.get("href")
-        if not href:
-            continue
-        absolute = urljoin(base, href)
-        parts = urlsplit(absolute)
-        filename = parts.path.rsplit("/", 1)[-1]
-
-        filename = unquote(filename)
-        hashes: dict[str, str] = {}
-        if parts.fragment and "=" in parts.fragment:
-            algo, _, digest = parts.fragment.partition("=")
-            if algo in STRONG_HASHES:
-                hashes[algo] = digest
-        core_attr = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        core: Any = None
-        if core_attr is not None:
-            algo, _, digest = core_attr.partition("=")
-            core = {"sha256": digest} if algo == "sha256" and digest else (core_attr != "false")
-        try:
-            rf = _remote_file(
-                name,
-                filename,
-                absolute,
-                hashes,
-                page_url=page_url,
-                mirror=mirror,
-                requires_python=attrs.get("data-requires-python"),
-                yanked=(attrs["data-yanked"] or True) if "data-yanked" in attrs else False,
-                core_metadata=core,
-            )
-        except UnsafeFilenameError:
-            log.warning("ignoring unsafe file name %r on %s", filename, redact_url(page_url))
-            continue
-        if rf is not None:
-            files.append(rf)
-    return _one_per_filename(files)
 
 
 class PageCache:

@@ -7,14 +7,17 @@ through its project page: the engine reads it once per project when every listed
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from pypidl.config import NetworkSettings
 from pypidl.fetch import pool as engine
 from pypidl.hashing import file_sha256
-from pypidl.manifest import Entry
+from pypidl.manifest import Entry, Manifest, dump
 from tests.lib.mirror import entry_for
 from tests.lib.server import Corrupt, Drop, IndexServer, ServedFile, Status
 from tests.lib.wheels import make_wheel
@@ -127,3 +130,51 @@ def test_a_project_pinned_to_an_index_is_never_rescued_from_another(
     assert [r.status for r in report.results] == ["failed"]
     assert other.requests == []
     assert pinned.requests_matching("/simple/proj/")  # its own index's page was asked
+
+
+def test_a_fallback_page_of_hostile_json_fails_that_page_not_the_file(
+    index_server, wheel_dir, tmp_path
+):
+    """Issue 20 #10: one index's page is JSON nested past the parser's stack; another index lists
+    the file.  The rescue reads pages with the planner's hardened reader: that page counts as
+    unreadable, the next index is asked, the file arrives (through the real command line)."""
+    primary = index_server()
+    hostile = index_server(layout="flat")
+    healthy = index_server(layout="flat")
+    served = primary.add_file(build(wheel_dir, "proj", "1.0"), metadata=False)
+    healthy.add_file(build(wheel_dir, "proj", "1.0"), metadata=False)
+    primary.fail_always(served.url_path, Status(503))
+    nested = b'{"meta": {"api-version": "1.1"}, "files": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    headers = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+    hostile.fail_always("/simple/proj/", Status(200, headers, nested))
+    manifest = tmp_path / "manifest.json"
+    dump(Manifest(entries=(entry_for(served),)), manifest)
+    mirror = tmp_path / "mirror"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYPIDL_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PYPIDL_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pypidl",
+            "download",
+            str(manifest),
+            "--download-dir",
+            str(mirror),
+            "--processes",
+            "1",
+            "--retries",
+            "1",
+            *(a for i in (primary, hostile, healthy) for a in ("-i", i.simple_url)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "RecursionError" not in output, output
+    assert hostile.requests_matching("/simple/proj/")  # the hostile page was read, and survived
+    assert file_sha256(mirror / "packages" / "proj" / served.filename) == served.sha256

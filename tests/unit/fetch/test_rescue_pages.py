@@ -1,13 +1,27 @@
-"""The rescue's own page reader: name -> (absolute URL without credentials or fragment, sha256)."""
+"""What the rescue takes from a page: name -> (absolute URL without credentials or fragment,
+sha256), read by the one page reader (:mod:`pypidl._simple`)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from pypidl.fetch.rescue import _from_html, _from_json
+from pypidl._simple import parse_page
+from pypidl.fetch.rescue import Listing, listing_of
+from pypidl.session import SIMPLE_JSON
 
 SHA = "a" * 64
 PAGE = "https://127.0.0.1:8001/simple/proj/"
+
+
+def _from_html(text: str, url: str) -> Listing:
+    return listing_of(parse_page(text.encode(), "text/html", url))
+
+
+def _from_json(data: Any, url: str) -> Listing:
+    return listing_of(parse_page(json.dumps(data).encode(), SIMPLE_JSON, url))
 
 
 def test_html_relative_links_hashes_and_base():
@@ -67,3 +81,9 @@ def test_json_page():
 def test_a_malformed_json_page_is_refused(data):
     with pytest.raises(ValueError, match="malformed PEP 691 project page"):
         _from_json(data, PAGE)
+
+
+def test_json_nested_past_the_stack_is_refused_in_one_line():
+    body = b'{"files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_page(body, SIMPLE_JSON, PAGE)

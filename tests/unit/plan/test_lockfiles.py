@@ -127,7 +127,8 @@ def test_a_broken_lock_is_one_error_naming_file_and_line(
 
 
 def page_of(index: IndexServer) -> Callable[[str], ProjectPage]:
-    from pypidl.plan.pages import parse_json_page
+    from pypidl._simple import SimplePage
+    from pypidl.plan.pages import files_of
 
     def page(name: str) -> ProjectPage:
         files = [
@@ -137,7 +138,7 @@ def page_of(index: IndexServer) -> Callable[[str], ProjectPage]:
         ]
         if not files:
             raise RemoteIndexError("not found", context=name)
-        parsed = parse_json_page({"files": files}, index.simple_url, name, "primary")  # type: ignore[arg-type]
+        parsed = files_of(SimplePage(files, index.simple_url), name, "primary")  # type: ignore[arg-type]
         return ProjectPage(name=name, files=tuple(parsed), mirror="primary", url=index.simple_url)  # type: ignore[arg-type]
 
     return page

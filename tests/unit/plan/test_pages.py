@@ -13,15 +13,15 @@ import pytest
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
 
+from pypidl._simple import parse_page
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.plan.pages import (
     IndexClient,
     ProjectNotFound,
     RemoteFile,
+    files_of,
     new_session,
-    parse_html_page,
-    parse_json_page,
 )
 from pypidl.session import SIMPLE_JSON
 from pypidl.sources import Mirror
@@ -33,6 +33,15 @@ PAGE = "http://127.0.0.1:1/simple/demo/"
 SHA = "ab" * 32
 META_SHA = "cd" * 32
 NET = NetworkSettings(user_agent=user_agent(), retries=0, connect_timeout=5, read_timeout=10)
+
+
+def parse_json_page(data: Any, url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+    """A JSON page's files, through the one page reader."""
+    return files_of(parse_page(json.dumps(data).encode(), SIMPLE_JSON, url), name, mirror)
+
+
+def parse_html_page(text: str, url: str, name: NormalizedName, mirror: str) -> list[RemoteFile]:
+    return files_of(parse_page(text.encode(), "text/html", url), name, mirror)
 
 
 def json_page(*files: dict[str, Any]) -> dict[str, Any]:
