@@ -1,4 +1,5 @@
-"""Filesystem helpers: staying inside a directory, and publishing files atomically."""
+"""Filesystem helpers: staying inside a directory, publishing files atomically, and writing a
+command's output where the user asked without ever replacing a device, a FIFO or a link."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
+import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
-from pypidl.errors import UnsafeFilenameError
+from pypidl.errors import BadInputError, UnsafeFilenameError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,6 +25,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_basename",
+    "check_output",
+    "open_output",
     "read_checked",
     "safe_join",
     "write_checked",
@@ -111,6 +116,126 @@ def atomic_write(
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+#: how :func:`check_output` says an output reaches its path
+TO_STDOUT, TO_STREAM, TO_FILE = "stdout", "stream", "file"
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def check_output(path: str | os.PathLike[str], *, what: str = "output") -> str:
+    """Say how a command's output reaches ``path``; refuse, before any work, a path it cannot.
+
+    - ``-``: standard output (:data:`TO_STDOUT`).
+    - a character device or a FIFO, or a link to one (``/dev/stdout``): written through, never
+      replaced (:data:`TO_STREAM`).  Replacing ``/dev/full`` with a file, as root, breaks the
+      system (issue 20).
+    - a regular file or a new name: written beside it and renamed over it (:data:`TO_FILE`),
+      once a new file could be made in its directory (or the nearest one that exists).
+    - anything else is refused: a link to a file (renaming over it would replace the link; writing
+      through it would write wherever it points), a directory, a socket, a block device.
+
+    :param what: what the output is, for the message ("report", "bundle").
+    :raises BadInputError: naming ``path``.
+    """
+    name = os.fspath(path)
+    if name == "-":
+        return TO_STDOUT
+    try:
+        found: os.stat_result | None = os.lstat(name)
+    except (FileNotFoundError, NotADirectoryError):  # the directory check below says which
+        found = None
+    except OSError as exc:
+        raise BadInputError(f"{what} {name!r}: {exc.strerror or exc}") from None
+    if found is not None and stat.S_ISLNK(found.st_mode):
+        try:
+            followed = os.stat(name).st_mode
+        except OSError:
+            followed = 0
+        if stat.S_ISCHR(followed) or stat.S_ISFIFO(followed):
+            return TO_STREAM
+        raise BadInputError(
+            f"{what} {name!r} is a symbolic link; give the path of a file, not of a link",
+            hint="a link is neither replaced nor written through ('-' is standard output)",
+        )
+    if found is not None:
+        if stat.S_ISCHR(found.st_mode) or stat.S_ISFIFO(found.st_mode):
+            return TO_STREAM
+        if not stat.S_ISREG(found.st_mode):
+            raise BadInputError(
+                f"{what} {name!r} is {_kind_of(found.st_mode)}; give a file name "
+                "(a regular file, a character device, a FIFO or '-')"
+            )
+    _check_directory(Path(name), what)
+    return TO_FILE
+
+
+def _check_directory(target: Path, what: str) -> None:
+    """Refuse ``target`` when no new file can be made where it goes."""
+    for parent in target.parents:
+        if not os.path.lexists(parent):
+            continue
+        if not parent.is_dir():
+            raise BadInputError(f"{what} {str(target)!r}: {str(parent)!r} is not a directory")
+        try:
+            if parent == target.parent:  # the real test: make (and drop) a file in it
+                with tempfile.TemporaryFile(prefix=TEMP_PREFIX, dir=parent):
+                    pass
+            elif not os.access(parent, os.W_OK | os.X_OK):  # the directories are made later
+                raise PermissionError(13, os.strerror(13))
+        except OSError as exc:
+            raise BadInputError(
+                f"{what} {str(target)!r} cannot be written: {str(parent)!r}: {exc.strerror or exc}"
+            ) from None
+        return
+
+
+@contextlib.contextmanager
+def open_output(
+    path: str | os.PathLike[str], mode: str = "w", *, what: str = "output", durable: bool = True
+) -> Iterator[IO[Any]]:
+    """Open a command's output for writing, as :func:`check_output` says: standard output, a
+    device or FIFO written through, or a file published atomically (:func:`atomic_write`).
+
+    :raises BadInputError: a path :func:`check_output` refuses (checked again here: the path may
+        have changed since the command started).
+    :raises OSError: naming ``path`` when a write fails (``/dev/full``, a reader that left).
+    """
+    kind = check_output(path, what=what)
+    binary = "b" in mode
+    if kind == TO_FILE:
+        with atomic_write(path, mode, durable=durable) as fh:
+            yield fh
+        return
+    if kind == TO_STDOUT:
+        out: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        yield out
+        out.flush()
+        return
+    # no O_CREAT, no O_TRUNC: only what is there is opened, and it must still be a stream
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+    opened = os.fstat(fd).st_mode
+    if not (stat.S_ISCHR(opened) or stat.S_ISFIFO(opened)):
+        os.close(fd)
+        raise BadInputError(f"{what} {os.fspath(path)!r} changed while pypidl ran; run again")
+    try:
+        with os.fdopen(
+            fd, mode, encoding=None if binary else "utf-8", newline=None if binary else "\n"
+        ) as fh:
+            yield fh
+    except OSError as exc:
+        if exc.filename is None:  # write() says "No space left on device", not where
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
 
 

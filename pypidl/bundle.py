@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from pypidl import __version__
 from pypidl import _json as untrusted_json
-from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename
+from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, open_output
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
@@ -106,7 +106,8 @@ def bundle(
     The files come from the mirror at ``root``; each is hashed while it is copied into the tar
     and must match the manifest.  Members, in order: :data:`BUNDLE_HEADER`,
     :data:`BUNDLE_MANIFEST`, then ``packages/<project>/<filename>`` for every file.  The tar is
-    written beside ``out`` under a temporary name and renamed when complete.
+    written beside ``out`` under a temporary name and renamed when complete (a device, a FIFO
+    or ``-`` is written through: :func:`pypidl._fs.open_output`).
 
     :raises BadInputError: when files are missing from the mirror or do not match the manifest
         (every such file is named; no bundle is left behind).
@@ -160,22 +161,16 @@ def bundle(
         ],
     }
     header_text = (json.dumps(header, indent=1) + "\n").encode("utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tar", dir=out.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _add_bytes(tar, BUNDLE_HEADER, header_text)
-                _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
-                for entry in files:
-                    _add_file(tar, entry, entry.path_in(root), sizes[entry.relpath])
-            raw.flush()
-            os.fsync(raw.fileno())
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # a stream ("w|"): the same bytes as a seekable tar, and a FIFO or standard output works
+    pax = tarfile.PAX_FORMAT
+    with (
+        open_output(out, "wb", what="bundle") as raw,
+        tarfile.open(fileobj=raw, mode="w|", format=pax) as tar,
+    ):
+        _add_bytes(tar, BUNDLE_HEADER, header_text)
+        _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
+        for entry in files:
+            _add_file(tar, entry, entry.path_in(root), sizes[entry.relpath])
     log.debug(
         "bundled %d file(s) into %s (%d unchanged since the older manifest)",
         len(files),

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pypidl import __version__
 from pypidl import _json as untrusted_json
-from pypidl._fs import atomic_write_text, check_basename, safe_join
+from pypidl._fs import check_basename, open_output, safe_join
 from pypidl.errors import BadInputError, ManifestError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
 
@@ -317,8 +317,9 @@ def _entry_order(entry: Entry) -> tuple[str, Version, str]:
 
 
 def dump(manifest: Manifest, path: str | os.PathLike[str]) -> None:
-    """Write ``manifest`` to ``path`` atomically."""
-    atomic_write_text(path, manifest.dumps())
+    """Write ``manifest`` to ``path`` (atomically, or through ``-``, a device or a FIFO)."""
+    with open_output(path, what="manifest") as fh:
+        fh.write(manifest.dumps())
 
 
 def loads(text: str, *, source: str = "<manifest>") -> Manifest:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from pypidl._fs import check_output
 from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
 from pypidl.errors import BadInputError
 from pypidl.sources import Mirror, load_mirror_sets, redact_url
@@ -314,23 +315,16 @@ def shard_from_args(value: str, ui: UI) -> tuple[int, int]:
 
 
 def check_output_file(path: str, *, what: str) -> None:
-    """Refuse, before any work is done, an output path that can never be written as a file.
+    """Refuse, before any work is done, an output path that cannot be written
+    (:func:`pypidl._fs.check_output`: a link, a directory, a socket, an unwritable directory).
 
-    ``-`` (stdout) passes. A missing parent directory is fine (it is created on write).
+    ``-`` (stdout), a character device and a FIFO pass. A missing parent directory is fine (it
+    is created on write) when the nearest one that exists is writable.
 
     :param what: what the file is, for the message ("manifest", "URL list").
-    :raises BadInputError: ``path`` is a directory, or below something that is not one.
+    :raises BadInputError: naming ``path``.
     """
-    if path == "-":
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise BadInputError(f"{what} {path!r} is a directory; give a file name")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise BadInputError(f"{what} {path!r}: {str(parent)!r} is not a directory")
-            break
+    check_output(path, what=what)
 
 
 def prepare_download_dir(path: str) -> Path:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pypidl import __version__
-from pypidl._fs import atomic_write_text
+from pypidl._fs import open_output
 
 if TYPE_CHECKING:
     from pypidl.fetch.pool import RunReport
@@ -134,5 +134,6 @@ def build_report(
 
 
 def write_report(path: str, report: dict[str, Any]) -> None:
-    """Write ``report`` to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    """Write ``report`` to ``path`` (atomically, or through a device or FIFO)."""
+    with open_output(path, what="report") as fh:
+        fh.write(json.dumps(report, indent=1) + "\n")

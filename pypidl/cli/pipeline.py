@@ -429,12 +429,8 @@ def run_plan(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.manifest, what="manifest")
     args.started = _check_report(args)
     manifest = _make_plan(args, ui)
-    if args.manifest == "-":
-        import sys
-
-        sys.stdout.write(manifest.dumps())
-    else:
-        dump(manifest, args.manifest)
+    dump(manifest, args.manifest)
+    if args.manifest != "-":
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
     print_summary(ui, manifest, None)
     return _finish(args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None)
@@ -613,11 +609,12 @@ def _disk_full(error: OSError | None, report: RunReport) -> bool:
 
 
 def _write_url_list(manifest: Manifest, path: str, root: Path) -> None:
-    from pypidl._fs import atomic_write_text
+    from pypidl._fs import open_output
     from pypidl.exporters import get_exporter
 
     text = "".join(get_exporter("urls").render(manifest, root=str(root)))
-    atomic_write_text(path, text)
+    with open_output(path, what="URL list") as fh:
+        fh.write(text)
 
 
 # -- the summary --------------------------------------------------------------------------------

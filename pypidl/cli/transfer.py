@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from pypidl._fs import atomic_write
+from pypidl._fs import open_output
 from pypidl.cli._common import check_output_file, shard_from_args
 from pypidl.cli._output import UI, format_bytes
 from pypidl.errors import BadInputError
@@ -159,12 +158,9 @@ def run_export(args: argparse.Namespace, ui: UI) -> int:
     exporter = get_exporter(args.format, **options)
     # render fully before opening the output, so a bad URL leaves no half-written file
     chunks = list(exporter.render(manifest, root=args.download_dir))
-    if args.output == "-":
-        sys.stdout.writelines(chunks)
-        sys.stdout.flush()
-    else:
-        with atomic_write(args.output) as fh:
-            fh.writelines(chunks)
+    with open_output(args.output, what="output") as fh:
+        fh.writelines(chunks)
+    if args.output != "-":
         ui.info("Exported %d file(s) as %s to %s", len(manifest.entries), args.format, args.output)
     return EXIT_OK
 
