@@ -52,8 +52,11 @@ __all__ = [
 
 SCHEMA = "pypidl-manifest"
 SCHEMA_VERSION = 2
-#: Versions :func:`loads` reads: 1 is 2 without ``why``.
-READABLE_VERSIONS = (1, 2)
+#: The version of a manifest that pins projects to indexes (``pins``): a pypidl that cannot
+#: honour the pins refuses it instead of downloading a pinned project from another index.
+PINNED_SCHEMA_VERSION = 3
+#: Versions :func:`loads` reads: 1 is 2 without ``why``; 3 is 2 with ``pins``.
+READABLE_VERSIONS = (1, 2, 3)
 KINDS = ("wheel", "sdist")
 #: Why a release is in a plan (``Entry.why``), in this order.
 WHY = ("requirement", "dependency", "build")
@@ -266,6 +269,9 @@ class Manifest:
     problems: tuple[Problem, ...] = ()
     #: project -> versions chosen, including projects that have no file (so the summary can say so)
     projects: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: project -> the one index (simple URL, no credentials) it was planned from and may be
+    #: fetched from (``--project-index``, or a lock's own registry): no other index is asked
+    pins: dict[str, str] = field(default_factory=dict)
     created: str = ""
     generator: str = f"pypidl {__version__}"
 
@@ -292,12 +298,14 @@ class Manifest:
         return grouped
 
     def to_json(self) -> dict[str, Any]:
+        pins = {"pins": dict(sorted(self.pins.items()))} if self.pins else {}
         return {
             "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
+            "version": PINNED_SCHEMA_VERSION if self.pins else SCHEMA_VERSION,
             "generator": self.generator,
             "created": self.created,
             "index_urls": list(self.index_urls),
+            **pins,
             "targets": list(self.targets),
             "requirements": list(self.requirements),
             "all_versions": self.all_versions,
@@ -380,6 +388,7 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
                         severity="warning" if p.get("severity") == "warning" else "error",
                     )
                 )
+    pins = _pins_from_json(data.get("pins"), problems)
     if problems:
         raise ManifestError.collect(source, problems)
     projects = data.get("projects") or {}
@@ -391,9 +400,32 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         all_versions=bool(data.get("all_versions", False)),
         problems=tuple(plan_problems),
         projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
+        pins=pins,
         created=str(data.get("created", "")),
         generator=str(data.get("generator", "")),
     )
+
+
+def _pins_from_json(raw: Any, problems: list[str]) -> dict[str, str]:
+    """The ``pins`` object: normalized project -> an http(s) index URL without credentials."""
+    from packaging.utils import canonicalize_name
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("pins: expected an object of project -> index URL")
+        return {}
+    pins: dict[str, str] = {}
+    for project, url in raw.items():
+        if canonicalize_name(project) != project:
+            problems.append(f"pins: project {project!r} is not a normalized name")
+        elif not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(f"pins: {project}: the index must be an http(s) URL")
+        elif url_problem(url) is not None:
+            problems.append(f"pins: {project}: the index URL {url_problem(url)}")
+        else:
+            pins[project] = url
+    return pins
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -521,6 +553,14 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
         return tuple(dict.fromkeys(v for group in values for v in group))
 
     problems: tuple[Problem, ...] = union(m.problems for m in manifests)
+    pins: dict[str, str] = {}
+    for manifest in manifests:
+        for project, url in manifest.pins.items():
+            if pins.setdefault(project, url) != url:
+                raise BadInputError(
+                    f"manifests pin {project} to two indexes: {pins[project]} and {url}",
+                    hint="a pinned project is fetched from its one index only",
+                )
     return Manifest(
         entries=tuple(merged.values()),
         requirements=union(m.requirements for m in manifests),
@@ -529,4 +569,5 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
         all_versions=any(m.all_versions for m in manifests),
         problems=problems,
         projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
+        pins=pins,
     )

@@ -129,6 +129,7 @@ class Planner:
         self.targets = list(targets)
         self.options = options
         self.project_indexes = project_indexes or ProjectIndexes()
+        self.project_indexes.check_names(m.name for m in self.mirrors)
         self.client = IndexClient(
             self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
         )
@@ -216,6 +217,7 @@ class Planner:
             entries=tuple(entries),
             requirements=tuple(r.line() for r in reqs.requirements),
             index_urls=self._index_urls(),
+            pins=self._pins(),
             targets=tuple(t.label for t in self.targets),
             all_versions=self.options.all_versions,
             problems=tuple(selection.problems),
@@ -298,10 +300,16 @@ class Planner:
             entries=tuple(marked),
             requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
             index_urls=self._index_urls(),
+            pins=self._pins(),
             targets=tuple(t.label for t in self.targets),
             problems=tuple(problems),
             projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
         )
+
+    def _pins(self) -> dict[str, str]:
+        """Pinned project -> its index, for the manifest: the download honours it too."""
+        routing = self.project_indexes
+        return {str(p): routing.indexes[n].simple_url for p, n in sorted(routing.pins.items())}
 
     def _index_urls(self) -> tuple[str, ...]:
         declared = [m.simple_url for m in self.project_indexes.indexes.values()]

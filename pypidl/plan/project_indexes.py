@@ -29,6 +29,10 @@ __all__ = ["ProjectIndexes", "parse_project_indexes", "read_directives"]
 
 _DIRECTIVE = re.compile(r"^\s*#\s*pypidl:\s*(index|project-index)\s+(.*?)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: names pypidl gives indexes itself (-i, the default, --extra-index-url, a lock's file URLs):
+#: a declared index by one of these names would pass for that index, and the metadata and
+#: sdist readers would ask the other for its pinned projects (issue 20)
+_BUILT_IN = re.compile(r"^(primary|default|lock|index[0-9]+|extra[0-9]+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,19 @@ class ProjectIndexes:
 
     def __bool__(self) -> bool:
         return bool(self.pins)
+
+    def check_names(self, taken: Iterable[str]) -> None:
+        """Refuse a declared index whose name is also the name of another index of the run.
+
+        :raises BadInputError: naming it.
+        """
+        others = set(taken)
+        for name in self.indexes:
+            if name in others:
+                raise BadInputError(
+                    f"index name {name!r} is already the name of another index of this run",
+                    hint="give the index another name in --index / '# pypidl: index'",
+                )
 
     def mirrors_for(self, project: str, default: Sequence[Mirror]) -> list[Mirror]:
         """The mirrors ``project`` may be read from: its pinned index alone, else ``default``."""
@@ -77,6 +94,12 @@ def parse_project_indexes(
         if not _NAME.match(name):
             raise BadInputError(
                 f"index name {name!r} must be letters, digits, '.', '_' or '-'", context=where
+            )
+        if _BUILT_IN.match(name):
+            raise BadInputError(
+                f"index name {name!r} is one pypidl gives its own indexes (primary, default, "
+                "lock, indexN, extraN); choose another",
+                context=where,
             )
         if not url.startswith(("https://", "http://", "file://")):
             raise BadInputError(

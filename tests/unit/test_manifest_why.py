@@ -55,7 +55,7 @@ def test_an_unknown_why_is_refused(why: object) -> None:
     assert "why" in str(caught.value) + " ".join(getattr(caught.value, "problems", []))
 
 
-@pytest.mark.parametrize("version", [0, 3, True, "2"])
+@pytest.mark.parametrize("version", [0, 4, True, "2"])
 def test_unknown_versions_are_refused(version: object) -> None:
     with pytest.raises(ManifestError, match="not supported"):
         m.loads(json.dumps({"schema": m.SCHEMA, "version": version, "files": []}))
