@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -24,10 +25,11 @@ from pypidl.cli._output import UI, format_bytes
 from pypidl.cli._summary import print_summary
 from pypidl.errors import BadInputError
 from pypidl.manifest import Manifest, dump, load
-from pypidl.sources import strip_credentials
+from pypidl.sources import redact_url, strip_credentials
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
+    from pypidl.config import NetworkSettings
     from pypidl.fetch.pool import RunReport
     from pypidl.plan.lockfiles import Lock
     from pypidl.plan.planner import PlanOptions
@@ -152,6 +154,12 @@ def _requirement_flags(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a lockfile: uv.lock, pylock.toml, poetry.lock or Pipfile.lock (recognised by name "
         "or content also as REQUIREMENTS); mirror exactly what it pins, for the targets",
+    )
+    p.add_argument(
+        "--keep-lock-indexes",
+        action="store_true",
+        help="with --index-url and a lock: still read each package the lock took from another "
+        "index from that index only (by default --index-url replaces the lock's indexes)",
     )
 
 
@@ -279,7 +287,9 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manifest:
+def _plan_locks(
+    args: argparse.Namespace, ui: UI, paths: Sequence[str]
+) -> tuple[Manifest, NetworkSettings]:
     from pypidl.plan.lock_formats import read_lock
     from pypidl.plan.planner import Planner
 
@@ -301,8 +311,15 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
     named = [url for lock in locks for url in lock.index_urls]
     mirrors, net = network_from_args(args, file_index_url=named[0] if named else None)
     routing = _lock_routing(args, locks, mirrors)
-    net = net.with_credentials_from(list(routing.raw_urls))
+    # credentials of the lock's file URLs, which the manifest does not keep (issue 20)
+    file_urls = [url for lock in locks for url in lock.file_urls if "@" in url]
+    net = net.with_credentials_from([*routing.raw_urls, *dict.fromkeys(file_urls)])
     targets = targets_from_args(args)
+    if named and _lock_indexes_replaced(args):
+        ui.info(
+            "--index-url replaces the lock's index(es) %s (--keep-lock-indexes keeps them)",
+            ", ".join(redact_url(u) for u in sorted(set(named))),
+        )
     ui.info(
         "Mirroring what %s pin%s: %d package(s), for %d target(s)",
         ", ".join(f"{lock.path} ({lock.format})" for lock in locks),
@@ -311,17 +328,27 @@ def _plan_locks(args: argparse.Namespace, ui: UI, paths: Sequence[str]) -> Manif
         len(targets),
     )
     planner = Planner(mirrors, net, targets, _plan_options(args), project_indexes=routing)
-    return planner.plan_locks(locks)
+    return planner.plan_locks(locks), net
+
+
+def _lock_indexes_replaced(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "index_url", None)) and not getattr(args, "keep_lock_indexes", False)
 
 
 def _lock_routing(
     args: argparse.Namespace, locks: Sequence[Lock], mirrors: Sequence[Mirror]
 ) -> ProjectIndexes:
     """The flags' per-project indexes, plus one for each package a lock took from another index
-    than the ones being read: it is read from that index only, as the lock's tool did."""
+    than the ones being read: it is read from that index only, as the lock's tool did.
+
+    ``--index-url`` replaces the lock's indexes (a lock is mirrored through an internal proxy of
+    them) unless ``--keep-lock-indexes`` keeps them.
+    """
     from pypidl.plan.project_indexes import parse_project_indexes
 
     flagged = project_indexes_from_args(args)
+    if _lock_indexes_replaced(args):
+        return flagged
     usual = {m.simple_url.rstrip("/") for m in mirrors}
     declared: dict[str, str] = {}
     pins: list[tuple[str, str | None]] = []
@@ -339,13 +366,16 @@ def _lock_routing(
     return parse_project_indexes([*flag_indexes, *indexes], [*flag_pins, *pins])
 
 
-def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
+def _make_plan(args: argparse.Namespace, ui: UI) -> tuple[Manifest, NetworkSettings]:
+    """The plan, and the network settings it was made with: a ``sync`` downloads with their
+    credentials, which may come from inside the requirements or the lock (issue 20)."""
     from pypidl.plan.planner import plan
     from pypidl.plan.requirements import parse_requirement_files
 
     req_paths, lock_paths = _input_paths(args)
     if lock_paths:
-        return _announce(ui, _plan_locks(args, ui, lock_paths))
+        manifest, net = _plan_locks(args, ui, lock_paths)
+        return _announce(ui, manifest), net
     reqs = parse_requirement_files(req_paths)
     routing = project_indexes_from_args(args, reqs.files)
     if not reqs.requirements:
@@ -367,7 +397,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> Manifest:
         options=_plan_options(args),
         project_indexes=routing,
     )
-    return _announce(ui, manifest)
+    return _announce(ui, manifest), net
 
 
 def _announce(ui: UI, manifest: Manifest) -> Manifest:
@@ -428,7 +458,7 @@ def _finish(
 def run_plan(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.manifest, what="manifest")
     args.started = _check_report(args)
-    manifest = _make_plan(args, ui)
+    manifest, _ = _make_plan(args, ui)
     dump(manifest, args.manifest)
     if args.manifest != "-":
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
@@ -446,7 +476,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
     if not args.dry_run:
         ui.info("Packages will be downloaded to %s", root)
         prepare_download_dir(args.download_dir)
-    manifest = _make_plan(args, ui)
+    manifest, planned = _make_plan(args, ui)
     if args.dry_run:
         _write_url_list(manifest, args.url_list_path, root)
         ui.info(
@@ -465,9 +495,14 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
     except OSError as exc:
         # the plan is in memory: download what still fits, and say what was not kept
         ui.error("Cannot write the manifest %s: %s", manifest_path, exc.strerror or exc)
-        return max(_download_and_index(args, ui, manifest, root, disk_error=exc), EXIT_FAILED)
+        return max(
+            _download_and_index(
+                args, ui, manifest, root, disk_error=exc, credentials=planned.credentials
+            ),
+            EXIT_FAILED,
+        )
     ui.debug("Manifest written to %s", manifest_path)
-    return _download_and_index(args, ui, manifest, root)
+    return _download_and_index(args, ui, manifest, root, credentials=planned.credentials)
 
 
 def run_download(args: argparse.Namespace, ui: UI) -> int:
@@ -491,8 +526,9 @@ def _rescue_indexes(
     args: argparse.Namespace, manifest: Manifest, mirrors: Sequence[Mirror]
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """The indexes whose project pages may rescue a file every listed URL failed, and, for each
-    project pinned to an index (``--project-index``, ``# pypidl: project-index``), that index
-    alone: a pinned project's files never come from another index, rescued or not.
+    project pinned to an index (the manifest's ``pins``, ``--project-index``, ``# pypidl:
+    project-index``), that index alone: a pinned project's files never come from another
+    index, rescued or not.
 
     The indexes named on the command line come first, then the ones the plan was made from
     (a manifest's index URLs hold "****" at most: credentials come from the network settings,
@@ -507,15 +543,17 @@ def _rescue_indexes(
     candidates = [m.simple_url for m in mirrors] if named else []
     candidates += [strip_credentials(u) for u in manifest.index_urls]
     declared = {m.simple_url.rstrip("/") for m in routing.indexes.values()}
+    declared |= {url.rstrip("/") for url in manifest.pins.values()}
     indexes: list[str] = []
     for url in candidates:
         clean = url if url.endswith("/") else url + "/"
         usable = clean.startswith(("https://", "http://")) and clean.rstrip("/") not in declared
         if usable and clean not in indexes:
             indexes.append(clean)
-    pins: dict[str, tuple[str, ...]] = {
-        str(p): (routing.indexes[n].simple_url,) for p, n in routing.pins.items()
-    }
+    # what the plan pinned (and checked the files against) first, then the flags
+    pins: dict[str, tuple[str, ...]] = {p: (url,) for p, url in manifest.pins.items()}
+    for project, name in routing.pins.items():
+        pins.setdefault(str(project), (routing.indexes[name].simple_url,))
     return tuple(indexes), pins
 
 
@@ -538,11 +576,14 @@ def _download_and_index(
     *,
     disk_error: OSError | None = None,
     shard: tuple[int, int] | None = None,
+    credentials: Sequence[tuple[str, str, str]] = (),
 ) -> int:
     """Download, index (with --build-index), summarize, write --report.
 
     :param disk_error: a write that already failed (the manifest), for the closing line.
     :param shard: ``(K, N)`` when only one shard is downloaded (for the report).
+    :param credentials: what the plan of this run used (``sync``): an index URL with
+        credentials inside a requirements file or a lock serves its files too. In memory only.
     """
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
@@ -551,6 +592,8 @@ def _download_and_index(
     mirrors, net = network_from_args(args, tls=_may_use_tls(args, manifest, named_urls))
     # credentials of the named indexes travel with their files' hosts too
     net = net.with_credentials_from(named_urls)
+    if credentials:
+        net = replace(net, credentials=tuple(dict.fromkeys((*credentials, *net.credentials))))
     if args.lock_timeout < 0:
         raise BadInputError("--lock-timeout must not be negative")
     indexes, pins = _rescue_indexes(args, manifest, mirrors)

@@ -47,6 +47,7 @@ from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.manifest import Problem
 from pypidl.plan.file_choice import same_version
 from pypidl.plan.pages import RemoteFile
+from pypidl.sources import strip_credentials
 
 if sys.version_info >= (3, 11):
     pass
@@ -143,6 +144,11 @@ class Lock:
     #: pylock: what markers may test as ``extras`` and ``dependency_groups``
     lock_extras: frozenset[str] = frozenset()
     lock_groups: frozenset[str] = frozenset()
+
+    @property
+    def file_urls(self) -> list[str]:
+        """Every file URL the lock gives (credentials kept: the network settings take them)."""
+        return [f.url for pkg in self.packages for f in pkg.files if f.url]
 
     @property
     def index_urls(self) -> list[str]:
@@ -358,7 +364,8 @@ def _from_lock(pkg: LockedPackage, locked: LockedFile) -> RemoteFile | None:
     return RemoteFile(
         project=pkg.name,
         filename=locked.filename,
-        url=locked.url,
+        # the credentials travel in the network settings (by host), never in the manifest
+        url=strip_credentials(locked.url),
         version=pkg.version,
         kind=kind,
         sha256=locked.sha256,

@@ -191,9 +191,9 @@ def test_a_package_the_lock_took_from_a_second_index_is_read_from_it_only(
     primary.clear_requests()
     vendor.clear_requests()
     mirror = tmp_path / "mirror"
-    code = main(
+    code = main(  # --index-url alone would replace the lock's indexes
         ["sync", str(project / "uv.lock"), "--index-url", primary.simple_url,
-         "--download-dir", str(mirror), *TARGETS]
+         "--keep-lock-indexes", "--download-dir", str(mirror), *TARGETS]
     )  # fmt: skip
     assert code == 0
     assert files_in(mirror) == {"common-1.0-py3-none-any.whl", "torch-2.5.1+cu124-py3-none-any.whl"}
