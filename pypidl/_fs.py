@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = [
     "NOFOLLOW",
     "TEMP_PREFIX",
+    "TO_FILE",
+    "TO_STDOUT",
+    "TO_STREAM",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",

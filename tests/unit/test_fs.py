@@ -11,10 +11,14 @@ import pytest
 from pypidl._fs import (
     PUBLIC_FILE_MODE,
     TEMP_PREFIX,
+    TO_FILE,
+    TO_STDOUT,
+    TO_STREAM,
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
     check_basename,
+    check_output,
     read_checked,
     safe_join,
     write_checked,
@@ -173,3 +177,21 @@ def test_a_checked_file_reads_back_only_while_intact(tmp_path: Path) -> None:
     path.write_bytes(b"")
     assert read_checked(path) is None
     assert read_checked(tmp_path / "missing") is None
+
+
+# --------------------------------------------------------------------------- outputs (issue 20)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_a_link_to_a_fifo_is_a_stream_and_a_link_to_a_file_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "to-fifo").symlink_to(fifo)  # as /dev/stdout is a link to a pipe or a tty
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    (tmp_path / "to-file").symlink_to(tmp_path / "file")
+    assert check_output(tmp_path / "to-fifo") == TO_STREAM
+    assert check_output(tmp_path / "file") == TO_FILE
+    assert check_output(tmp_path / "new" / "file") == TO_FILE
+    assert check_output("-") == TO_STDOUT
+    with pytest.raises(BadInputError, match="symbolic link"):
+        check_output(tmp_path / "to-file", what="report")

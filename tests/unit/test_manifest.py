@@ -274,3 +274,43 @@ def test_partition_counts_unknown_sizes_and_rejects_zero_parts() -> None:
     assert [len(g) for g in groups] == [2, 2, 2]
     with pytest.raises(ValueError, match="at least 1"):
         m.partition(entries, 0)
+
+
+# --------------------------------------------------------------------------- pins (issue 20)
+
+VENDOR = "http://127.0.0.1:2/simple/"
+
+
+def test_pins_round_trip_as_version_3_and_plans_without_pins_stay_version_2() -> None:
+    pinned = m.Manifest(
+        entries=(entry("demo", "1.0", "demo-1.0.tar.gz", 1),), pins={"demo": VENDOR}
+    )
+    data = json.loads(pinned.dumps())
+    assert (data["version"], data["pins"]) == (m.PINNED_SCHEMA_VERSION, {"demo": VENDOR})
+    assert m.loads(pinned.dumps()).pins == {"demo": VENDOR}
+    plain = json.loads(m.Manifest(entries=()).dumps())
+    assert plain["version"] == m.SCHEMA_VERSION
+    assert "pins" not in plain
+
+
+@pytest.mark.parametrize(
+    ("pins", "needle"),
+    [
+        ([VENDOR], "expected an object"),
+        ({"Not_Normal": VENDOR}, "not a normalized name"),
+        ({"demo": "file:///srv/simple/"}, "http(s) URL"),
+        ({"demo": "http://user:pw@127.0.0.1:2/simple/"}, "credentials"),
+    ],
+)
+def test_malformed_pins_are_refused(pins: object, needle: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        m.loads(doc(file_json(), pins=pins, version=m.PINNED_SCHEMA_VERSION))
+    assert needle in str(caught.value)
+
+
+def test_merging_two_different_pins_of_a_project_is_refused() -> None:
+    a = m.Manifest(entries=(), pins={"demo": VENDOR})
+    b = m.Manifest(entries=(), pins={"demo": "http://127.0.0.1:3/simple/"})
+    assert m.merge_manifests([a, a]).pins == {"demo": VENDOR}
+    with pytest.raises(BadInputError, match="two indexes"):
+        m.merge_manifests([a, b])
