@@ -170,8 +170,9 @@ def test_download_of_a_pinned_plan_never_asks_another_index(
     assert not (mirror / "packages" / "torch").exists()
 
 
+@pytest.mark.parametrize("flags", [[], ["-i", "PUBLIC", "--keep-lock-indexes"]])
 def test_sync_of_a_lock_never_asks_another_index_for_a_locked_project(
-    impostor: tuple[IndexServer, IndexServer, ServedFile], tmp_path: Path
+    flags: list[str], impostor: tuple[IndexServer, IndexServer, ServedFile], tmp_path: Path
 ) -> None:
     public, vendor, torch = impostor
     common, other = (f for f in public.files if f.project in {"common", "other"})
@@ -183,7 +184,8 @@ def test_sync_of_a_lock_never_asks_another_index_for_a_locked_project(
     )
     vendor.fail_always(torch.url_path, Status(404))
     mirror = tmp_path / "mirror"
-    assert main(["sync", str(lock), "--download-dir", str(mirror), *TARGET]) == 1
+    argv = [public.simple_url if a == "PUBLIC" else a for a in flags]
+    assert main(["sync", str(lock), *argv, "--download-dir", str(mirror), *TARGET]) == 1
     assert (mirror / "packages" / "common" / common.filename).exists()
     assert vendor.requests_matching("/simple/torch/")
     assert not asked_for(public, "torch")
