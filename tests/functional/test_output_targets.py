@@ -173,8 +173,12 @@ def test_a_full_device_fails_in_one_line_and_is_kept(
 
 @pytest.mark.parametrize("job", ["plan", "merge", "bundle", "export"], indirect=True)
 def test_a_dash_writes_to_standard_output(
-    job: Job, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+    job: Job,
+    tmp_path: Path,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # a file named '-' would land here
     assert job.run("-") == 0
     out = capfdbinary.readouterr().out
     assert not (tmp_path / "-").exists()
