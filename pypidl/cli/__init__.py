@@ -102,7 +102,11 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
-    ui = UI(verbose=getattr(args, "verbose", 0), quiet=getattr(args, "quiet", False))
+    ui = UI(
+        verbose=getattr(args, "verbose", 0),
+        quiet=getattr(args, "quiet", False),
+        stdout_taken=_writes_to_stdout(args),
+    )
     previous = _install_stop_handlers()
     try:
         return int(args.func(args, ui))
@@ -132,6 +136,13 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         ui.close()
+
+
+def _writes_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether one of the command's outputs is ``-``, standard output."""
+    return any(
+        getattr(args, dest, None) == "-" for dest in ("output", "manifest", "report", "url_list_path")
+    )
 
 
 def _bug(ui: UI) -> int:

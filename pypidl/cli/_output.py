@@ -18,12 +18,22 @@ class UI:
 
     :param verbose: 0 normal, 1 details, 2 debug.
     :param quiet: only warnings, errors and the final summary.
+    :param stdout_taken: a command writes its output to standard output (``-o -``): the tables
+        then go to stderr, so that what stdout carries is the output alone.
     """
 
-    def __init__(self, *, verbose: int = 0, quiet: bool = False, stream: TextIO | None = None):
+    def __init__(
+        self,
+        *,
+        verbose: int = 0,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        stdout_taken: bool = False,
+    ):
         self.verbose = verbose
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr
+        self.stdout_taken = stdout_taken
         self.log = logging.getLogger("pypidl")
         noisy = [logging.getLogger(name) for name in ("urllib3", "requests", "filelock")]
         # what close() puts back, taken before anything changes
@@ -81,7 +91,7 @@ class UI:
         cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-        out = sys.stdout
+        out = sys.stderr if self.stdout_taken else sys.stdout
         out.write(f"\n{title}\n{rule}\n")
         for n, row in enumerate(cells):
             out.write("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |\n")
