@@ -124,23 +124,3 @@ class ResolutionError(PypidlError):
 
 class RemoteIndexError(PypidlError):
     """A package index could not be read, or served something unusable (a page, metadata)."""
-
-
-class HashMismatchError(PypidlError):
-    """Downloaded bytes do not match the expected digest."""
-
-    def __init__(self, filename: str, *, expected: str, actual: str, url: str | None = None):
-        super().__init__(
-            f"sha256 mismatch for {filename}: expected {expected}, got {actual}",
-            context=url,
-        )
-        self.filename = filename
-        self.expected = expected
-        self.actual = actual
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_hash, (self.filename, self.expected, self.actual, self.context))
-
-
-def _rebuild_hash(filename: str, expected: str, actual: str, url: str | None) -> HashMismatchError:
-    return HashMismatchError(filename, expected=expected, actual=actual, url=url)

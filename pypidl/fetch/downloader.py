@@ -59,7 +59,7 @@ from pypidl.fetch.retry import (
     mirror_key,
     retry_after_seconds,
 )
-from pypidl.hashing import CHUNK_SIZE, file_sha256
+from pypidl.hashing import CHUNK_SIZE, file_sha256, sha256_mismatch
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.session import ARTIFACT_HEADERS, describe_error, new_session
 from pypidl.sources import redact_url
@@ -590,7 +590,7 @@ class Downloader:
         digest = part.hasher.hexdigest()
         if digest != entry.sha256:
             part.discard()
-            raise AttemptFailed(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
+            raise AttemptFailed(sha256_mismatch(entry.sha256, digest))
 
 
 class _Tries:
