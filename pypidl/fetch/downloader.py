@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import requests
 
@@ -65,9 +65,6 @@ from pypidl.session import ARTIFACT_HEADERS, describe_error, new_session
 from pypidl.sources import redact_url
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import ProjectLocks
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "DOWNLOADED",

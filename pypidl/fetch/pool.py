@@ -186,9 +186,6 @@ def default_processes(entries: Sequence[Entry], concurrency: int) -> int:
     return max(1, min(_usable_cpus(), MAX_DEFAULT_PROCESSES, projects, concurrency, by_files))
 
 
-# --------------------------------------------------------------------------- parent side
-
-
 class _LogEvents:
     """Used when the caller passes no events: worker log records go to this module's logger."""
 
@@ -240,7 +237,7 @@ def _precheck(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[F
 
 
 def order_by_reachability(
-    entries: Sequence[Entry], root: Path, net: NetworkSettings, *, checked: bool = False
+    entries: Sequence[Entry], net: NetworkSettings
 ) -> tuple[list[Entry], dict[str, str]]:
     """Put the URLs of mirrors that cannot be reached at the end of every entry's list.
 
@@ -251,12 +248,12 @@ def order_by_reachability(
     file is already verified (a re-run over a complete mirror makes no request) or when there is
     only one mirror.
 
-    :param checked: ``entries`` hold only files the catalog does not prove (no need to look).
+    :param entries: files the catalog does not prove (:func:`run` sets the others aside first).
     :returns: the entries, reordered, and why each unreachable mirror (by ``host:port``) failed.
     """
     key = _MirrorKeys()
     sample: dict[str, str] = {}
-    for entry in entries if checked else _split_verified(entries, root)[0]:
+    for entry in entries:
         for url in entry.urls:
             sample.setdefault(key(url), url)
     if len(sample) < 2:
@@ -368,7 +365,7 @@ def run(
     if not work:
         opening.tell()
         return report
-    work, opening.unreachable = order_by_reachability(work, root_path, options.net, checked=True)
+    work, opening.unreachable = order_by_reachability(work, options.net)
     groups, config = _share_out(work, options, root_path)
     workers = Workers(groups, config, report, ev)
     try:
