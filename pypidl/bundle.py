@@ -27,7 +27,7 @@ from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, open_output
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
-from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher
+from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher, sha256_mismatch
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
 from pypidl.store import index_builder
 from pypidl.store.catalog import STATE_DIR, Catalog
@@ -547,9 +547,7 @@ def _stage(tar: tarfile.TarFile, item: _Planned, final: Path) -> tuple[Path, str
     if size != item.size:
         problem = f"{item.entry.relpath}: read {size} bytes, expected {item.size}"
     elif digest != item.entry.sha256:
-        problem = (
-            f"{item.entry.relpath}: sha256 mismatch, expected {item.entry.sha256}, got {digest}"
-        )
+        problem = f"{item.entry.relpath}: {sha256_mismatch(item.entry.sha256, digest)}"
     if problem is not None:
         tmp.unlink()
     return tmp, problem

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "EXIT_BUG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "BadInputError",
-    "HashMismatchError",
     "ManifestError",
     "ProblemsError",
     "PypidlError",
@@ -21,6 +25,13 @@ __all__ = [
     "TargetError",
     "UnsafeFilenameError",
 ]
+
+# The exit codes of every command, here because each error class names its own.
+EXIT_OK = 0  #: everything asked for is done
+EXIT_FAILED = 1  #: some files or projects failed; the rest is done
+EXIT_USAGE = 2  #: bad input: flags, requirements, targets, manifest
+EXIT_BUG = 3  #: an unexpected error inside pypidl (a traceback is printed)
+EXIT_INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
 
 class PypidlError(Exception):
@@ -32,7 +43,7 @@ class PypidlError(Exception):
     """
 
     #: process exit code the CLI uses for this kind of error
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, context: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -58,7 +69,7 @@ def _rebuild(
 class BadInputError(PypidlError, ValueError):
     """Input the user gave is malformed: exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class RequirementsError(BadInputError):
@@ -108,28 +119,8 @@ class UnsafeFilenameError(BadInputError):
 class ResolutionError(PypidlError):
     """The requirements could not be resolved (pip-compile or the target resolver failed)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class RemoteIndexError(PypidlError):
     """A package index could not be read, or served something unusable (a page, metadata)."""
-
-
-class HashMismatchError(PypidlError):
-    """Downloaded bytes do not match the expected digest."""
-
-    def __init__(self, filename: str, *, expected: str, actual: str, url: str | None = None):
-        super().__init__(
-            f"sha256 mismatch for {filename}: expected {expected}, got {actual}",
-            context=url,
-        )
-        self.filename = filename
-        self.expected = expected
-        self.actual = actual
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_hash, (self.filename, self.expected, self.actual, self.context))
-
-
-def _rebuild_hash(filename: str, expected: str, actual: str, url: str | None) -> HashMismatchError:
-    return HashMismatchError(filename, expected=expected, actual=actual, url=url)

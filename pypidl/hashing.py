@@ -8,8 +8,6 @@ import re
 from collections.abc import Callable
 from typing import IO
 
-from pypidl.errors import HashMismatchError
-
 __all__ = [
     "CHUNK_SIZE",
     "STRONG_HASHES",
@@ -19,7 +17,7 @@ __all__ = [
     "hash_stream",
     "is_sha256",
     "new_hasher",
-    "verify_file",
+    "sha256_mismatch",
 ]
 
 #: Hash algorithms pypidl accepts from an index; weaker ones (md5, sha1) are ignored.
@@ -83,8 +81,11 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         return hash_stream(fh)[0]
 
 
-def verify_file(path: str | os.PathLike[str], expected: str) -> None:
-    """:raises HashMismatchError: when the file at ``path`` does not hash to ``expected``."""
-    actual = file_sha256(path)
-    if actual != expected:
-        raise HashMismatchError(os.path.basename(path), expected=expected, actual=actual)
+def sha256_mismatch(expected: str, actual: str, *, name: str | None = None) -> str:
+    """What every refusal of bytes that do not hash as announced says: both digests, so that a
+    reader can tell a changed file from a truncated one (pip's ``HashMismatch`` does the same).
+
+    :param name: the file (or sidecar) whose bytes were refused, when the context does not say.
+    """
+    what = f"sha256 mismatch for {name}" if name else "sha256 mismatch"
+    return f"{what}: expected {expected}, got {actual}"

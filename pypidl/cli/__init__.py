@@ -17,7 +17,14 @@ from types import FrameType, SimpleNamespace
 
 from pypidl import __version__
 from pypidl.cli._output import UI
-from pypidl.errors import PypidlError
+from pypidl.errors import (
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PypidlError,
+)
 from pypidl.stopping import RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
@@ -30,12 +37,6 @@ __all__ = [
     "main",
     "seed_entrypoint",
 ]
-
-EXIT_OK = 0  #: everything asked for is done
-EXIT_FAILED = 1  #: some files or projects failed; the rest is done
-EXIT_USAGE = 2  #: bad input: flags, requirements, targets, manifest
-EXIT_BUG = 3  #: an unexpected error inside pypidl (a traceback is printed)
-EXIT_INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
 #: each command and the module that registers it (with ``register(subparsers, parents)``)
 COMMANDS = {

@@ -6,13 +6,12 @@ import argparse
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from pypidl.errors import EXIT_FAILED, EXIT_OK
+
 if TYPE_CHECKING:
     from pypidl.cli._output import UI
 
 __all__ = ["register", "run"]
-
-EXIT_OK = 0
-EXIT_MISSING = 1
 
 
 def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
@@ -76,4 +75,4 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.info("Every target can install the requirements from %s", args.directory)
         return EXIT_OK
     ui.error("%d of %d target(s) cannot install the requirements", failed, len(report.results))
-    return EXIT_MISSING
+    return EXIT_FAILED

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from pypidl.errors import EXIT_OK
 from pypidl.store.index_builder import BACKENDS
 from pypidl.store.render import SIMPLE_DIR
 
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
     from pypidl.cli._output import UI
 
 __all__ = ["register"]
-
-EXIT_OK = 0
 
 
 def _port(text: str) -> int:

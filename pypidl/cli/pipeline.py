@@ -23,7 +23,7 @@ from pypidl.cli._common import (
 )
 from pypidl.cli._output import UI, format_bytes
 from pypidl.cli._summary import print_summary
-from pypidl.errors import BadInputError
+from pypidl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInputError
 from pypidl.manifest import Manifest, dump, load
 from pypidl.sources import redact_url, strip_credentials
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DEFAULT_REQUIREMENTS = "requirements.txt"
 
 

@@ -10,12 +10,11 @@ from types import SimpleNamespace
 from pypidl._fs import open_output
 from pypidl.cli._common import check_output_file, shard_from_args
 from pypidl.cli._output import UI, format_bytes
-from pypidl.errors import BadInputError
+from pypidl.errors import EXIT_FAILED, EXIT_OK, BadInputError
 from pypidl.manifest import Manifest, dump, load
 
 __all__ = ["register", "run_bundle", "run_export", "run_import", "run_merge"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_DOWNLOAD_DIR = "./pypi"
 
 

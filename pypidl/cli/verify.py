@@ -7,14 +7,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from pypidl.cli._common import positive_int
+from pypidl.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from pypidl.cli._output import UI
 
 __all__ = ["register", "run"]
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
 
 
 def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
@@ -75,4 +73,4 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         )
     elif report.problems and not args.repair:
         ui.info("Run with --repair to drop damaged files so the next download fetches them again")
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return EXIT_FAILED if report.problems else EXIT_OK

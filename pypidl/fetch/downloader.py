@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import requests
 
@@ -59,15 +59,12 @@ from pypidl.fetch.retry import (
     mirror_key,
     retry_after_seconds,
 )
-from pypidl.hashing import CHUNK_SIZE, file_sha256
+from pypidl.hashing import CHUNK_SIZE, file_sha256, sha256_mismatch
 from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.session import ARTIFACT_HEADERS, describe_error, new_session
 from pypidl.sources import redact_url
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import ProjectLocks
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "DOWNLOADED",
@@ -590,7 +587,7 @@ class Downloader:
         digest = part.hasher.hexdigest()
         if digest != entry.sha256:
             part.discard()
-            raise AttemptFailed(f"sha256 mismatch: expected {entry.sha256}, got {digest}")
+            raise AttemptFailed(sha256_mismatch(entry.sha256, digest))
 
 
 class _Tries:

@@ -10,37 +10,35 @@ Shape:
   sharing one :class:`pypidl.fetch.downloader.Downloader`;
 * workers never print: every ``progress_interval`` they send one batch (byte count, file results
   as indexes into their group, log lines) through their own pipe, and end with a "done" message
-  carrying their mirror statistics; the parent turns these into :class:`Events` calls;
+  carrying their mirror statistics; the parent (:mod:`pypidl.fetch._workers`) turns these into
+  :class:`Events` calls; :mod:`pypidl.fetch._wire` defines every message;
 * a worker never outlives its run (:mod:`pypidl.fetch.lifeline`): when its parent dies (even by
   SIGKILL), its pipe breaks, or it gets a SIGTERM, it stops its transfers (parts are kept),
   records what it verified, and exits, which releases its project locks;
 * Ctrl-C (and SIGTERM, which the CLI turns into ``KeyboardInterrupt``) in the parent sends
-  each worker a message on its cancel pipe: threads stop between chunks, parts stay for resume, and :func:`run`
-  returns a report with ``interrupted=True``.  Workers ignore SIGINT; a worker stopped by its own
+  each worker a "stop" message on its control pipe: threads stop between chunks, parts stay for
+  resume, and :func:`run` returns a report with ``interrupted=True``.  Workers ignore SIGINT; a worker stopped by its own
   SIGTERM reports its files as interrupted and the run as interrupted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pypidl._fs import check_basename, safe_join
 from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
+from pypidl.fetch._wire import WorkerConfig
+from pypidl.fetch._workers import Workers
 from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import MirrorStats, mirror_key
-from pypidl.fetch.worker import WorkerConfig, worker_process
 from pypidl.manifest import PACKAGES_DIR, Entry, partition
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
@@ -57,9 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: How long the parent waits for workers to wind down after an interrupt before killing them.
-SHUTDOWN_GRACE = 15.0
 
 #: Most worker processes the engine starts on its own (more rarely helps: the network is slower).
 MAX_DEFAULT_PROCESSES = 8
@@ -103,12 +98,16 @@ class RunReport:
     def __add__(self, other: RunReport) -> RunReport:
         if not isinstance(other, RunReport):
             return NotImplemented
-        mirrors = dict(self.mirrors)
-        for key, stats in other.mirrors.items():
-            mirrors[key] = mirrors[key] + stats if key in mirrors else stats
-        return RunReport(
-            self.results + other.results, mirrors, self.interrupted or other.interrupted
+        total = RunReport(
+            self.results + other.results, dict(self.mirrors), self.interrupted or other.interrupted
         )
+        total.add_mirrors(other.mirrors)
+        return total
+
+    def add_mirrors(self, stats: Mapping[str, MirrorStats]) -> None:
+        """Count what each mirror did (for some worker) in this report's ``mirrors``."""
+        for key, s in stats.items():
+            self.mirrors[key] = self.mirrors[key] + s if key in self.mirrors else s
 
     def _with(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -187,9 +186,6 @@ def default_processes(entries: Sequence[Entry], concurrency: int) -> int:
     return max(1, min(_usable_cpus(), MAX_DEFAULT_PROCESSES, projects, concurrency, by_files))
 
 
-# --------------------------------------------------------------------------- parent side
-
-
 class _LogEvents:
     """Used when the caller passes no events: worker log records go to this module's logger."""
 
@@ -241,7 +237,7 @@ def _precheck(entries: Sequence[Entry], root: Path) -> tuple[list[Entry], list[F
 
 
 def order_by_reachability(
-    entries: Sequence[Entry], root: Path, net: NetworkSettings, *, checked: bool = False
+    entries: Sequence[Entry], net: NetworkSettings
 ) -> tuple[list[Entry], dict[str, str]]:
     """Put the URLs of mirrors that cannot be reached at the end of every entry's list.
 
@@ -252,12 +248,12 @@ def order_by_reachability(
     file is already verified (a re-run over a complete mirror makes no request) or when there is
     only one mirror.
 
-    :param checked: ``entries`` hold only files the catalog does not prove (no need to look).
+    :param entries: files the catalog does not prove (:func:`run` sets the others aside first).
     :returns: the entries, reordered, and why each unreachable mirror (by ``host:port``) failed.
     """
     key = _MirrorKeys()
     sample: dict[str, str] = {}
-    for entry in entries if checked else _split_verified(entries, root)[0]:
+    for entry in entries:
         for url in entry.urls:
             sample.setdefault(key(url), url)
     if len(sample) < 2:
@@ -361,55 +357,53 @@ def run(
     :raises BadInputError: for impossible options (no streams, no processes).
     """
     options = options or EngineOptions()
+    _check_options(options)
+    root_path = Path(root).resolve()
+    report = RunReport()
+    ev: Events = events if events is not None else _LogEvents()
+    work, opening = _sort_out(entries, root_path, report, ev)
+    if not work:
+        opening.tell()
+        return report
+    work, opening.unreachable = order_by_reachability(work, options.net)
+    groups, config = _share_out(work, options, root_path)
+    workers = Workers(groups, config, report, ev)
+    try:
+        try:
+            workers.start()
+            workers.hand_out()
+            opening.tell()  # once the workers are starting: their start-up overlaps the caller's
+            workers.drain()
+        except KeyboardInterrupt:
+            opening.tell()
+            workers.interrupt()
+    finally:
+        opening.tell()  # if starting a worker failed
+        workers.close()
+    if not report.interrupted:
+        workers.fail_unreported()
+    return report
+
+
+def _check_options(options: EngineOptions) -> None:
     if options.concurrency < 1:
         raise BadInputError("concurrency must be at least 1")
     if options.processes is not None and options.processes < 1:
         raise BadInputError("processes must be at least 1")
-    ev: Events = events if events is not None else _LogEvents()
-    root_path = Path(root).resolve()
-    work, refused = _precheck(entries, root_path)
-    report = RunReport()
-    totals = (len(work) + len(refused), sum(e.size or 0 for e in work))
-    work, verified = _split_verified(work, root_path)
-    unreachable: dict[str, str] = {}
-    announced = False
 
-    def announce() -> None:
-        """Tell the caller what is known before any download: once, after the workers are
-        started, so that their start-up overlaps the caller's (progress bars, a line per
-        verified file)."""
-        nonlocal announced
-        if announced:
-            return
-        announced = True
-        ev.on_start(*totals)
-        for result in refused:
-            report.results.append(result)
-            ev.on_file(result)
-        for entry in verified:
-            skipped = FileResult(entry, SKIPPED)
-            report.results.append(skipped)
-            ev.on_file(skipped)
-        for key, reason in sorted(unreachable.items()):
-            report.mirrors[key] = MirrorStats(failures=1, set_aside=True)
-            ev.on_log(
-                logging.WARNING, f"Mirror {key} is unreachable ({reason}); set aside: tried last"
-            )
 
-    if not work:
-        announce()
-        return report
-    work, unreachable = order_by_reachability(work, root_path, options.net, checked=True)
-
+def _share_out(
+    work: list[Entry], options: EngineOptions, root: Path
+) -> tuple[list[list[Entry]], WorkerConfig]:
+    """The workers' shares (whole projects, balanced by bytes) and what every worker is told."""
     processes = options.processes or default_processes(work, options.concurrency)
     groups = [g for g in partition(work, processes) if g]
     threads = math.ceil(options.concurrency / len(groups))
     log.debug(
         "downloading %d file(s) with %d process(es) x %d thread(s)", len(work), len(groups), threads
     )
-    ctx = multiprocessing.get_context("spawn")
     config = WorkerConfig(
-        root=str(root_path),
+        root=str(root),
         net=options.net,
         threads=threads,
         interval=options.progress_interval,
@@ -420,163 +414,48 @@ def run(
         log_level=logging.getLogger("pypidl").getEffectiveLevel(),
         home_cpus=_home_cpus(len(groups)),
     )
-    workers: dict[Any, tuple[int, Any]] = {}  # the parent's end of each worker's pipe
-    cancels: list[Any] = []  # the parent's end of each worker's cancel pipe
-    pending = set(range(len(groups)))
-    reported: set[tuple[str, str]] = set()
-    dead: set[int] = set()
-    writers: list[Any] = []  # the parent's end of each cancel pipe, share sent or not
-    try:
-        try:
-            with _without_resource_tracker():
-                for i in range(len(groups)):
-                    reader, writer = ctx.Pipe(duplex=False)
-                    cancel_reader, cancel_writer = ctx.Pipe(duplex=False)
-                    writers.append(cancel_writer)
-                    proc = ctx.Process(
-                        target=worker_process,
-                        args=(i, writer, cancel_reader, config),
-                        name=f"pypidl-worker-{i}",
-                        daemon=True,
-                    )
-                    proc.start()
-                    writer.close()  # the worker holds the only writing end: EOF means it is gone
-                    cancel_reader.close()
-                    workers[reader] = (i, proc)
-            # Each share goes down its worker's cancel pipe once every worker is starting: as
-            # an argument of the process it would be written before the next one started, and
-            # that write waits until the new interpreter is up and reading (30 ms each here).
-            for cancel_writer, group in zip(writers, groups):
-                try:
-                    cancel_writer.send(group)
-                except OSError:  # it died starting up: _drain reports its files as failed
-                    continue
-                cancels.append(cancel_writer)  # only a whole share may be followed by "stop"
-            announce()
-            _drain(workers, groups, pending, report, reported, dead, ev, deadline=None)
-        except KeyboardInterrupt:
-            announce()
-            report.interrupted = True
-            for cancel in cancels:
-                with contextlib.suppress(OSError):  # a worker that already ended
-                    cancel.send_bytes(b"stop")
-            log.debug("interrupted: waiting for workers to keep their partial downloads")
-            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
-                grace = time.monotonic() + SHUTDOWN_GRACE
-                _drain(workers, groups, pending, report, reported, dead, ev, deadline=grace)
-    finally:
-        announce()  # if starting a worker failed
-        _shutdown([proc for _, proc in workers.values()])
-        for reader in workers:
-            reader.close()
-        for cancel in writers:
-            cancel.close()
-    # Whatever a dead worker never reported has failed (unless the run was interrupted).
-    if not report.interrupted:
-        for i in sorted(dead | pending):
-            for entry in groups[i]:
-                if (entry.project, entry.filename) not in reported:
-                    result = FileResult(entry, FAILED, error="worker process died")
-                    report.results.append(result)
-                    ev.on_file(result)
-    return report
+    return groups, config
 
 
-@contextlib.contextmanager
-def _without_resource_tracker() -> Iterator[None]:
-    """Start ``spawn`` workers without multiprocessing's resource tracker process.
-
-    On POSIX, starting a ``spawn`` process starts that tracker (another interpreter, about 13 MB)
-    so that it can unlink named semaphores and shared memory a crashed process leaves behind.
-    The engine creates neither (its workers talk through pipes), so while the workers start, the
-    tracker's pipe is ``/dev/null``: the liveness probe succeeds and nothing is started.  A tracker
-    that already runs is left as it is, and afterwards a later user of semaphores in this process
-    gets a real tracker again.
-    """
-    tracker: Any = None
-    if os.name == "posix":
-        with contextlib.suppress(ImportError):
-            from multiprocessing import resource_tracker
-
-            tracker = getattr(resource_tracker, "_resource_tracker", None)
-    if tracker is None or getattr(tracker, "_fd", 0) is not None:
-        yield
-        return
-    fd = os.open(os.devnull, os.O_WRONLY)
-    tracker._fd = fd
-    try:
-        yield
-    finally:
-        if tracker._fd == fd:
-            tracker._fd = None
-        os.close(fd)
+def _sort_out(
+    entries: Sequence[Entry], root: Path, report: RunReport, events: Events
+) -> tuple[list[Entry], _Opening]:
+    """The entries left to fetch, and what to tell the caller before any download: unsafe names
+    refused, duplicates dropped, files the catalog proves set aside as skipped."""
+    work, refused = _precheck(entries, root)
+    totals = (len(work) + len(refused), sum(e.size or 0 for e in work))
+    work, verified = _split_verified(work, root)
+    return work, _Opening(events, report, totals, refused, verified)
 
 
-def _drain(
-    workers: dict[Any, tuple[int, Any]],
-    groups: list[list[Entry]],
-    pending: set[int],
-    report: RunReport,
-    reported: set[tuple[str, str]],
-    dead: set[int],
-    ev: Events,
-    *,
-    deadline: float | None,
-) -> None:
-    """Turn worker messages into events until every group is done (or ``deadline`` passes)."""
-    open_readers = [r for r, (i, _) in workers.items() if i in pending]
-    while pending and open_readers:
-        if deadline is not None and time.monotonic() > deadline:
+@dataclass
+class _Opening:
+    """What is known before any download, told to the caller once (:meth:`tell`): the totals,
+    the refused names, the files already verified, the mirrors set aside as unreachable."""
+
+    events: Events
+    report: RunReport
+    totals: tuple[int, int]
+    refused: list[FileResult]
+    verified: list[Entry]
+    unreachable: dict[str, str] = field(default_factory=dict)
+    told: bool = False
+
+    def tell(self) -> None:
+        if self.told:
             return
-        for ready in multiprocessing.connection.wait(open_readers, timeout=0.2):
-            reader: Any = ready
-            i, proc = workers[reader]
-            try:
-                msg: Any = reader.recv()
-            except (EOFError, OSError):
-                open_readers.remove(reader)
-                if i in pending:  # gone without its "done" message (killed, out of memory)
-                    proc.join(1)
-                    log.error(
-                        "worker process %d ended without finishing (exit %s)", i, proc.exitcode
-                    )
-                    pending.discard(i)
-                    dead.add(i)
-                continue
-            if msg[0] == "batch":
-                _, nbytes, results, logs = msg
-                for level, message in logs:
-                    ev.on_log(level, message)
-                if nbytes:
-                    ev.on_bytes(nbytes)
-                for index, status, size, mirror, error, attempts in results:
-                    entry = groups[i][index]
-                    result = FileResult(entry, status, size, mirror, error, attempts)
-                    reported.add((entry.project, entry.filename))
-                    report.results.append(result)
-                    ev.on_file(result)
-            elif msg[0] == "done":
-                _, group, stats, stopped = msg
-                pending.discard(group)
-                for key, s in stats.items():
-                    report.mirrors[key] = report.mirrors[key] + s if key in report.mirrors else s
-                if stopped is not None:
-                    # a worker stopped on its own (SIGTERM): its files were interrupted, not failed
-                    report.interrupted = True
-                    ev.on_log(logging.WARNING, f"A worker stopped: {stopped}")
-
-
-def _shutdown(processes: list[Any]) -> None:
-    """Wait for the workers to exit; end the ones that do not (parts are resumable and final
-    names only ever hold verified files, so nothing they hold matters)."""
-    deadline = time.monotonic() + 5
-    for proc in processes:
-        proc.join(max(0.0, deadline - time.monotonic()))
-    for proc in processes:
-        if proc.is_alive():
-            proc.terminate()  # SIGTERM: the worker stops its transfers and exits
-    for proc in processes:
-        proc.join(3)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1)
+        self.told = True
+        ev, report = self.events, self.report
+        ev.on_start(*self.totals)
+        for result in self.refused:
+            report.results.append(result)
+            ev.on_file(result)
+        for entry in self.verified:
+            skipped = FileResult(entry, SKIPPED)
+            report.results.append(skipped)
+            ev.on_file(skipped)
+        for key, reason in sorted(self.unreachable.items()):
+            report.mirrors[key] = MirrorStats(failures=1, set_aside=True)
+            ev.on_log(
+                logging.WARNING, f"Mirror {key} is unreachable ({reason}); set aside: tried last"
+            )

@@ -4,16 +4,20 @@ loading the HTTP stack (``requests`` is only needed where files are fetched)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from pypidl.manifest import Entry
 
-__all__ = ["DOWNLOADED", "FAILED", "INTERRUPTED", "SKIPPED", "FileResult"]
+__all__ = ["DOWNLOADED", "FAILED", "INTERRUPTED", "SKIPPED", "FileResult", "Status"]
 
-DOWNLOADED = "downloaded"
-SKIPPED = "skipped"
-FAILED = "failed"
+#: What can happen to a file (plain strings: they are what ``--report`` and the summary show).
+Status = Literal["downloaded", "skipped", "failed", "interrupted"]
+
+DOWNLOADED: Final = "downloaded"
+SKIPPED: Final = "skipped"
+FAILED: Final = "failed"
 #: stopped by Ctrl-C or SIGTERM; the partial download is kept and the next run resumes it
-INTERRUPTED = "interrupted"
+INTERRUPTED: Final = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class FileResult:
     """
 
     entry: Entry
-    status: str
+    status: Status
     bytes: int = 0
     mirror: str | None = None
     error: str | None = None

@@ -1,8 +1,9 @@
 """The worker side of the download engine: one spawned process, a thread pool in it.
 
-A worker gets its share of the run (whole projects) and a :class:`WorkerConfig`, downloads with
-one shared :class:`~pypidl.fetch.downloader.Downloader`, and reports through its own pipe in
-batches (bytes, results as indexes into its share, log records the parent shows).  It never
+A worker gets a :class:`~pypidl.fetch._wire.WorkerConfig` and its share of the run (whole
+projects), downloads with one shared :class:`~pypidl.fetch.downloader.Downloader`, and reports
+through its own pipe in batches (bytes, results as indexes into its share, log records the parent
+shows); :mod:`pypidl.fetch._wire` defines every message.  It never
 prints, never outlives its run (:mod:`pypidl.fetch.lifeline`), and adapts how many files it keeps
 in flight to what its CPU can take (:class:`_Gate`).
 """
@@ -19,46 +20,31 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from multiprocessing.connection import Connection
 
-from pypidl.config import NetworkSettings
+from pypidl.fetch._wire import (
+    Batch,
+    Done,
+    LogLine,
+    Outcome,
+    Share,
+    Stop,
+    ToParent,
+    WorkerConfig,
+)
 from pypidl.fetch.lifeline import Lifeline
 from pypidl.fetch.results import FAILED, FileResult
 from pypidl.fetch.retry import MirrorStats
 from pypidl.manifest import Entry
 
-__all__ = ["WorkerConfig", "worker_main", "worker_process"]
+__all__ = ["worker_main", "worker_process"]
 
 log = logging.getLogger(__name__)
 
-
 #: Files in flight per worker at the start, at least, and how fast the estimate follows.
 _GATE_START = 8
-
-
 _GATE_MIN = 2
-
-
 _GATE_SMOOTHING = 0.1
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """What every worker is told when it starts (pickled across ``spawn``)."""
-
-    root: str
-    net: NetworkSettings
-    threads: int
-    interval: float
-    lock_timeout: float
-    indexes: tuple[str, ...]
-    pins: dict[str, tuple[str, ...]]
-    parent_pid: int
-    log_level: int = logging.DEBUG
-    #: the CPUs the workers share out, one each, for their small files (see :class:`_HomeCpu`);
-    #: empty: no worker is tied to a CPU
-    home_cpus: tuple[int, ...] = ()
 
 
 class _Outbox:
@@ -69,15 +55,15 @@ class _Outbox:
     (it died) makes ``send`` fail: that too ends the worker.
     """
 
-    def __init__(self, conn: Any, interval: float, on_broken: Callable[[str], None]):
+    def __init__(self, conn: Connection, interval: float, on_broken: Callable[[str], None]):
         self._conn = conn
         self._interval = interval
         self._on_broken = on_broken
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._bytes = 0
-        self._results: list[tuple[Any, ...]] = []
-        self._logs: list[tuple[int, str]] = []
+        self._outcomes: list[Outcome] = []
+        self._logs: list[LogLine] = []
         self.broken = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pypidl-outbox", daemon=True)
@@ -89,20 +75,20 @@ class _Outbox:
 
     def result(self, index: int, r: FileResult) -> None:
         with self._lock:
-            self._results.append((index, r.status, r.bytes, r.mirror, r.error, r.attempts))
+            self._outcomes.append(Outcome.of(index, r))
 
     def log(self, level: int, message: str) -> None:
         with self._lock:
-            self._logs.append((level, message))
+            self._logs.append(LogLine(level, message))
 
     def flush(self) -> None:
         with self._lock:
-            n, results, logs = self._bytes, self._results, self._logs
-            self._bytes, self._results, self._logs = 0, [], []
-        if n or results or logs:
-            self.send(("batch", n, results, logs))
+            n, outcomes, logs = self._bytes, self._outcomes, self._logs
+            self._bytes, self._outcomes, self._logs = 0, [], []
+        if n or outcomes or logs:
+            self.send(Batch(n, outcomes, logs))
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: ToParent) -> None:
         if self.broken:
             return
         try:
@@ -123,15 +109,15 @@ class _Outbox:
 
 
 class _Cancel:
-    """The parent's Ctrl-C (one message on this worker's cancel pipe), or this worker's own reason
-    to stop (SIGTERM, parent gone).
+    """The parent's Ctrl-C (a :class:`Stop` on this worker's control pipe), or this worker's own
+    reason to stop (SIGTERM, parent gone).
 
     A pipe, not a shared ``multiprocessing.Event``: a named semaphore would need the resource
     tracker process, and reading a plain flag between chunks costs nothing.  The end of the pipe
-    without a message means the parent is gone, which the :class:`Lifeline` handles.
+    without a :class:`Stop` means the parent is gone, which the :class:`Lifeline` handles.
     """
 
-    def __init__(self, conn: Any, on_cancel: Callable[[], None]):
+    def __init__(self, conn: Connection, on_cancel: Callable[[], None]):
         self._conn = conn
         self._on_cancel = on_cancel
         self._set = False
@@ -141,7 +127,8 @@ class _Cancel:
 
     def _watch(self) -> None:
         try:
-            self._conn.recv_bytes()
+            while not isinstance(self._conn.recv(), Stop):
+                pass  # only a Stop follows the share; anything else is not ours to act on
         except (EOFError, OSError):
             return
         self._set = True
@@ -166,14 +153,15 @@ class _OutboxLogHandler(logging.Handler):
 
 
 def worker_main(
-    group: int, entries: list[Entry], conn: Any, cancel_conn: Any, cfg: WorkerConfig
+    group: int, entries: list[Entry], conn: Connection, control: Connection, cfg: WorkerConfig
 ) -> None:
     """One worker process: download ``entries`` (whole projects) with a pool of threads.
 
-    :param conn: the writing end of this worker's pipe to the parent.
-    :param cancel_conn: the reading end of its cancel pipe: one message there stops the run.
+    :param conn: the writing end of this worker's report pipe to the parent.
+    :param control: the reading end of its control pipe, past the share: a :class:`Stop` there
+        stops the run.
 
-    Always ends with a ``done`` message (unless the parent is gone) carrying the mirror
+    Always ends with a :class:`Done` message (unless the parent is gone) carrying the mirror
     statistics and whether this worker was stopped on its own (SIGTERM, dead parent).
     """
     # The parent coordinates Ctrl-C; a worker dying of it would break the run mid-write.
@@ -191,7 +179,7 @@ def worker_main(
             cancel.reason = reason
         cancel_all()
 
-    cancel = _Cancel(cancel_conn, cancel_all)
+    cancel = _Cancel(control, cancel_all)
 
     outbox = _Outbox(conn, cfg.interval, stop)
     lifeline = Lifeline(cfg.parent_pid, stop).start()
@@ -238,21 +226,20 @@ def worker_main(
             stats = dl.mirror_stats()
     finally:
         outbox.close()
-        outbox.send(("done", group, stats, cancel.reason))
+        outbox.send(Done(stats, cancel.reason))
         lifeline.finished()
         with contextlib.suppress(OSError):
             conn.close()
         with contextlib.suppress(OSError):
-            cancel_conn.close()
+            control.close()
 
 
-def worker_process(group: int, conn: Any, cancel_conn: Any, cfg: WorkerConfig) -> None:
-    """The target of a worker process: its share from the cancel pipe, :func:`worker_main`,
-    then an immediate exit.
+def worker_process(group: int, conn: Connection, control: Connection, cfg: WorkerConfig) -> None:
+    """The target of a worker process: its :class:`Share` from the control pipe,
+    :func:`worker_main`, then an immediate exit.
 
-    The share is the first message on the cancel pipe (a process argument would hold up the
-    start of the next worker, see :func:`pypidl.fetch.pool.run`); a pipe that ends before it
-    (the run was interrupted while starting, or the parent is gone) ends the worker at once.
+    A pipe that ends before the share (the run was interrupted while starting, or the parent is
+    gone) ends the worker at once.
 
     When :func:`worker_main` returns, everything a worker leaves behind is done: the journal is
     synced, every file is closed, the parent has the "done" message.  Tearing the interpreter
@@ -260,10 +247,12 @@ def worker_process(group: int, conn: Any, cancel_conn: Any, cfg: WorkerConfig) -
     the project locks go with the process.  An exception takes the ordinary way out.
     """
     try:
-        entries: list[Entry] = cancel_conn.recv()
+        share = control.recv()
     except (EOFError, OSError):
         os._exit(0)
-    worker_main(group, entries, conn, cancel_conn, cfg)
+    if not isinstance(share, Share):  # stopped before it had any work
+        os._exit(0)
+    worker_main(group, share.entries, conn, control, cfg)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -47,7 +47,7 @@ from pypidl.dists import (
     read_wheel_metadata,
 )
 from pypidl.errors import RemoteIndexError
-from pypidl.hashing import bytes_sha256, is_sha256
+from pypidl.hashing import bytes_sha256, is_sha256, sha256_mismatch
 from pypidl.plan.http_files import (
     RangeFile,
     RangeIgnored,
@@ -453,8 +453,9 @@ class MetadataFetcher:
             actual = bytes_sha256(data)
             if actual != rf.core_metadata_sha256:
                 raise MetadataError(
-                    f"sha256 mismatch for {rf.filename}.metadata: expected "
-                    f"{rf.core_metadata_sha256}, got {actual}",
+                    sha256_mismatch(
+                        rf.core_metadata_sha256, actual, name=f"{rf.filename}.metadata"
+                    ),
                     context=redact_url(url),
                 )
         return data

@@ -39,7 +39,7 @@ from packaging.utils import canonicalize_name
 from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
-from pypidl.hashing import CHUNK_SIZE, is_sha256
+from pypidl.hashing import CHUNK_SIZE, is_sha256, sha256_mismatch
 from pypidl.plan.http_files import ResponseStream
 from pypidl.session import ARTIFACT_HEADERS, new_session
 from pypidl.sources import redact_url
@@ -415,7 +415,7 @@ class SdistReader:
                 actual = stream.sha256.hexdigest()
                 if rf.sha256 and actual != rf.sha256:
                     raise SdistReadError(
-                        f"sha256 mismatch for {rf.filename}: expected {rf.sha256}, got {actual}",
+                        sha256_mismatch(rf.sha256, actual, name=rf.filename),
                         context=redact_url(url),
                     )
         if complete:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -159,7 +163,47 @@ def test_urls_that_would_break_lines_are_refused(url: str) -> None:
         clean_url(url)
 
 
-def test_export_is_deterministic(manifest: Manifest) -> None:
-    shuffled = Manifest(entries=tuple(reversed(manifest.entries)), projects=manifest.projects)
-    for name in ("aria2c", "urls"):
-        assert render(name, manifest) == render(name, shuffled)
+def _every_export(*, backwards: bool) -> str:
+    """Every format of one manifest whose entries, projects and versions are inserted forwards
+    or backwards: several hashes per pin, several platforms per wheel set, several versions."""
+    wheels = [
+        "alpha-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+        "alpha-1.0-cp311-cp311-macosx_11_0_arm64.whl",
+        "alpha-1.0-cp311-cp311-win_amd64.whl",
+        "alpha-1.0-cp311-cp311-musllinux_1_2_aarch64.whl",
+    ]
+    entries = [entry("alpha", "1.0", w) for w in wheels]
+    entries += [entry("beta", v, f"beta-{v}.tar.gz") for v in ("2.0", "10.0", "9.1")]
+    entries.append(entry("gamma", "3.0", "gamma-3.0-py3-none-any.whl"))
+    projects = {"alpha": ("1.0",), "beta": ("2.0", "10.0", "9.1"), "gamma": ("3.0",), "delta": ()}
+    if backwards:
+        entries.reverse()
+        projects = {name: tuple(reversed(v)) for name, v in reversed(projects.items())}
+    manifest = Manifest(entries=tuple(entries), projects=projects, created="2026-01-01T00:00:00Z")
+    return "\f".join(render(name, manifest) for name in sorted(EXPORTERS))
+
+
+def test_export_is_deterministic() -> None:
+    """The same content, built in another order and rendered by another interpreter with
+    another string hash seed (which reorders sets), exports to the same bytes."""
+    script = (
+        "import sys\n"
+        "from tests.unit.test_exporters import _every_export\n"
+        "sys.stdout.write(_every_export(backwards=sys.argv[1] == 'backwards'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    outputs = set()
+    for order, seed in (("forwards", "1"), ("backwards", "2"), ("backwards", "3")):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script, order],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    assert outputs == {_every_export(backwards=False)}
