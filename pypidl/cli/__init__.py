@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
 def _writes_to_stdout(args: argparse.Namespace) -> bool:
     """Whether one of the command's outputs is ``-``, standard output."""
     return any(
-        getattr(args, dest, None) == "-" for dest in ("output", "manifest", "report", "url_list_path")
+        getattr(args, dest, None) == "-"
+        for dest in ("output", "manifest", "report", "url_list_path")
     )
 
 
