@@ -445,6 +445,7 @@ class IndexServer:
         self._faults: dict[str, list[Fault]] = {}
         self._always: dict[str, Fault] = {}
         self._stopping = threading.Event()
+        self._released = threading.Event()  # ends every Stall at once (release_stalls)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.scheme = "https" if ssl_context is not None else "http"
@@ -470,7 +471,8 @@ class IndexServer:
         if self._stopped:
             return
         self._stopped = True
-        self._stopping.set()  # wakes Delay/Stall sleepers
+        self._stopping.set()  # wakes Delay sleepers
+        self._released.set()  # and Stall ones
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(10)
@@ -602,6 +604,11 @@ class IndexServer:
         with self._lock:
             self._always[pattern] = fault
 
+    def release_stalls(self) -> None:
+        """End every stalled transfer now, and every later one at once: a test that waits for
+        something to happen during a stall releases it then, instead of guessing its length."""
+        self._released.set()
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -701,7 +708,7 @@ class IndexServer:
             h.wfile.write(body[: fault.after_bytes])
             h.wfile.flush()
             if isinstance(fault, Stall):
-                self._stopping.wait(fault.seconds)
+                self._released.wait(fault.seconds)
             return
         h.wfile.write(body)
         h.wfile.flush()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -179,24 +180,46 @@ def test_sigterm_to_a_worker_ends_it(index_server, tmp_path):
 
 def test_a_run_waits_for_a_live_run_holding_its_project(index_server, tmp_path):
     """A second run next to a live one waits (bounded by --lock-timeout) instead of failing."""
-    _server, files, manifest = scenario(index_server, tmp_path, stall=3)
+    server, files, manifest = scenario(index_server, tmp_path)
     root = tmp_path / "mirror"
     first = cli(tmp_path, *download_args(manifest, root))
+    second: subprocess.Popen[str] | None = None
     try:
         wait_for(lambda: len(parts_with_data(root)) == 4, what="four stalled parts")
         second = cli(tmp_path, *download_args(manifest, root, "--lock-timeout", "60"))
-        _out2, err2 = second.communicate(timeout=90)
+        # the stalls last until the second run says it waits: however slow the machine is to
+        # start it, the first run still holds its projects then
+        said: list[str] = []
+        waiting = threading.Event()
+        reader = threading.Thread(target=_read_until_waiting, args=(second, said, waiting))
+        reader.start()
+        saw_it = waiting.wait(60)
+        server.release_stalls()
+        reader.join(90)
+        second.communicate(timeout=90)  # the rest, and the pipes closed
         _out1, err1 = first.communicate(timeout=90)
     finally:
-        for p in (first,):
-            if p.poll() is None:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+    err2 = "".join(said)
+    assert saw_it, err2
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
-    assert "waiting" in err2.lower()
     for f in files:
         assert file_sha256(root / "packages" / f.project / f.filename) == f.sha256
+
+
+def _read_until_waiting(
+    proc: subprocess.Popen[str], said: list[str], waiting: threading.Event
+) -> None:
+    """Collect ``proc``'s stderr; set ``waiting`` once it says it waits for another run."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        said.append(line)
+        if "waiting" in line.lower():
+            waiting.set()
 
 
 def test_lock_timeout_bounds_the_wait(index_server, tmp_path):
