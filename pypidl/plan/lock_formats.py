@@ -19,6 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pypidl import _json
+from pypidl._fs import read_input
 from pypidl.hashing import is_sha256
 from pypidl.plan.lockfiles import (
     FORMATS,
@@ -74,7 +75,7 @@ def is_lock_file(path: str | Path) -> bool:
     if lock_format_by_name(path):
         return True
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return False
     stripped = text.lstrip()
@@ -92,7 +93,7 @@ def read_lock(path: str | Path) -> Lock:
     """
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"cannot read the lock: {exc}", context=where) from None
     by_name = lock_format_by_name(path)
