@@ -8,7 +8,6 @@ A lock is recognised by its name (``uv.lock``, ``pylock.toml`` and ``pylock.<nam
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,7 +17,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pypidl import _json
+from pypidl import _json, _toml
 from pypidl._fs import read_input
 from pypidl.hashing import is_sha256
 from pypidl.plan.lockfiles import (
@@ -30,19 +29,11 @@ from pypidl.plan.lockfiles import (
     LockError,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised by the Python 3.9 CI run
-    import tomli as tomllib
-
 __all__ = ["is_lock_file", "lock_format_by_name", "read_lock"]
 
 
 #: PEP 751: ``pylock.toml`` or ``pylock.<name>.toml``
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
-
-
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 def lock_format_by_name(path: str | Path) -> str | None:
@@ -80,8 +71,8 @@ def is_lock_file(path: str | Path) -> bool:
         return False
     stripped = text.lstrip()
     try:
-        data = _json.loads(text) if stripped.startswith("{") else tomllib.loads(text)
-    except (ValueError, RecursionError):  # TOMLDecodeError, UntrustedJSONError; deep nesting
+        data = _json.loads(text) if stripped.startswith("{") else _toml.loads(text)
+    except ValueError:  # UntrustedTOMLError, UntrustedJSONError
         return False
     return _format_of_data(data) is not None
 
@@ -99,19 +90,12 @@ def read_lock(path: str | Path) -> Lock:
     by_name = lock_format_by_name(path)
     json_form = by_name == "Pipfile.lock" or (by_name is None and text.lstrip().startswith("{"))
     try:
-        data = _json.loads(text) if json_form else tomllib.loads(text)
+        data = _json.loads(text) if json_form else _toml.loads(text)
     except _json.UntrustedJSONError as exc:
         raise LockError(str(exc), context=where) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise LockError(
-            "not usable TOML: arrays or tables nested too deeply", context=where
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        line = f":{found.group(1)}" if found else ""
-        raise LockError(
-            f"not valid TOML: {_TOML_LINE.sub('', str(exc)).strip()}", context=where + line
-        ) from None
+    except _toml.UntrustedTOMLError as exc:
+        line = f":{exc.line}" if exc.line else ""
+        raise LockError(str(exc), context=where + line) from None
     fmt = _format_of_data(data) if by_name is None else by_name
     if fmt is None or not isinstance(data, dict):
         raise LockError(f"not a lock pypidl reads ({', '.join(FORMATS)})", context=where)

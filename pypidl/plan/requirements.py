@@ -53,6 +53,7 @@ from pypidl.sources import check_index_url
 __all__ = [
     "ParsedRequirement",
     "RequirementSet",
+    "comparable",
     "parse_requirement_files",
     "parse_requirement_lines",
 ]
@@ -588,8 +589,8 @@ def _parse_requirement(text: str, where: str, hashes: tuple[str, ...]) -> Parsed
     )
 
 
-def _check_versions(requirement: Requirement, text: str, where: str) -> None:
-    """Refuse a specifier whose version ``packaging`` parses but cannot compare.
+def comparable(requirement: Requirement) -> bool:
+    """Whether the versions of ``requirement``'s specifier can be compared.
 
     ``==1.<5,000 digits>`` is a valid version string, but comparing it converts the digits to
     an integer, which CPython refuses beyond 4,300 digits with a ``ValueError`` that surfaced
@@ -601,10 +602,16 @@ def _check_versions(requirement: Requirement, text: str, where: str) -> None:
                 Version(spec.version)
         hash(requirement.specifier)
     except ValueError:
+        return False
+    return True
+
+
+def _check_versions(requirement: Requirement, text: str, where: str) -> None:
+    if not comparable(requirement):
         raise RequirementsError(
             f"invalid requirement {_short_text(text)!r}: a version number too long to compare",
             context=where,
-        ) from None
+        )
 
 
 def _short_text(text: str) -> str:

@@ -7,15 +7,23 @@ traceback (or in no end at all).  Each test here fails again if its protection i
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import os
 import resource
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pypidl._fs import read_checked, write_checked
 from pypidl.manifest import Entry, Manifest, dump
 from tests.functional.test_reliability import TARGET, assert_clean_failure, pypidl
+from tests.lib.server import IndexServer
+from tests.lib.wheels import make_sdist, make_wheel
 
 POSIX = os.name == "posix"
 #: address space for a child that must not read without limit (a leak dies of MemoryError)
@@ -156,3 +164,111 @@ def test_file_index_urls_are_refused_up_front(tmp_path: Path) -> None:
     one_line(result, 2, "file://", "http(s) only")
     assert "hint: serve the directory (pypidl serve DIR)" in result.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+# --------------------------------------------------------------------------- 6: hostile sdists
+
+#: what a hostile sdist's pyproject.toml holds, by project
+HOSTILE_PYPROJECTS = {
+    "deep": b"[build-system]\nrequires = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "inline": b"[build-system]\nx = " + b"{a=" * 3000 + b"1" + b"}" * 3000 + b"\n",
+    "bigint": b"[build-system]\nx = " + b"1" * 5000 + b"\n",
+}
+
+
+def hostile_sdist(directory: Path, name: str, pyproject: bytes) -> Path:
+    """``<name>-1.0.tar.gz`` with a PKG-INFO and this ``pyproject.toml``."""
+    base = f"{name}-1.0"
+    members = {
+        f"{base}/PKG-INFO": f"Metadata-Version: 2.2\nName: {name}\nVersion: 1.0\n".encode(),
+        f"{base}/pyproject.toml": pyproject,
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for arcname, data in members.items():
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = directory / f"{base}.tar.gz"
+    out.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+    return out
+
+
+def test_a_hostile_sdist_fails_its_project_alone(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path
+) -> None:
+    server = index_server()
+    server.add_file(make_wheel(wheel_dir, "alpha", "1.0"))
+    for name, pyproject in HOSTILE_PYPROJECTS.items():
+        server.add_file(hostile_sdist(wheel_dir, name, pyproject))
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\n" + "\n".join(HOSTILE_PYPROJECTS) + "\n", encoding="utf-8")
+    manifest = tmp_path / "m.json"
+    plan = pypidl("plan", str(reqs), "-i", server.simple_url, *TARGET, "-o", str(manifest))
+    assert_clean_failure(plan, 1)
+    for name in HOSTILE_PYPROJECTS:
+        assert f"{name}-1.0.tar.gz cannot be built: pyproject.toml: not usable TOML" in plan.stderr
+    assert "alpha-1.0-py3-none-any.whl" in manifest.read_text(encoding="utf-8")
+
+    mirror = tmp_path / "mirror"
+    sync = pypidl("sync", str(reqs), "-i", server.simple_url, *TARGET,
+                  "--download-dir", str(mirror), "--build-index")  # fmt: skip
+    assert_clean_failure(sync, 1)
+    assert (mirror / "packages" / "alpha" / "alpha-1.0-py3-none-any.whl").is_file()
+    assert (mirror / "simple" / "alpha" / "index.html").is_file()
+
+    check = pypidl("check", str(mirror), "-r", str(reqs), *TARGET)
+    assert_clean_failure(check, 1)
+    for name in HOSTILE_PYPROJECTS:
+        assert f"{name}-1.0.tar.gz cannot be built" in check.stdout + check.stderr
+
+
+# --------------------------------------------------------------------------- 13: the caches
+
+
+def test_a_build_system_cache_entry_that_is_hostile_is_a_miss(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path
+) -> None:
+    server = index_server()
+    entries = {
+        "nested": b"[" * 100_000 + b"]" * 100_000,
+        "badreq": json.dumps({"format": 2, "requires": ["not a requirement!"]}).encode(),
+        "longver": json.dumps({"format": 2, "requires": ["x==1." + "1" * 5000]}).encode(),
+    }
+    cache = Path(os.environ["PYPIDL_CACHE_DIR"]) / "build-system"
+    for name, planted in entries.items():
+        served = server.add_file(make_sdist(wheel_dir, name, "1.0"))
+        write_checked(cache / served.sha256[:2] / f"{served.sha256}.json", planted)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("\n".join(entries) + "\n", encoding="utf-8")
+    result = pypidl("plan", str(reqs), "-i", server.simple_url, *TARGET, "-o", str(tmp_path / "m"))
+    assert_clean_failure(result, 0)
+    assert "Build requirements: 3 sdist(s) read" in result.stderr
+    assert "0 from the cache" in result.stderr
+
+
+def test_a_rewritten_metadata_cache_entry_is_not_trusted(
+    index_server: Callable[..., IndexServer], wheel_dir: Path, tmp_path: Path
+) -> None:
+    server = index_server()
+    alpha = server.add_file(make_wheel(wheel_dir, "alpha", "1.0", requires_dist=["beta"]))
+    server.add_file(make_wheel(wheel_dir, "beta", "1.0"))
+    server.add_file(make_wheel(wheel_dir, "gamma", "1.0"))
+    assert alpha.metadata_sha256 is not None  # the page publishes it
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    manifest = tmp_path / "m.json"
+    args = ("plan", str(reqs), "-i", server.simple_url, *TARGET, "-o", str(manifest))
+    assert pypidl(*args).returncode == 0
+    entry = Path(os.environ["PYPIDL_CACHE_DIR"]) / "metadata" / alpha.sha256[:2]
+    entry /= f"{alpha.sha256}.metadata"
+    assert read_checked(entry) is not None
+    # rewritten with its own hash matching: a dependency silently changed
+    forged = (alpha.metadata or b"").replace(b"Requires-Dist: beta", b"Requires-Dist: gamma")
+    assert forged != alpha.metadata
+    write_checked(entry, forged)
+    result = pypidl(*args)
+    assert_clean_failure(result, 0)
+    planned = {e["project"] for e in json.loads(manifest.read_text(encoding="utf-8"))["files"]}
+    assert planned == {"alpha", "beta"}
+    assert read_checked(entry) == alpha.metadata  # the entry is written again, right
