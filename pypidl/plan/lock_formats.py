@@ -120,6 +120,22 @@ class _Lines:
         return f"{self.where}:{self.lines[n]}" if n < len(self.lines) else self.where
 
 
+def _array(table: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``table[key]`` as a list (missing or empty: ``[]``); anything else is refused."""
+    value = table.get(key) or []
+    if not isinstance(value, list):
+        raise LockError(f"{key!r} is not an array", context=where)
+    return value
+
+
+def _table(table: dict[str, Any], key: str, where: str, what: str = "a table") -> dict[str, Any]:
+    """``table[key]`` as a dict (missing or empty: ``{}``); anything else is refused."""
+    value = table.get(key) or {}
+    if not isinstance(value, dict):
+        raise LockError(f"{key!r} is not {what}", context=where)
+    return value
+
+
 def _name_version(raw: Any, where: str) -> tuple[NormalizedName, str]:
     if not isinstance(raw, dict):
         raise LockError("a package entry is not a table", context=where)
@@ -132,8 +148,14 @@ def _name_version(raw: Any, where: str) -> tuple[NormalizedName, str]:
     try:
         Version(version)
     except InvalidVersion:
+        shown = version if len(version) <= 40 else f"{version[:20]}... ({len(version)} characters)"
         raise LockError(
-            f"package {name!r} has an invalid version {version!r}", context=where
+            f"package {name!r} has an invalid version {shown!r}", context=where
+        ) from None
+    except ValueError:  # 5,000 digits: more than int() converts (issue 20)
+        raise LockError(
+            f"package {name!r} has a version too long to compare ({len(version)} characters)",
+            context=where,
         ) from None
     return canonicalize_name(name), version
 
@@ -181,9 +203,7 @@ def _time(value: Any) -> str | None:
 
 def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
     line = _Lines(where, text, "package")
-    raw_packages = data.get("package") or []
-    if not isinstance(raw_packages, list):
-        raise LockError("'package' is not an array of tables", context=where)
+    raw_packages = _array(data, "package", where)
     lock = Lock(path=where, format="uv.lock", packages=[])
     by_name: dict[str, list[int]] = {}
     sources: list[Any] = []
@@ -194,7 +214,7 @@ def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
         if not isinstance(source, dict):
             raise LockError(f"package {name!r}: 'source' is not a table", context=at)
         files: list[LockedFile] = []
-        for item in [raw.get("sdist"), *(raw.get("wheels") or [])]:
+        for item in [raw.get("sdist"), *_array(raw, "wheels", at)]:
             if item is None:
                 continue
             if not isinstance(item, dict):
@@ -246,26 +266,27 @@ def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
             candidates = [i for i in candidates if sources[i] == dep["source"]]
         if not candidates:
             raise LockError(f"dependency {dep['name']!r} is not a package of the lock", context=at)
-        extras = dep.get("extra") or ()
+        extras = _array(dep, "extra", at)
         return LockEdge(
             to=candidates[0],
             marker=_marker(dep.get("marker"), at),
             extras=tuple(canonicalize_name(e) for e in extras if isinstance(e, str)),
         )
 
-    members = (data.get("manifest") or {}).get("members") or []
+    members = _array(_table(data, "manifest", where), "members", where)
     member_names = {canonicalize_name(m) for m in members if isinstance(m, str)}
     for n, raw in enumerate(raw_packages):
         at = line(n)
         if lock.packages[n].name in member_names and n not in lock.roots:
             lock.roots.append(n)
             lock.members.add(n)
-        lock.edges[n] = [resolve(d, at) for d in raw.get("dependencies") or []]
+        lock.edges[n] = [resolve(d, at) for d in _array(raw, "dependencies", at)]
         groups: dict[str, list[LockEdge]] = {}
         for table in ("optional-dependencies", "dev-dependencies"):
-            for group, deps in (raw.get(table) or {}).items():
+            extra_tables = _table(raw, table, at)
+            for group in extra_tables:
                 groups.setdefault(canonicalize_name(group), []).extend(
-                    resolve(d, at) for d in deps or []
+                    resolve(d, at) for d in _array(extra_tables, group, at)
                 )
         if groups:
             lock.extra_edges[n] = groups
@@ -287,10 +308,10 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
         path=where,
         format="pylock.toml",
         packages=[],
-        lock_extras=frozenset(canonicalize_name(e) for e in data.get("extras") or []),
-        lock_groups=frozenset(canonicalize_name(g) for g in data.get("dependency-groups") or []),
+        lock_extras=frozenset(_names(_array(data, "extras", where))),
+        lock_groups=frozenset(_names(_array(data, "dependency-groups", where))),
     )
-    for n, raw in enumerate(data.get("packages") or []):
+    for n, raw in enumerate(_array(data, "packages", where)):
         at = line(n)
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise LockError("a package has no name", context=at)
@@ -308,7 +329,7 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
             continue
         name, version = _name_version(raw, at)
         files: list[LockedFile] = []
-        for item in [raw.get("sdist"), *(raw.get("wheels") or [])]:
+        for item in [raw.get("sdist"), *_array(raw, "wheels", at)]:
             if item is None:
                 continue
             if not isinstance(item, dict):
@@ -353,11 +374,11 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
 def _read_poetry(where: str, text: str, data: dict[str, Any]) -> Lock:
     line = _Lines(where, text, "package")
     lock = Lock(path=where, format="poetry.lock", packages=[])
-    for n, raw in enumerate(data.get("package") or []):
+    for n, raw in enumerate(_array(data, "package", where)):
         at = line(n)
         name, version = _name_version(raw, at)
         files: list[LockedFile] = []
-        for item in raw.get("files") or []:
+        for item in _array(raw, "files", at):
             if not isinstance(item, dict) or not isinstance(item.get("file"), str):
                 raise LockError(f"package {name!r}: a file entry has no 'file'", context=at)
             files.append(
@@ -395,10 +416,10 @@ def _read_poetry(where: str, text: str, data: dict[str, Any]) -> Lock:
 
 
 def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
-    meta = data.get("_meta") or {}
+    meta = _table(data, "_meta", where, "an object")
     indexes = {
         s.get("name"): s.get("url")
-        for s in (meta.get("sources") or [])
+        for s in _array(meta, "sources", where)
         if isinstance(s, dict) and isinstance(s.get("url"), str)
     }
     lock = Lock(path=where, format="Pipfile.lock", packages=[])
@@ -427,7 +448,7 @@ def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
             if (name, version) in seen:
                 continue  # in both sections
             digests = frozenset(
-                d for d in (_sha256(h, at, raw_name) for h in raw.get("hashes") or []) if d
+                d for d in (_sha256(h, at, raw_name) for h in _array(raw, "hashes", at)) if d
             )
             index = indexes.get(raw.get("index")) if raw.get("index") else None
             if index is None and len(indexes) == 1:
@@ -440,6 +461,10 @@ def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
             if marker is not None:
                 lock.markers[len(lock.packages) - 1] = marker
     return lock
+
+
+def _names(values: list[Any]) -> list[NormalizedName]:
+    return [canonicalize_name(v) for v in values if isinstance(v, str)]
 
 
 def _json_line(where: str, text: str, key: str) -> str:

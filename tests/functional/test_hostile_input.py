@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pypidl._fs import read_checked, write_checked
+from pypidl.cli import main
 from pypidl.manifest import Entry, Manifest, dump
 from tests.functional.test_reliability import TARGET, assert_clean_failure, pypidl
 from tests.lib.server import IndexServer
@@ -272,3 +273,64 @@ def test_a_rewritten_metadata_cache_entry_is_not_trusted(
     planned = {e["project"] for e in json.loads(manifest.read_text(encoding="utf-8"))["files"]}
     assert planned == {"alpha", "beta"}
     assert read_checked(entry) == alpha.metadata  # the entry is written again, right
+
+
+# --------------------------------------------------------------------------- 7: malformed locks
+
+_LONG = "1" * 5000
+_PYLOCK = "lock-version = '1.0'\ncreated-by = 'x'\n"
+_PYPKG = _PYLOCK + "[[packages]]\nname = 'a'\nversion = '1.0'\n"
+_UV = "version = 1\n"
+_UVPKG = (
+    _UV
+    + "[[package]]\nname = 'a'\nversion = '1.0'\nsource = { registry = 'http://127.0.0.1:9/simple' }\n"
+)
+_POETRY = "[metadata]\ncontent-hash = 'x'\nlock-version = '2.0'\n"
+_POETRYPKG = "[[package]]\nname = 'a'\nversion = '1.0'\n"
+_PIPFILE = '{"_meta": {"pipfile-spec": 6}, "default": {"a": %s}}'
+
+#: (lock name, content, what the one error line says): wrong types, 5,000-digit numbers
+MALFORMED_LOCKS = [
+    ("pylock.toml", _PYLOCK + "packages = 'abc'\n", "'packages' is not an array"),
+    ("pylock.toml", _PYPKG + "wheels = 5\n", "'wheels' is not an array"),
+    ("pylock.toml", _PYLOCK + "dependency-groups = 5\npackages = []\n", "is not an array"),
+    ("pylock.toml", _PYLOCK + "extras = 5\npackages = []\n", "'extras' is not an array"),
+    ("pylock.toml", _PYLOCK + f"[[packages]]\nname = 'a'\nversion = '1.{_LONG}'\n", "version"),
+    ("pylock.toml", _PYPKG + f"wheels = [{{name = 'a-1.0-py3-none-any.whl', size = {_LONG}}}]\n",
+     "a number too long"),
+    ("uv.lock", _UVPKG + "wheels = 5\n", "'wheels' is not an array"),
+    ("uv.lock", _UVPKG + "dependencies = 5\n", "'dependencies' is not an array"),
+    ("uv.lock", _UVPKG + "optional-dependencies = ['x']\n", "'optional-dependencies' is not a table"),
+    ("uv.lock", _UVPKG + "[package.optional-dependencies]\nx = 5\n", "is not an array"),
+    ("uv.lock", "manifest = 'x'\n" + _UVPKG, "'manifest' is not a table"),
+    ("uv.lock", _UVPKG + "dependencies = [{ name = 'a', extra = 5 }]\n", "'extra' is not an array"),
+    ("uv.lock", _UV + f"[[package]]\nname = 'a'\nversion = '{_LONG}.0'\n", "version"),
+    ("poetry.lock", "package = 5\n" + _POETRY, "'package' is not an array"),
+    ("poetry.lock", _POETRY + _POETRYPKG + "files = 5\n", "'files' is not an array"),
+    ("Pipfile.lock", '{"_meta": ["x"], "default": {}}', "'_meta' is not an object"),
+    ("Pipfile.lock", '{"_meta": {"pipfile-spec": 6, "sources": 5}}', "'sources' is not an array"),
+    ("Pipfile.lock", _PIPFILE % '{"version": "==1.0", "hashes": 5}', "'hashes' is not an array"),
+    ("Pipfile.lock", _PIPFILE % f'{{"version": "==1.{_LONG}"}}', "version"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    MALFORMED_LOCKS,
+    ids=[f"{n}-{i}" for i, (n, *_) in enumerate(MALFORMED_LOCKS)],
+)
+def test_a_malformed_lock_is_one_line_naming_it(
+    tmp_path: Path, name: str, text: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = tmp_path / name
+    lock.write_text(text, encoding="utf-8")
+    code = main(["plan", "--lock", str(lock), "-i", "http://127.0.0.1:9/simple/", *TARGET,
+                 "-o", str(tmp_path / "m.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "| ERROR |" in line]
+    assert len(errors) == 1, err
+    assert str(lock) in errors[0], err
+    assert says in errors[0], err
+    assert len(errors[0]) < 400, err  # a 5,000-digit value is not echoed whole
