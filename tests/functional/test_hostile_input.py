@@ -22,6 +22,7 @@ import pytest
 from pypidl._fs import read_checked, write_checked
 from pypidl.cli import main
 from pypidl.manifest import Entry, Manifest, dump
+from scripts.bench_lock_read import write_pylock
 from tests.functional.test_reliability import TARGET, assert_clean_failure, pypidl
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_sdist, make_wheel
@@ -334,3 +335,26 @@ def test_a_malformed_lock_is_one_line_naming_it(
     assert str(lock) in errors[0], err
     assert says in errors[0], err
     assert len(errors[0]) < 400, err  # a 5,000-digit value is not echoed whole
+
+
+# --------------------------------------------------------------------------- 12: big locks
+
+
+def test_a_big_lock_names_the_right_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines are counted from one package table to the next (reading was quadratic); the
+    timing is in ``scripts/bench_lock_read.py``, this checks the count on 5,000 packages."""
+    lock = tmp_path / "pylock.toml"
+    write_pylock(lock, 5000)
+    text = lock.read_text(encoding="utf-8")
+    bad = "name = 'project-004321'\nversion = '1.0'"
+    assert bad in text
+    lock.write_text(text.replace(bad, "name = 'project-004321'\nversion = 'one'"), "utf-8")
+    line = text[: text.index(bad)].count("\n")  # the [[packages]] line just above
+    assert text.splitlines()[line - 1] == "[[packages]]"
+    code = main(["plan", "--lock", str(lock), "-i", "http://127.0.0.1:9/simple/", *TARGET,
+                 "-o", str(tmp_path / "m.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"ERROR | {lock}:{line}: package 'project-004321' has an invalid version" in err, err
