@@ -11,7 +11,10 @@ import gzip
 import io
 import json
 import os
-import resource
+import signal
+import socket
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +36,8 @@ MEMORY_CAP = 1024 * 1024 * 1024
 
 
 def _capped() -> None:  # pragma: no cover - runs in the child
+    import resource
+
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
@@ -358,3 +363,61 @@ def test_a_big_lock_names_the_right_line(
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"ERROR | {lock}:{line}: package 'project-004321' has an invalid version" in err, err
+
+
+# --------------------------------------------------------------------------- 11: serve
+
+
+def _raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.skipif(not POSIX, reason="stopped with SIGINT")
+def test_serve_answers_garbage_requests_and_hides_its_state(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "simple").mkdir(parents=True)
+    (mirror / "simple" / "index.html").write_text("<html></html>", encoding="utf-8")
+    (mirror / ".pypidl").mkdir()
+    (mirror / "packages" / "alpha").mkdir(parents=True)
+    (mirror / "packages" / "alpha" / "alpha-1.0-py3-none-any.whl").write_bytes(b"x")
+    (mirror / "packages" / "alpha" / ".pypidl-alpha-1.0-py3-none-any.whl.part").write_bytes(b"")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pypidl", "serve", str(mirror), "--port", "0", "-v"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        port = 0
+        while not port:
+            line = proc.stderr.readline()
+            assert line, "serve ended before it listened"
+            if "Serving" in line:
+                port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        answers = {
+            "long": _raw_request(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"),
+            "version": _raw_request(port, b"GET / HTTP/x\r\n\r\n"),
+            "garbage": _raw_request(port, b"GARBAGE\r\n\r\n"),
+            "nul": _raw_request(port, b"GET /simple/%00/ HTTP/1.0\r\n\r\n"),
+            "nul-file": _raw_request(port, b"GET /packages/a%00b HTTP/1.0\r\n\r\n"),
+        }
+        assert answers["long"].startswith(b"HTTP/1.0 414 "), answers
+        for what in ("version", "garbage", "nul", "nul-file"):
+            assert answers[what].split(b"\r\n")[0].split(b" ")[1] == b"400", answers
+        root = _raw_request(port, b"GET / HTTP/1.0\r\n\r\n")
+        assert root.startswith(b"HTTP/1.0 200 "), root
+        assert b"simple/" in root
+        assert b".pypidl" not in root
+        listing = _raw_request(port, b"GET /packages/alpha/ HTTP/1.0\r\n\r\n")
+        assert b"alpha-1.0-py3-none-any.whl" in listing
+        assert b".pypidl" not in listing
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert "Exception" not in err, err
