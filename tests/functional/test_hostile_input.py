@@ -27,6 +27,7 @@ from pypidl.cli import main
 from pypidl.manifest import Entry, Manifest, dump
 from scripts.bench_lock_read import write_pylock
 from tests.functional.test_reliability import TARGET, assert_clean_failure, pypidl
+from tests.lib.mirror import add_to_mirror
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_sdist, make_wheel
 
@@ -421,3 +422,39 @@ def test_serve_answers_garbage_requests_and_hides_its_state(tmp_path: Path) -> N
         _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err, err
     assert "Exception" not in err, err
+
+
+# --------------------------------------------------------------------------- 14: the mirror
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks")
+def test_a_project_directory_symlinked_out_of_the_mirror_is_not_followed(
+    tmp_path: Path, wheel_dir: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    add_to_mirror(mirror, make_wheel(wheel_dir / "a", "alpha", "1.0"))
+    add_to_mirror(mirror, make_wheel(wheel_dir / "b", "beta", "1.0"))
+    outside = tmp_path / "outside"
+    (mirror / "packages" / "alpha").rename(outside)
+    (mirror / "packages" / "alpha").symlink_to(outside)
+    # a file name with a newline in a project directory: printed escaped, never as two lines
+    (mirror / "packages" / "beta" / "evil\nname.whl").write_bytes(b"x")
+
+    verify = pypidl("verify", str(mirror))
+    assert_clean_failure(verify, 1)
+    assert "packages/alpha leads out of the mirror" in verify.stdout
+    assert "evil\\nname.whl" in verify.stdout
+    assert "evil\nname" not in verify.stdout
+
+    index = pypidl("index", str(mirror))
+    assert "Traceback" not in index.stderr
+    assert "packages/alpha leads out of the mirror" in index.stderr
+    assert not (mirror / "simple" / "alpha").exists()
+    assert (mirror / "simple" / "beta" / "index.html").is_file()
+
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha\nbeta\n", encoding="utf-8")
+    check = pypidl("check", str(mirror), "-r", str(reqs), *TARGET)
+    assert_clean_failure(check, 1)
+    assert "alpha" in check.stdout
+    assert "the mirror has no files of 'alpha'" in check.stdout + check.stderr
