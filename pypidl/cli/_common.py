@@ -206,7 +206,8 @@ def network_from_args(
     only an extra index has is found there, one the indexes before it have is taken from them.
     """
     urls: list[str] = list(getattr(args, "index_url", None) or [])
-    for url in [*urls, *file_extra_index_urls, *([file_index_url] if file_index_url else [])]:
+    used_file_index = [file_index_url] if file_index_url and not urls else []  # -i replaces it
+    for url in [*urls, *file_extra_index_urls, *used_file_index]:
         check_index_url(url)
     mirrors: list[Mirror]
     if urls:
