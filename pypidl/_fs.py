@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "MAX_INPUT_FILE",
     "NOFOLLOW",
     "TEMP_PREFIX",
     "TO_FILE",
@@ -31,6 +32,7 @@ __all__ = [
     "check_output",
     "open_output",
     "read_checked",
+    "read_input",
     "safe_join",
     "write_checked",
 ]
@@ -265,6 +267,34 @@ def write_checked(path: str | os.PathLike[str], data: bytes) -> None:
     digest = hashlib.sha256(data).hexdigest().encode("ascii")
     with atomic_write(path, "wb", durable=False) as fh:
         fh.write(_CHECKED_HEADER + digest + b"\n" + data)  # type: ignore[arg-type]
+
+
+#: The most pypidl reads whole from a file a user names (requirements, lock, manifest, targets):
+#: far above real ones (a pylock of 50,000 packages is about 30 MiB), far below what a device
+#: like ``/dev/zero`` or an endless pipe would make it hold (issue 20).
+MAX_INPUT_FILE = 128 * 1024 * 1024
+
+
+class InputTooLargeError(OSError):
+    """A file to be read whole is larger than :data:`MAX_INPUT_FILE` (or never ends)."""
+
+
+def read_input(path: str | os.PathLike[str], *, limit: int = MAX_INPUT_FILE) -> bytes:
+    """The bytes of ``path``, a file a user named, read whole but never beyond ``limit``.
+
+    Devices and pipes are read too (``-r /dev/stdin``), to the same limit.
+
+    :raises InputTooLargeError: (an :class:`OSError`, so callers' messages name the file) when
+        there is more than ``limit``.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise InputTooLargeError(
+            f"larger than {limit // (1024 * 1024)} MiB: not an input pypidl reads "
+            "(an endless device?)"
+        )
+    return data
 
 
 def read_checked(path: str | os.PathLike[str]) -> bytes | None:

@@ -7,6 +7,7 @@ meaning or a required field is added.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pypidl import __version__
 from pypidl import _json as untrusted_json
-from pypidl._fs import check_basename, open_output, safe_join
+from pypidl._fs import check_basename, open_output, read_input, safe_join
 from pypidl.errors import BadInputError, ManifestError, UnsafeFilenameError
 from pypidl.hashing import is_sha256
 
@@ -434,8 +435,7 @@ def load(path: str | os.PathLike[str]) -> Manifest:
     :raises ManifestError: when it cannot be read or is not a valid manifest.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_input(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read manifest: {exc}", context=str(path)) from None
     return loads(text, source=str(path))
@@ -447,6 +447,10 @@ def partition(entries: Iterable[Entry], parts: int) -> list[list[Entry]]:
     Deterministic: the same entries give the same groups on every host, which is what lets
     ``--shard K/N`` on N hosts cover a manifest exactly once.  Projects are placed largest
     first on the lightest group (ties broken by name and group number).
+
+    Only the groups that can receive a project are made (at most one per project): the groups
+    past them would stay empty, and ``--shard 1/100000000000`` must not build a list of
+    10**11 empty lists (issue 20).  A heap finds the lightest group in ``log(parts)``.
     """
     if parts < 1:
         raise ValueError("parts must be at least 1")
@@ -454,18 +458,25 @@ def partition(entries: Iterable[Entry], parts: int) -> list[list[Entry]]:
     for entry in entries:
         projects.setdefault(entry.project, []).append(entry)
     weights = {name: sum(max(e.size or 0, 1) for e in files) for name, files in projects.items()}
-    groups: list[list[Entry]] = [[] for _ in range(parts)]
-    loads = [0] * parts
+    used = min(parts, len(projects))
+    groups: list[list[Entry]] = [[] for _ in range(used)]
+    lightest = [(0, i) for i in range(used)]  # (load, group): already a heap
     for name in sorted(projects, key=lambda n: (-weights[n], n)):
-        lightest = min(range(parts), key=lambda i: (loads[i], i))
-        groups[lightest].extend(sorted(projects[name], key=_entry_order))
-        loads[lightest] += weights[name]
+        load, i = heapq.heappop(lightest)
+        groups[i].extend(sorted(projects[name], key=_entry_order))
+        heapq.heappush(lightest, (load + weights[name], i))
     return groups
 
 
 # --------------------------------------------------------------------------- shards and merges
 
 _SHARD_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+#: more hosts than this is a typo (and a 5,000-digit N is more than ``int()`` converts)
+_SHARD_DIGITS = 18
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -476,6 +487,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     match = _SHARD_RE.fullmatch(text)
     if match is None:
         raise BadInputError(f"shard {text!r} is not of the form K/N", hint="e.g. --shard 2/5")
+    if max(len(number) for number in match.groups()) > _SHARD_DIGITS:
+        raise BadInputError(f"shard {_short(text)!r} is out of range: over {_SHARD_DIGITS} digits")
     k, n = int(match.group(1)), int(match.group(2))
     if n < 1 or not 1 <= k <= n:
         raise BadInputError(f"shard {text!r} is out of range: K must be 1..N and N at least 1")
@@ -492,7 +505,8 @@ def select_shard(entries: Iterable[Entry], k: int, n: int) -> list[Entry]:
     """
     if n < 1 or not 1 <= k <= n:
         raise BadInputError(f"shard {k}/{n} is out of range: K must be 1..N and N at least 1")
-    return partition(entries, n)[k - 1]
+    groups = partition(entries, n)
+    return groups[k - 1] if k <= len(groups) else []
 
 
 def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:

@@ -22,10 +22,16 @@ _HINT = (
     "run under a Kubernetes Indexed Job (JOB_COMPLETION_INDEX and JOB_COMPLETIONS) or a Slurm "
     "job array (SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT), or give --shard K/N"
 )
+#: no scheduler counts its tasks in numbers this long
+_DIGITS = 18
 
 
 def _int(environ: Mapping[str, str], name: str) -> int:
     value = environ.get(name, "").strip()
+    if len(value) > _DIGITS:  # int() refuses 5,000 digits with a ValueError of its own
+        raise BadInputError(
+            f"--shard auto: {name} is out of range ({len(value)} characters)", hint=_HINT
+        )
     try:
         return int(value)
     except ValueError:

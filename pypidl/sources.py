@@ -14,10 +14,12 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from pypidl import _json as untrusted_json
+from pypidl._fs import read_input
 from pypidl.errors import BadInputError
 
 __all__ = [
     "Mirror",
+    "check_index_url",
     "derive_file_url",
     "load_mirror_sets",
     "redact_url",
@@ -52,6 +54,45 @@ class Mirror:
         )
 
 
+def check_index_url(url: str, *, context: str | None = None) -> str:
+    """Return ``url`` if it is an http(s) URL a session can fetch pages from.
+
+    Refused up front, as bad input, rather than as a failure of every page later: another
+    scheme (``file://`` included: pages are read over HTTP only; serve a directory with
+    ``pypidl serve``), and what :func:`urllib.parse.urlsplit` or ``requests`` cannot take apart
+    (``http://[::1/simple/``, no host, a port out of range).
+
+    :raises BadInputError: naming the URL (credentials hidden) and ``context``.
+    """
+    shown = _redact_text(url)
+    if url.startswith("file:"):
+        raise BadInputError(
+            f"index URL {shown!r}: pypidl reads indexes over http(s) only",
+            context=context,
+            hint="serve the directory (pypidl serve DIR) and give its http://127.0.0.1 URL",
+        )
+    if not url.startswith(("https://", "http://")):
+        raise BadInputError(
+            f"index URL {shown!r} must start with https:// or http://", context=context
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise BadInputError(f"index URL {shown!r} is malformed: {exc}", context=context) from None
+    if not parts.hostname or port == 0:
+        raise BadInputError(f"index URL {shown!r} has no host to connect to", context=context)
+    return url
+
+
+def _redact_text(url: str) -> str:
+    """:func:`redact_url` for a URL that may not even split."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return url.rpartition("@")[2] if "@" in url else url
+
+
 def _slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
@@ -83,9 +124,9 @@ def load_mirror_sets(path: str | Path | None = None) -> dict[str, tuple[Mirror, 
         if path is None:
             text = resources.files("pypidl").joinpath("data/mirrors.json").read_text("utf-8")
         else:
-            text = Path(path).read_text("utf-8")
+            text = read_input(path).decode("utf-8")
         data = untrusted_json.loads(text)
-    except (OSError, untrusted_json.UntrustedJSONError) as exc:
+    except (OSError, UnicodeDecodeError, untrusted_json.UntrustedJSONError) as exc:
         raise BadInputError(f"cannot read mirror sets: {exc}", context=where) from None
     if not isinstance(data, dict):
         raise BadInputError("expected an object of mirror sets", context=where)

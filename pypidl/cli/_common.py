@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pypidl._fs import check_output
 from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
 from pypidl.errors import BadInputError
-from pypidl.sources import Mirror, load_mirror_sets, redact_url
+from pypidl.sources import Mirror, check_index_url, load_mirror_sets, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -206,9 +206,9 @@ def network_from_args(
     only an extra index has is found there, one the indexes before it have is taken from them.
     """
     urls: list[str] = list(getattr(args, "index_url", None) or [])
-    for url in [*urls, *file_extra_index_urls]:
-        if not url.startswith(("https://", "http://", "file://")):
-            raise BadInputError(f"index URL {url!r} must start with https://, http:// or file://")
+    used_file_index = [file_index_url] if file_index_url and not urls else []  # -i replaces it
+    for url in [*urls, *file_extra_index_urls, *used_file_index]:
+        check_index_url(url)
     mirrors: list[Mirror]
     if urls:
         mirrors = [

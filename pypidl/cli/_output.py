@@ -88,7 +88,7 @@ class UI:
     ) -> None:
         """Print an aligned text table on stdout (always, even with -q: it is the result), then
         the ``footer`` lines below it."""
-        cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+        cells = [[str(c) for c in headers]] + [[_cell(c) for c in row] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
         out = sys.stderr if self.stdout_taken else sys.stdout
@@ -101,6 +101,14 @@ class UI:
         for line in footer:
             out.write(line + "\n")
         out.flush()
+
+
+#: control characters as escapes: a file name with a newline must not forge a row (issue 20)
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def _cell(value: object) -> str:
+    return str(value).translate(_ESCAPES)
 
 
 def format_bytes(n: float) -> str:

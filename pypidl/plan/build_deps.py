@@ -36,6 +36,7 @@ from packaging.version import InvalidVersion, Version
 from pypidl.manifest import Entry, Problem
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
+    BrokenPyprojectError,
     BuildSystem,
     BuildSystemSource,
     ReadStats,
@@ -183,6 +184,10 @@ def complete_build_closure(
             envs: dict[tuple[str, ...], dict[str, list[str]]] = {}
             for (sdist, building), system in zip(jobs, systems):
                 sdists_read.add(sdist.filename)
+                if isinstance(system, BrokenPyprojectError):
+                    # pip and uv refuse to build it: the project fails, alone (issue 20)
+                    problems.extend(_broken_problem(sdist, system, t.label) for t in building)
+                    continue
                 if isinstance(system, SdistReadError):
                     problems.extend(_read_problem(sdist, system, t.label) for t in building)
                     system = DEFAULT_BUILD_SYSTEM
@@ -243,6 +248,15 @@ def _read_problem(sdist: RemoteFile, exc: SdistReadError, label: str) -> Problem
         f"{sdist.project}=={sdist.version}",
         label,
         severity="warning",
+    )
+
+
+def _broken_problem(sdist: RemoteFile, exc: SdistReadError, label: str) -> Problem:
+    return Problem(
+        sdist.project,
+        f"{sdist.filename} cannot be built: {exc.message}",
+        f"{sdist.project}=={sdist.version}",
+        label,
     )
 
 

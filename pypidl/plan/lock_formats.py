@@ -7,8 +7,8 @@ A lock is recognised by its name (``uv.lock``, ``pylock.toml`` and ``pylock.<nam
 
 from __future__ import annotations
 
+import functools
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,7 +18,8 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pypidl import _json
+from pypidl import _json, _toml
+from pypidl._fs import read_input
 from pypidl.hashing import is_sha256
 from pypidl.plan.lockfiles import (
     FORMATS,
@@ -29,19 +30,11 @@ from pypidl.plan.lockfiles import (
     LockError,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised by the Python 3.9 CI run
-    import tomli as tomllib
-
 __all__ = ["is_lock_file", "lock_format_by_name", "read_lock"]
 
 
 #: PEP 751: ``pylock.toml`` or ``pylock.<name>.toml``
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
-
-
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 def lock_format_by_name(path: str | Path) -> str | None:
@@ -74,13 +67,13 @@ def is_lock_file(path: str | Path) -> bool:
     if lock_format_by_name(path):
         return True
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return False
     stripped = text.lstrip()
     try:
-        data = _json.loads(text) if stripped.startswith("{") else tomllib.loads(text)
-    except (ValueError, RecursionError):  # TOMLDecodeError, UntrustedJSONError; deep nesting
+        data = _json.loads(text) if stripped.startswith("{") else _toml.loads(text)
+    except ValueError:  # UntrustedTOMLError, UntrustedJSONError
         return False
     return _format_of_data(data) is not None
 
@@ -92,25 +85,18 @@ def read_lock(path: str | Path) -> Lock:
     """
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"cannot read the lock: {exc}", context=where) from None
     by_name = lock_format_by_name(path)
     json_form = by_name == "Pipfile.lock" or (by_name is None and text.lstrip().startswith("{"))
     try:
-        data = _json.loads(text) if json_form else tomllib.loads(text)
+        data = _json.loads(text) if json_form else _toml.loads(text)
     except _json.UntrustedJSONError as exc:
         raise LockError(str(exc), context=where) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise LockError(
-            "not usable TOML: arrays or tables nested too deeply", context=where
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        line = f":{found.group(1)}" if found else ""
-        raise LockError(
-            f"not valid TOML: {_TOML_LINE.sub('', str(exc)).strip()}", context=where + line
-        ) from None
+    except _toml.UntrustedTOMLError as exc:
+        line = f":{exc.line}" if exc.line else ""
+        raise LockError(str(exc), context=where + line) from None
     fmt = _format_of_data(data) if by_name is None else by_name
     if fmt is None or not isinstance(data, dict):
         raise LockError(f"not a lock pypidl reads ({', '.join(FORMATS)})", context=where)
@@ -129,10 +115,33 @@ class _Lines:
     def __init__(self, where: str, text: str, header: str):
         self.where = where
         pattern = re.compile(r"^[ \t]*\[\[[ \t]*" + re.escape(header) + r"[ \t]*\]\]", re.MULTILINE)
-        self.lines = [text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)]
+        # counted from the previous header, not from the top: linear in the lock's size (it
+        # was quadratic: 29 s for a pylock of 20,000 packages, issue 20)
+        self.lines = []
+        line, counted = 1, 0
+        for found in pattern.finditer(text):
+            line += text.count("\n", counted, found.start())
+            counted = found.start()
+            self.lines.append(line)
 
     def __call__(self, n: int) -> str:
         return f"{self.where}:{self.lines[n]}" if n < len(self.lines) else self.where
+
+
+def _array(table: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``table[key]`` as a list (missing or empty: ``[]``); anything else is refused."""
+    value = table.get(key) or []
+    if not isinstance(value, list):
+        raise LockError(f"{key!r} is not an array", context=where)
+    return value
+
+
+def _table(table: dict[str, Any], key: str, where: str, what: str = "a table") -> dict[str, Any]:
+    """``table[key]`` as a dict (missing or empty: ``{}``); anything else is refused."""
+    value = table.get(key) or {}
+    if not isinstance(value, dict):
+        raise LockError(f"{key!r} is not {what}", context=where)
+    return value
 
 
 def _name_version(raw: Any, where: str) -> tuple[NormalizedName, str]:
@@ -147,8 +156,14 @@ def _name_version(raw: Any, where: str) -> tuple[NormalizedName, str]:
     try:
         Version(version)
     except InvalidVersion:
+        shown = version if len(version) <= 40 else f"{version[:20]}... ({len(version)} characters)"
         raise LockError(
-            f"package {name!r} has an invalid version {version!r}", context=where
+            f"package {name!r} has an invalid version {shown!r}", context=where
+        ) from None
+    except ValueError:  # 5,000 digits: more than int() converts (issue 20)
+        raise LockError(
+            f"package {name!r} has a version too long to compare ({len(version)} characters)",
+            context=where,
         ) from None
     return canonicalize_name(name), version
 
@@ -159,9 +174,16 @@ def _marker(text: Any, where: str) -> Marker | None:
     if not isinstance(text, str):
         raise LockError(f"marker {text!r} is not a string", context=where)
     try:
-        return Marker(text)
+        return _parsed_marker(text)
     except InvalidMarker as exc:
         raise LockError(f"invalid marker {text!r}: {exc}", context=where) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_marker(text: str) -> Marker:
+    """One :class:`Marker` per text: a lock repeats a few markers thousands of times, and
+    :meth:`pypidl.plan.lockfiles.Lock.select` evaluates each object once per target."""
+    return Marker(text)
 
 
 def _sha256(value: Any, where: str, what: str) -> str | None:
@@ -196,9 +218,7 @@ def _time(value: Any) -> str | None:
 
 def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
     line = _Lines(where, text, "package")
-    raw_packages = data.get("package") or []
-    if not isinstance(raw_packages, list):
-        raise LockError("'package' is not an array of tables", context=where)
+    raw_packages = _array(data, "package", where)
     lock = Lock(path=where, format="uv.lock", packages=[])
     by_name: dict[str, list[int]] = {}
     sources: list[Any] = []
@@ -209,7 +229,7 @@ def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
         if not isinstance(source, dict):
             raise LockError(f"package {name!r}: 'source' is not a table", context=at)
         files: list[LockedFile] = []
-        for item in [raw.get("sdist"), *(raw.get("wheels") or [])]:
+        for item in [raw.get("sdist"), *_array(raw, "wheels", at)]:
             if item is None:
                 continue
             if not isinstance(item, dict):
@@ -261,26 +281,27 @@ def _read_uv(where: str, text: str, data: dict[str, Any]) -> Lock:
             candidates = [i for i in candidates if sources[i] == dep["source"]]
         if not candidates:
             raise LockError(f"dependency {dep['name']!r} is not a package of the lock", context=at)
-        extras = dep.get("extra") or ()
+        extras = _array(dep, "extra", at)
         return LockEdge(
             to=candidates[0],
             marker=_marker(dep.get("marker"), at),
             extras=tuple(canonicalize_name(e) for e in extras if isinstance(e, str)),
         )
 
-    members = (data.get("manifest") or {}).get("members") or []
+    members = _array(_table(data, "manifest", where), "members", where)
     member_names = {canonicalize_name(m) for m in members if isinstance(m, str)}
     for n, raw in enumerate(raw_packages):
         at = line(n)
         if lock.packages[n].name in member_names and n not in lock.roots:
             lock.roots.append(n)
             lock.members.add(n)
-        lock.edges[n] = [resolve(d, at) for d in raw.get("dependencies") or []]
+        lock.edges[n] = [resolve(d, at) for d in _array(raw, "dependencies", at)]
         groups: dict[str, list[LockEdge]] = {}
         for table in ("optional-dependencies", "dev-dependencies"):
-            for group, deps in (raw.get(table) or {}).items():
+            extra_tables = _table(raw, table, at)
+            for group in extra_tables:
                 groups.setdefault(canonicalize_name(group), []).extend(
-                    resolve(d, at) for d in deps or []
+                    resolve(d, at) for d in _array(extra_tables, group, at)
                 )
         if groups:
             lock.extra_edges[n] = groups
@@ -302,10 +323,10 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
         path=where,
         format="pylock.toml",
         packages=[],
-        lock_extras=frozenset(canonicalize_name(e) for e in data.get("extras") or []),
-        lock_groups=frozenset(canonicalize_name(g) for g in data.get("dependency-groups") or []),
+        lock_extras=frozenset(_names(_array(data, "extras", where))),
+        lock_groups=frozenset(_names(_array(data, "dependency-groups", where))),
     )
-    for n, raw in enumerate(data.get("packages") or []):
+    for n, raw in enumerate(_array(data, "packages", where)):
         at = line(n)
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise LockError("a package has no name", context=at)
@@ -323,7 +344,7 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
             continue
         name, version = _name_version(raw, at)
         files: list[LockedFile] = []
-        for item in [raw.get("sdist"), *(raw.get("wheels") or [])]:
+        for item in [raw.get("sdist"), *_array(raw, "wheels", at)]:
             if item is None:
                 continue
             if not isinstance(item, dict):
@@ -368,11 +389,11 @@ def _read_pylock(where: str, text: str, data: dict[str, Any]) -> Lock:
 def _read_poetry(where: str, text: str, data: dict[str, Any]) -> Lock:
     line = _Lines(where, text, "package")
     lock = Lock(path=where, format="poetry.lock", packages=[])
-    for n, raw in enumerate(data.get("package") or []):
+    for n, raw in enumerate(_array(data, "package", where)):
         at = line(n)
         name, version = _name_version(raw, at)
         files: list[LockedFile] = []
-        for item in raw.get("files") or []:
+        for item in _array(raw, "files", at):
             if not isinstance(item, dict) or not isinstance(item.get("file"), str):
                 raise LockError(f"package {name!r}: a file entry has no 'file'", context=at)
             files.append(
@@ -410,10 +431,10 @@ def _read_poetry(where: str, text: str, data: dict[str, Any]) -> Lock:
 
 
 def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
-    meta = data.get("_meta") or {}
+    meta = _table(data, "_meta", where, "an object")
     indexes = {
         s.get("name"): s.get("url")
-        for s in (meta.get("sources") or [])
+        for s in _array(meta, "sources", where)
         if isinstance(s, dict) and isinstance(s.get("url"), str)
     }
     lock = Lock(path=where, format="Pipfile.lock", packages=[])
@@ -442,7 +463,7 @@ def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
             if (name, version) in seen:
                 continue  # in both sections
             digests = frozenset(
-                d for d in (_sha256(h, at, raw_name) for h in raw.get("hashes") or []) if d
+                d for d in (_sha256(h, at, raw_name) for h in _array(raw, "hashes", at)) if d
             )
             index = indexes.get(raw.get("index")) if raw.get("index") else None
             if index is None and len(indexes) == 1:
@@ -455,6 +476,10 @@ def _read_pipfile(where: str, text: str, data: dict[str, Any]) -> Lock:
             if marker is not None:
                 lock.markers[len(lock.packages) - 1] = marker
     return lock
+
+
+def _names(values: list[Any]) -> list[NormalizedName]:
+    return [canonicalize_name(v) for v in values if isinstance(v, str)]
 
 
 def _json_line(where: str, text: str, key: str) -> str:

@@ -173,11 +173,21 @@ class Lock:
 
     def _installed_by(self, target: Target) -> set[int]:
         env: dict[str, Any] = dict(target.marker_environment())
+        # a lock repeats a few markers (one object per text) for thousands of packages: each is
+        # evaluated once per target
+        verdicts: dict[int, bool] = {}
+
+        def holds(marker: Marker, index: int) -> bool:
+            verdict = verdicts.get(id(marker))
+            if verdict is None:
+                verdict = verdicts[id(marker)] = self._holds(marker, env, index)
+            return verdict
+
         if self.format != "uv.lock":
             return {
                 i
                 for i in range(len(self.packages))
-                if i not in self.markers or self._holds(self.markers[i], env, i)
+                if i not in self.markers or holds(self.markers[i], i)
             }
         seen: set[tuple[int, str]] = set()
         todo: list[tuple[int, str]] = []
@@ -197,7 +207,7 @@ class Lock:
                 else self.edges.get(index, [])
             )
             for edge in edges:
-                if edge.marker is not None and not self._holds(edge.marker, env, index):
+                if edge.marker is not None and not holds(edge.marker, index):
                     continue
                 todo.append((edge.to, ""))
                 todo.extend((edge.to, e) for e in edge.extras)

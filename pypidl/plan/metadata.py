@@ -360,10 +360,14 @@ class MetadataFetcher:
 
     def _read_file(self, rf: RemoteFile) -> bytes:
         cached = self._cache_path(rf)
-        # a torn or altered entry fails its check and is fetched again
+        # a torn or altered entry fails its check and is fetched again; so does one that is not
+        # the metadata the index publishes a sha256 for (a rewritten entry, its own hash
+        # matching, silently changed a dependency: issue 20)
         if cached is not None and (data := read_checked(cached)) is not None:
-            self.how[rf.filename] = "cache"
-            return data
+            if rf.core_metadata_sha256 is None or bytes_sha256(data) == rf.core_metadata_sha256:
+                self.how[rf.filename] = "cache"
+                return data
+            log.debug("cached metadata of %s is not the index's; read again", rf.filename)
         if urlsplit(rf.url).scheme == "file":
             data, how = _read_local(rf), "local"
         else:

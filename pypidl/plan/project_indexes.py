@@ -22,8 +22,9 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from pypidl._fs import read_input
 from pypidl.errors import BadInputError, RequirementsError
-from pypidl.sources import Mirror
+from pypidl.sources import Mirror, check_index_url
 
 __all__ = ["ProjectIndexes", "parse_project_indexes", "read_directives"]
 
@@ -101,10 +102,7 @@ def parse_project_indexes(
                 "lock, indexN, extraN); choose another",
                 context=where,
             )
-        if not url.startswith(("https://", "http://", "file://")):
-            raise BadInputError(
-                f"index URL {url!r} must start with https://, http:// or file://", context=where
-            )
+        check_index_url(url, context=where)
         mirror = Mirror.from_index_url(url, name=name)
         if name in declared and declared[name].simple_url != mirror.simple_url:
             raise BadInputError(
@@ -145,7 +143,7 @@ def read_directives(
     pins: list[tuple[str, str]] = []
     for path in paths:
         try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            text = read_input(path).decode("utf-8", errors="replace")
         except OSError as exc:
             raise RequirementsError(
                 f"cannot read: {exc.strerror or exc}", context=str(path)

@@ -29,6 +29,7 @@ include cycles, and files that are missing or not text.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import re
@@ -42,13 +43,17 @@ from urllib.request import url2pathname
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
+from pypidl._fs import read_input
 from pypidl.errors import RequirementsError
 from pypidl.hashing import STRONG_HASHES
+from pypidl.sources import check_index_url
 
 __all__ = [
     "ParsedRequirement",
     "RequirementSet",
+    "comparable",
     "parse_requirement_files",
     "parse_requirement_lines",
 ]
@@ -283,8 +288,7 @@ class _Parser:
             return cached
         context = included_from or path
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_input(path)
         except FileNotFoundError:
             raise RequirementsError(
                 f"requirements file not found: {path}",
@@ -396,9 +400,9 @@ class _Parser:
                 hint=_INDEX_ONLY_HINT,
             )
         if name == "--index-url":
-            self._index_url = value
+            self._index_url = check_index_url(value, context=where)
         elif name == "--extra-index-url":
-            self._extra_index_urls.append(value)
+            self._extra_index_urls.append(check_index_url(value, context=where))
         else:  # --requirement, --constraint
             path = _include_path(value, source, where)
             self.parse_file(
@@ -576,12 +580,42 @@ def _parse_requirement(text: str, where: str, hashes: tuple[str, ...]) -> Parsed
         ) from None
     if requirement.url is not None:  # "name @ <url or path>"
         raise _not_index(_url_kind(requirement.url) or "direct URL", text, where)
+    _check_versions(requirement, text, where)
     return ParsedRequirement(
         requirement=requirement,
         name=canonicalize_name(requirement.name),
         source=where,
         hashes=hashes,
     )
+
+
+def comparable(requirement: Requirement) -> bool:
+    """Whether the versions of ``requirement``'s specifier can be compared.
+
+    ``==1.<5,000 digits>`` is a valid version string, but comparing it converts the digits to
+    an integer, which CPython refuses beyond 4,300 digits with a ``ValueError`` that surfaced
+    in the middle of planning (issue 20).
+    """
+    try:
+        for spec in requirement.specifier:
+            with contextlib.suppress(InvalidVersion):  # "===anything", "==1.*": not compared
+                Version(spec.version)
+        hash(requirement.specifier)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_versions(requirement: Requirement, text: str, where: str) -> None:
+    if not comparable(requirement):
+        raise RequirementsError(
+            f"invalid requirement {_short_text(text)!r}: a version number too long to compare",
+            context=where,
+        )
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
 def _url_kind(location: str) -> str | None:

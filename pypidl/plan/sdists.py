@@ -19,7 +19,6 @@ import configparser
 import json
 import logging
 import os
-import sys
 import tarfile
 import tempfile
 import threading
@@ -36,18 +35,15 @@ import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pypidl import _json, _toml
 from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256, sha256_mismatch
 from pypidl.plan.http_files import ResponseStream
+from pypidl.plan.requirements import comparable
 from pypidl.session import ARTIFACT_HEADERS, new_session
 from pypidl.sources import redact_url
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import RemoteFile
@@ -55,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUILD_SYSTEM",
     "DEFAULT_REQUIRES",
+    "BrokenPyprojectError",
     "BuildSystem",
     "BuildSystemSource",
     "ReadStats",
@@ -83,6 +80,10 @@ _CACHE_FORMAT = 2  # 2: setup_requires
 
 class SdistReadError(RemoteIndexError):
     """An sdist's build system could not be read (network, archive or TOML trouble)."""
+
+
+class BrokenPyprojectError(SdistReadError):
+    """The sdist's ``pyproject.toml`` was read, and pip and uv would refuse to build with it."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,28 @@ class BuildSystem:
         if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
             return None
         requires, backend = data.get("requires"), data.get("backend")
-        if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-            return None
-        if backend is not None and not isinstance(backend, str):
-            return None
         setup = data.get("setup_requires", [])
-        if not isinstance(setup, list) or not all(isinstance(r, str) for r in setup):
+        if not isinstance(requires, list) or not isinstance(setup, list):
+            return None
+        if not _valid_requirements([*requires, *setup]):
+            return None  # what the resolver would trip on (issue 20): a cache miss
+        if backend is not None and not isinstance(backend, str):
             return None
         return cls(tuple(requires), backend, bool(data.get("declared")), tuple(setup))
 
 
 DEFAULT_BUILD_SYSTEM = BuildSystem(DEFAULT_REQUIRES, None, declared=False)
+
+
+def _valid_requirements(values: list[object]) -> bool:
+    """Whether every one of ``values`` is a valid requirement string."""
+    try:
+        for text in values:
+            if not isinstance(text, str) or not comparable(Requirement(text)):
+                return False
+    except InvalidRequirement:
+        return False
+    return True
 
 
 def _name_of(requirement: str) -> str:
@@ -162,23 +174,30 @@ def parse_pyproject(data: bytes | None, *, filename: str = "") -> BuildSystem:
     if data is None:
         return DEFAULT_BUILD_SYSTEM
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SdistReadError(f"pyproject.toml is not valid TOML: {exc}", context=filename) from None
+        doc = _toml.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BrokenPyprojectError(
+            f"pyproject.toml is not UTF-8: {exc.reason}", context=filename
+        ) from None
+    except _toml.UntrustedTOMLError as exc:  # issue 20: deep nesting, 5,000-digit numbers
+        at = f" (line {exc.line})" if exc.line else ""
+        raise BrokenPyprojectError(f"pyproject.toml{at}: {exc}", context=filename) from None
     table = doc.get("build-system")
     if not isinstance(table, dict) or "requires" not in table:
         return DEFAULT_BUILD_SYSTEM
     requires = table["requires"]
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-        raise SdistReadError(
+        raise BrokenPyprojectError(
             "pyproject.toml: build-system.requires is not a list of strings", context=filename
         )
     for text in requires:
         try:
-            Requirement(text)
+            if not comparable(Requirement(text)):
+                raise InvalidRequirement("a version number too long to compare")
         except InvalidRequirement as exc:
-            raise SdistReadError(
-                f"pyproject.toml: invalid build requirement {text!r}: {exc}", context=filename
+            raise BrokenPyprojectError(
+                f"pyproject.toml: invalid build requirement {text[:80]!r}: {exc}",
+                context=filename,
             ) from None
     backend = table.get("build-backend")
     return BuildSystem(
@@ -204,7 +223,9 @@ def parse_setup_cfg(data: bytes | None, *, filename: str = "") -> tuple[str, ...
         if not item or item.startswith("#"):
             continue
         try:
-            out.append(str(Requirement(item)))
+            requirement = Requirement(item)
+            if comparable(requirement):
+                out.append(str(requirement))
         except InvalidRequirement:
             log.debug("%s: setup.cfg setup_requires entry %r is not a requirement", filename, item)
     return tuple(dict.fromkeys(out))
@@ -345,8 +366,8 @@ class SdistReader:
         if cached is not None:
             raw = read_checked(cached)  # a torn or altered entry is read again
             try:
-                known = BuildSystem.from_json(json.loads(raw)) if raw is not None else None
-            except ValueError:
+                known = BuildSystem.from_json(_json.loads(raw)) if raw is not None else None
+            except _json.UntrustedJSONError:  # nested too deeply, say: a miss (issue 20)
                 known = None
             if known is not None:
                 self._count(cached=1)

@@ -24,6 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, sys_tags
 from packaging.version import InvalidVersion, Version
 
+from pypidl._fs import read_input
 from pypidl.errors import TargetError
 from pypidl.plan.platforms import (
     DEFAULT_PLATFORMS,
@@ -491,9 +492,13 @@ def load_targets_file(path: str | os.PathLike[str]) -> tuple[Target, ...]:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_input(file).decode("utf-8")
     except OSError as exc:
-        raise TargetError(f"cannot read targets file: {exc.strerror}", context=str(file)) from None
+        raise TargetError(
+            f"cannot read targets file: {exc.strerror or exc}", context=str(file)
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise TargetError(f"targets file is not UTF-8: {exc.reason}", context=str(file)) from None
     targets: dict[str, Target] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()

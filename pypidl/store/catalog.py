@@ -124,6 +124,8 @@ class Catalog:
         self.dir = self.root / STATE_DIR / _CATALOG_DIR
         self._lock = threading.Lock()
         self._dir_made = False
+        #: project -> whether packages/<project> stays inside the mirror
+        self._inside: dict[str, bool] = {}
 
     def path_for(self, project: str) -> Path:
         check_basename(project)
@@ -143,7 +145,33 @@ class Catalog:
         return path
 
     def file_path(self, entry: Entry) -> Path:
-        return self.root / PACKAGES_DIR / entry.project / entry.filename
+        """Where ``entry`` lives in the mirror.
+
+        :raises UnsafeFilenameError: when ``packages/<project>`` leads out of the mirror.
+        """
+        return self.project_dir(entry.project) / entry.filename
+
+    def project_dir(self, project: str) -> Path:
+        """``packages/<project>``, refused when a symlink takes it out of the mirror (as
+        ``serve`` and ``bundle`` refuse it; ``verify``, ``index`` and ``check`` followed it).
+
+        :raises UnsafeFilenameError: naming the directory.
+        """
+        inside = self._inside.get(project)
+        directory = self.root / PACKAGES_DIR / project
+        if inside is None:
+            try:
+                resolved = directory.resolve()
+            except (OSError, RuntimeError):  # a symlink loop
+                inside = False
+            else:
+                inside = self.root.resolve() in resolved.parents
+            self._inside[project] = inside
+        if not inside:
+            raise UnsafeFilenameError(
+                f"{PACKAGES_DIR}/{project} leads out of the mirror: not followed"
+            )
+        return directory
 
     def projects(self) -> list[str]:
         if not self.dir.is_dir():
@@ -233,7 +261,7 @@ class Catalog:
         """Rewrite ``project``'s file with one line per file it still holds on disk."""
         records = {}
         for name, record in self.load(project).items():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, UnsafeFilenameError):
                 if self.file_path(record.entry).is_file():
                     records[name] = record
         text = "".join(

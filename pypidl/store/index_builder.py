@@ -35,7 +35,7 @@ from packaging.utils import (
 
 from pypidl._fs import TEMP_PREFIX, atomic_write, safe_join
 from pypidl.dists import METADATA_SUFFIX, read_wheel_metadata
-from pypidl.errors import BadInputError
+from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256, file_sha256
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.dir2pi import require_pip2pi, run_dir2pi
@@ -121,7 +121,12 @@ def _collect(root: Path) -> tuple[dict[str, list[IndexFile]], list[str], int]:
         for filename, record in sorted(catalog.load(project).items()):
             if filename.startswith(TEMP_PREFIX):  # a temp file is never listed
                 continue
-            path = catalog.file_path(record.entry)
+            try:
+                path = catalog.file_path(record.entry)
+            except UnsafeFilenameError as exc:
+                log.warning("%s: %s; left out of the index", project, exc.message)
+                dropped.append(f"{project}/{filename}")
+                continue
             checked = _check_file(catalog, record, path)
             if checked is None:
                 dropped.append(f"{project}/{filename}")

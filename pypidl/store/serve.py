@@ -11,6 +11,7 @@ are answered with 404.
 from __future__ import annotations
 
 import email.utils
+import html
 import http.server
 import logging
 import os
@@ -18,9 +19,10 @@ import posixpath
 import socket
 from collections.abc import Callable
 from functools import partial
+from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pypidl.errors import BadInputError
 from pypidl.store.render import JSON_CONTENT_TYPE, SIMPLE_DIR
@@ -106,6 +108,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files under ``directory``, negotiated simple pages, no escapes."""
 
     server_version = "pypidl-serve"
+    # a line that is not HTTP ("GARBAGE") is answered with a status line too, not HTTP/0.9's
+    # bare body
+    default_request_version = "HTTP/1.0"
     extensions_map = {  # noqa: RUF012  # the base class defines it as a plain class attribute
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".whl": "application/zip",
@@ -131,6 +136,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def send_head(self) -> BinaryIO | None:
         url_path = unquote(urlsplit(self.path).path)
+        if "\x00" in url_path:  # os.path refuses it with a ValueError (issue 20)
+            self.send_error(400, "Bad request")
+            return None
         parts = [p for p in posixpath.normpath(url_path).split("/") if p]
         if any(p.startswith(".") for p in parts) or ".." in url_path.split("/"):
             self.send_error(404, "Not found")
@@ -148,6 +156,29 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             if available:
                 return self._negotiate(path, available)
         return super().send_head()
+
+    def list_directory(self, path: str | os.PathLike[str]) -> BytesIO | None:
+        """A listing without hidden names (``.pypidl/`` state, temp files), which the paths
+        refuse anyway."""
+        try:
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+        except OSError:
+            self.send_error(404, "Not found")
+            return None
+        title = html.escape(unquote(urlsplit(self.path).path), quote=False)
+        items = []
+        for name in names:
+            shown = name + "/" if os.path.isdir(os.path.join(path, name)) else name
+            items.append(f'<li><a href="{quote(shown)}">{html.escape(shown, quote=False)}</a></li>')
+        body = (
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+            f"<body><h1>{title}</h1><ul>\n" + "\n".join(items) + "\n</ul></body></html>\n"
+        ).encode("utf-8", "surrogateescape")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return BytesIO(body)
 
     def _negotiate(self, directory: str, available: list[str]) -> BinaryIO | None:
         """Answer a directory holding simple pages with the representation ``Accept`` prefers."""
@@ -178,9 +209,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = int(code) if isinstance(code, int) or str(code).isdigit() else 0
-        log.info("%s %s %s %s", self.address_string(), self.command, self.path, status)
+        # a request line refused before it was parsed (too long, not HTTP) has no path yet
+        path = getattr(self, "path", "") or ""
+        shown = path if len(path) <= 200 else f"{path[:200]}..."
+        log.info("%s %s %r %s", self.address_string(), self.command, shown, status)
         if self._hook is not None:
-            self._hook(self.command or "", self.path, status)
+            self._hook(self.command or "", path, status)
 
     def log_message(self, format: str, *args: Any) -> None:  # the base class names it so
         log.debug("%s %s", self.address_string(), format % args)

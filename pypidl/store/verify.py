@@ -120,6 +120,13 @@ def _verify_project(root: Path, project: str, *, repair: bool, send: Any) -> Ver
             report.bytes += n
             send(("bytes", n))
 
+    try:
+        catalog.project_dir(project)
+    except UnsafeFilenameError as exc:
+        report.checked += len(records)
+        problem(f"{PACKAGES_DIR}/{project}/", exc.message)
+        return report
+
     for name, record in sorted(records.items()):
         path = root / PACKAGES_DIR / project / name
         relpath = record.entry.relpath
