@@ -51,6 +51,7 @@ COMMANDS = {
     "bundle": "pypidl.cli.transfer",
     "import": "pypidl.cli.transfer",
     "check": "pypidl.cli.check",
+    "publish": "pypidl.cli.publish",
 }
 #: command modules, in the order ``pypidl --help`` lists their commands
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

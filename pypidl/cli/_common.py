@@ -58,7 +58,7 @@ def positive_float(text: str) -> float:
 
 
 def parent_parsers() -> SimpleNamespace:
-    """argparse parents: ``output``, ``network``, ``targets``, ``download``."""
+    """argparse parents: ``output``, ``network``, ``targets``, ``connection``."""
     output = argparse.ArgumentParser(add_help=False)
     g = output.add_argument_group("output")
     g.add_argument(
@@ -115,6 +115,46 @@ def parent_parsers() -> SimpleNamespace:
         metavar="FILE",
         help="JSON file of mirror sets replacing the packaged ones (see docs/mirrors.md)",
     )
+    _connection_flags(g)
+
+    targets = argparse.ArgumentParser(add_help=False)
+    g = targets.add_argument_group(
+        "target environments",
+        "Each flag is repeatable; the targets are their product. Default: CPython 3.8 to 3.14 on "
+        "Linux, Windows and macOS, x86_64 and arm64 (see docs/targets.md).",
+    )
+    g.add_argument(
+        "--python-version",
+        action="append",
+        default=[],
+        metavar="VER",
+        help="3.11, 311 or cp311; py3 for every supported 3.x",
+    )
+    g.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLAT",
+        help="a pip platform tag (manylinux_2_17_x86_64, win_amd64, macosx_11_0_arm64, any) or a "
+        "family: linux-x86_64, linux-aarch64, musllinux-x86_64, musllinux-aarch64, win-amd64, "
+        "win-arm64, win32, macos-x86_64, macos-arm64",
+    )
+    g.add_argument("--abi", action="append", default=[], metavar="ABI", help="cp311, abi3, none")
+    g.add_argument(
+        "--implementation", action="append", default=[], metavar="IMPL", help="cp (default)"
+    )
+    g.add_argument(
+        "--targets-file",
+        metavar="FILE",
+        help="targets, one set per line (python=3.8,3.11 platform=linux-x86_64); adds to the flags",
+    )
+    # the same TLS, timeout and retry flags without the indexes to read (publish)
+    connection = argparse.ArgumentParser(add_help=False)
+    _connection_flags(connection.add_argument_group("network"))
+    return SimpleNamespace(output=output, network=network, targets=targets, connection=connection)
+
+
+def _connection_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--cert",
         metavar="PATH",
@@ -152,39 +192,6 @@ def parent_parsers() -> SimpleNamespace:
         metavar="N",
         help="attempts per file per mirror (default 4)",
     )
-
-    targets = argparse.ArgumentParser(add_help=False)
-    g = targets.add_argument_group(
-        "target environments",
-        "Each flag is repeatable; the targets are their product. Default: CPython 3.8 to 3.14 on "
-        "Linux, Windows and macOS, x86_64 and arm64 (see docs/targets.md).",
-    )
-    g.add_argument(
-        "--python-version",
-        action="append",
-        default=[],
-        metavar="VER",
-        help="3.11, 311 or cp311; py3 for every supported 3.x",
-    )
-    g.add_argument(
-        "--platform",
-        action="append",
-        default=[],
-        metavar="PLAT",
-        help="a pip platform tag (manylinux_2_17_x86_64, win_amd64, macosx_11_0_arm64, any) or a "
-        "family: linux-x86_64, linux-aarch64, musllinux-x86_64, musllinux-aarch64, win-amd64, "
-        "win-arm64, win32, macos-x86_64, macos-arm64",
-    )
-    g.add_argument("--abi", action="append", default=[], metavar="ABI", help="cp311, abi3, none")
-    g.add_argument(
-        "--implementation", action="append", default=[], metavar="IMPL", help="cp (default)"
-    )
-    g.add_argument(
-        "--targets-file",
-        metavar="FILE",
-        help="targets, one set per line (python=3.8,3.11 platform=linux-x86_64); adds to the flags",
-    )
-    return SimpleNamespace(output=output, network=network, targets=targets)
 
 
 def network_from_args(
