@@ -16,6 +16,8 @@ import hashlib
 import io
 import os
 import secrets
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -70,7 +72,7 @@ def upload_form(path: Path, filename: str, sha256: str) -> UploadForm:
                 filetype, pyversion = "sdist", "source"
             else:
                 raise PypidlError("neither a wheel nor an sdist", context=filename)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
         raise PypidlError(f"cannot read its core metadata: {exc}", context=filename) from None
     metadata, _unparsed = parse_email(raw)
     if not metadata.get("name") or not metadata.get("version"):

@@ -1,0 +1,194 @@
+"""``pypidl publish`` against a scripted repository on 127.0.0.1: refusals real servers give
+rarely or only under load (503 with Retry-After, 401, a 409 race, listings without digests)."""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pypidl.cli import main
+from tests.lib.mirror import add_to_mirror
+from tests.lib.wheels import make_wheel
+
+PASSWORD = "tw1ne-secret"  # noqa: S105 - looked for in every output
+
+
+class Repository(http.server.ThreadingHTTPServer):
+    """Accepts uploads at ``/``, lists them at ``/simple/<project>/``, serves ``/files/``."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.answers: list[int] = []  # statuses the next POSTs get instead of success
+        self.posts: list[str | None] = []  # the Authorization header of each POST
+        self.digests = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Repository
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", ctype: str = "text/html") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 503:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path
+        if path == "/simple/":
+            self._send(200, b"<html><body></body></html>")
+        elif path.startswith("/simple/"):
+            project = path.split("/")[2]
+            names = [n for n in self.server.files if n.split("-")[0] == project]
+            if not names:
+                self._send(404)
+                return
+            links = "".join(
+                f'<a href="/files/{n}'
+                + (
+                    f"#sha256={hashlib.sha256(self.server.files[n]).hexdigest()}"
+                    if self.server.digests
+                    else ""
+                )
+                + f'">{n}</a>'
+                for n in names
+            )
+            self._send(200, f"<html><body>{links}</body></html>".encode())
+        elif path.startswith("/files/") and path[7:] in self.server.files:
+            self._send(200, self.server.files[path[7:]], "application/octet-stream")
+        else:
+            self._send(404)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.posts.append(self.headers.get("Authorization"))
+        if self.server.answers:
+            self._send(self.server.answers.pop(0), b"File already exists")
+            return
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body
+        )
+        for part in message.iter_parts():
+            if part.get_filename():
+                self.server.files[part.get_filename()] = part.get_payload(decode=True)  # type: ignore[assignment]
+        self._send(200)
+
+
+@pytest.fixture
+def repository() -> Iterator[Repository]:
+    server = Repository()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Path:
+    root = tmp_path / "mirror"
+    add_to_mirror(root, make_wheel(tmp_path / "dists", "alpha", "1.0"))
+    return root
+
+
+def publish(
+    mirror: Path, repo: Repository, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    report = mirror.parent / "report.json"
+    code = main(
+        ["publish", str(mirror), "--to", repo.url, "--report", str(report), "--retries", "3"]
+    )
+    out = capsys.readouterr()
+    return code, json.loads(report.read_text())["files"][0], out.out + out.err + report.read_text()
+
+
+def test_a_busy_repository_is_asked_again_with_twines_credentials(
+    mirror: Path,
+    repository: Repository,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWINE_USERNAME", "ci")
+    monkeypatch.setenv("TWINE_PASSWORD", PASSWORD)
+    repository.answers = [503]
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 0, said
+    assert (file["status"], file["attempts"], file["served"]) == ("uploaded", 2, True)
+    basic = "Basic " + base64.b64encode(f"ci:{PASSWORD}".encode()).decode()
+    assert repository.posts == [basic, basic]
+    assert (
+        repository.files["alpha-1.0-py3-none-any.whl"]
+        == (mirror / "packages/alpha/alpha-1.0-py3-none-any.whl").read_bytes()
+    )
+    assert PASSWORD not in said
+
+
+def test_refused_credentials_fail_at_once(
+    mirror: Path, repository: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repository.answers = [401, 401, 401]
+    code, file, _said = publish(mirror, repository, capsys)
+    assert code == 1
+    assert (file["status"], file["attempts"]) == ("failed", 1)
+    assert "401" in file["reason"]
+    assert "TWINE_USERNAME" in file["reason"]
+    assert not repository.files
+
+
+def test_an_upload_that_lost_a_race_to_the_same_bytes_is_already_there(
+    mirror: Path,
+    repository: Repository,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wheel = mirror / "packages/alpha/alpha-1.0-py3-none-any.whl"
+    repository.answers = [409]
+    original = repository.RequestHandlerClass.do_POST  # type: ignore[attr-defined]
+
+    def racing(handler: _Handler) -> None:  # another client's upload lands first
+        repository.files[wheel.name] = wheel.read_bytes()
+        original(handler)
+
+    monkeypatch.setattr(_Handler, "do_POST", racing)
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 0, said
+    assert (file["status"], file["served"]) == ("present", True)
+
+
+def test_a_listing_without_digests_is_checked_by_the_bytes_served(
+    mirror: Path, repository: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repository.digests = False
+    wheel = mirror / "packages/alpha/alpha-1.0-py3-none-any.whl"
+    repository.files[wheel.name] = b"other bytes"
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 1
+    assert file["status"] == "conflict"
+    assert hashlib.sha256(b"other bytes").hexdigest() in file["reason"]
+    repository.files[wheel.name] = wheel.read_bytes()
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 0, said
+    assert (file["status"], file["attempts"], file["served"]) == ("present", 0, True)
+    assert not repository.posts
