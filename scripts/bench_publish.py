@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     twine = server_script("twine")
     if twine is None or server_script("pypi-server") is None:
-        print("needs twine and pypiserver (pip install -e '.[test]')", file=sys.stderr)
+        print("needs twine and pypiserver (pip install -e '.[test]')", file=sys.stderr, flush=True)
         return 2
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "TWINE_"))}
     # pypiserver without -P accepts any credentials; twine asks for some
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             add_to_mirror(mirror, make_wheel(tmp / "dists", project, version))
         files = sorted((tmp / "dists").glob("*.whl"))
         size = sum(f.stat().st_size for f in files)
-        print(f"{len(files)} wheels, {size / 1024:.0f} KiB in all; load average {load()}")
+        print(f"{len(files)} wheels, {size / 1024:.0f} KiB in all; load average {load()}", flush=True)
         ours, theirs = PypiServer(tmp / "a" / "packages"), PypiServer(tmp / "b" / "packages")
         ours.start()
         theirs.start()
@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             upload = [twine, "upload", "--non-interactive", "--disable-progress-bar"]
             upload += ["--repository-url", theirs.url]
             first, rc, said = timed(publish, env)
-            print(f"pypidl publish: {first:.1f} s, exit {rc}, {held(ours)} files held ({said})")
+            print(f"pypidl publish: {first:.1f} s, exit {rc}, {held(ours)} files held ({said})", flush=True)
             again, rc, said = timed(publish, env)
-            print(f"pypidl publish again: {again:.1f} s, exit {rc} ({said})")
+            print(f"pypidl publish again: {again:.1f} s, exit {rc} ({said})", flush=True)
             base, rc, said = timed([*upload, *map(str, files)], env)
-            print(f"twine upload: {base:.1f} s, exit {rc}, {held(theirs)} files held")
+            print(f"twine upload: {base:.1f} s, exit {rc}, {held(theirs)} files held", flush=True)
             base_again, rc, said = timed([*upload, "--skip-existing", *map(str, files)], env)
-            print(f"twine upload --skip-existing again: {base_again:.1f} s, exit {rc} ({said})")
+            print(f"twine upload --skip-existing again: {base_again:.1f} s, exit {rc} ({said})", flush=True)
         finally:
             ours.stop()
             theirs.stop()

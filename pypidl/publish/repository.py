@@ -72,6 +72,7 @@ def locate_repository(
     """The repository at ``upload_url``, with its simple index found (or ``simple_url``).
 
     :raises BadInputError: no candidate answers as a simple index (with what each said).
+    :raises RemoteIndexError: none answers at all.
     """
     if simple_url:
         clean = split_credentials(simple_url)[0]
@@ -81,6 +82,7 @@ def locate_repository(
     if parts.path.endswith("/legacy/"):  # the upload endpoint of a warehouse-like server
         candidates.insert(0, upload_url[: -len("legacy/")] + "simple/")
     said: list[str] = []
+    answered = False
     for candidate in candidates:
         try:
             with session.get(
@@ -100,11 +102,16 @@ def locate_repository(
                     )
                 if resp.ok and ctype in _SIMPLE_TYPES and final.netloc == parts.netloc:
                     return Repository(upload_url, candidate)
+                answered = True
                 said.append(f"{redact_url(candidate)}: {resp.status_code} {ctype or '-'}")
         except requests.RequestException as exc:
             from pypidl.session import describe_error
 
             said.append(f"{redact_url(candidate)}: {describe_error(exc)}")
+    if not answered:  # down or unreachable: a failure, not a wrong URL
+        raise RemoteIndexError(
+            f"cannot reach the repository at {redact_url(upload_url)} ({'; '.join(said)})"
+        )
     raise BadInputError(
         f"cannot find the simple index of {redact_url(upload_url)} ({'; '.join(said)})",
         hint="give it with --simple-url (docs/publish.md lists each server's)",

@@ -192,3 +192,20 @@ def test_a_listing_without_digests_is_checked_by_the_bytes_served(
     assert code == 0, said
     assert (file["status"], file["attempts"], file["served"]) == ("present", 0, True)
     assert not repository.posts
+
+
+def test_credentials_from_netrc_are_sent_and_never_shown(
+    mirror: Path,
+    repository: Repository,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    netrc = mirror.parent / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login keeper password {PASSWORD}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 0, said
+    assert file["status"] == "uploaded"
+    assert repository.posts == ["Basic " + base64.b64encode(f"keeper:{PASSWORD}".encode()).decode()]
+    assert PASSWORD not in said
