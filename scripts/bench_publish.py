@@ -10,8 +10,8 @@ versions each) with the test suite's wheel factory, starts two empty pypiservers
 * ``twine upload --repository-url B`` of the same files, then again with ``--skip-existing``
   (which twine 6.2 and later refuse for any repository but PyPI: the line says so).
 
-Each line gives the wall time and the files each server holds afterwards; the last line the
-ratio.  The machine's load average is printed before and after: on a shared machine the
+Each line gives the wall time, the client's CPU time (the servers' is not counted) and the
+files each server holds afterwards; the last line the ratio (POSIX only: it reads getrusage).  The machine's load average is printed before and after: on a shared machine the
 figures are noisy, so compare runs made together only.
 
     python scripts/bench_publish.py
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -37,12 +38,20 @@ from tests.lib.wheels import make_wheel  # noqa: E402
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, exit code and the last words of ``cmd``; its CPU seconds go to ``CPU``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     lines = (done.stdout + done.stderr).split("\n")
     said = " ".join(" ".join(lines[-4:]).split())
     return seconds, done.returncode, said[-200:]
+
+
+#: CPU seconds of each timed client process (the servers' own are not counted)
+CPU: list[float] = []
 
 
 def held(server: PypiServer) -> int:
@@ -89,13 +98,19 @@ def main(argv: list[str] | None = None) -> int:
             upload += ["--repository-url", theirs.url]
             first, rc, said = timed(publish, env)
             print(
-                f"pypidl publish: {first:.1f} s, exit {rc}, {held(ours)} files held ({said})",
+                f"pypidl publish: {first:.1f} s ({CPU[-1]:.1f} s CPU), exit {rc}, {held(ours)} files held ({said})",
                 flush=True,
             )
             again, rc, said = timed(publish, env)
-            print(f"pypidl publish again: {again:.1f} s, exit {rc} ({said})", flush=True)
+            print(
+                f"pypidl publish again: {again:.1f} s ({CPU[-1]:.1f} s CPU), exit {rc} ({said})",
+                flush=True,
+            )
             base, rc, said = timed([*upload, *map(str, files)], env)
-            print(f"twine upload: {base:.1f} s, exit {rc}, {held(theirs)} files held", flush=True)
+            print(
+                f"twine upload: {base:.1f} s ({CPU[-1]:.1f} s CPU), exit {rc}, {held(theirs)} files held",
+                flush=True,
+            )
             base_again, rc, said = timed([*upload, "--skip-existing", *map(str, files)], env)
             print(
                 f"twine upload --skip-existing again: {base_again:.1f} s, exit {rc} ({said})",

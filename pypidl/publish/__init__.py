@@ -5,8 +5,8 @@ streams that form as the request body; ``repository`` finds the repository's sim
 reads what it holds; ``publisher`` decides what to upload, uploads concurrently with retries, and
 reads the index back to check every file is served with the right sha256.
 
-May import: the leaf modules of ``pypidl``, ``pypidl.store.catalog`` (what the mirror holds),
-``pypidl.fetch.retry`` (the engine's back-off policy, a module without the HTTP stack) and the
-project-page parsers of ``pypidl.plan.pages``. Never imports the rest of ``pypidl.fetch`` or
+May import: the leaf modules of ``pypidl`` (the page reader ``_simple`` among them),
+``pypidl.store.catalog`` (what the mirror holds) and ``pypidl.fetch.retry`` (the engine's back-off
+policy, a module without the HTTP stack). Never imports the rest of ``pypidl.fetch``, nor
 ``pypidl.plan``.
 """

@@ -154,7 +154,9 @@ def publish(
     report = PublishReport(repository)
     session = new_session(net, pool_size=options.concurrency)
     projects = {e.project for e, _ in files}
-    holdings = read_holdings(repository, net, projects, workers=options.concurrency)
+    holdings = read_holdings(
+        repository, net, projects, session=session, workers=options.concurrency
+    )
     todo: list[tuple[Entry, Path]] = []
     for entry, path in files:
         held = holdings[entry.project]
@@ -289,7 +291,9 @@ class _Uploader:
 
     def _settle(self, entry: Entry, reason: str, attempts: int) -> FileOutcome:
         """The repository says the file exists: its page says whether with these bytes."""
-        held = read_holdings(self.repository, self.net, [entry.project], workers=1)
+        held = read_holdings(
+            self.repository, self.net, [entry.project], session=self.session, workers=1
+        )
         outcome = _compare(self.session, self.net, entry, held[entry.project])
         if outcome is None:  # refused as existing, yet not listed
             return FileOutcome(entry, "failed", reason, attempts=attempts)
@@ -319,7 +323,7 @@ def _read_back(
     files found there with their sha256: reading it again would prove nothing more (and a
     re-run over a complete repository would pay every page twice)."""
     touched = {o.entry.project for o in report.outcomes if o.status == "uploaded"}
-    holdings = read_holdings(report.repository, net, touched, workers=workers)
+    holdings = read_holdings(report.repository, net, touched, session=session, workers=workers)
     for n, outcome in enumerate(report.outcomes):
         if outcome.status not in _SERVED:
             continue

@@ -3,8 +3,8 @@
 The user names the upload endpoint (``--to``); the simple index beside it is found by asking the
 places each kind of server keeps it (``<upload>/simple/`` for pypiserver, Nexus and Artifactory,
 ``<upload>/+simple/`` for devpi), or given with ``--simple-url``.  What the repository holds is
-read from its project pages with the planner's page parsers (PEP 691 JSON or PEP 503 HTML), so
-the same limits and checks apply to them as to any index.
+read from its project pages with the page reader every room uses (``pypidl._simple``: PEP 691
+JSON or PEP 503 HTML), so the same limits and checks apply to them as to any index.
 """
 
 from __future__ import annotations
@@ -12,16 +12,24 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from pypidl._simple import ListedFile, content_type, listed_file, parse_page, read_body
 from pypidl.config import NetworkSettings
-from pypidl.errors import BadInputError, RemoteIndexError
+from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import hash_stream
-from pypidl.session import ARTIFACT_HEADERS, SIMPLE_ACCEPT, SIMPLE_HTML, SIMPLE_JSON
-from pypidl.sources import Mirror, redact_url, split_credentials
+from pypidl.session import (
+    ARTIFACT_HEADERS,
+    SIMPLE_ACCEPT,
+    SIMPLE_HTML,
+    SIMPLE_JSON,
+    describe_error,
+)
+from pypidl.sources import redact_url, split_credentials, strip_credentials
 
 __all__ = ["Holdings", "Repository", "locate_repository", "read_holdings", "served_sha256"]
 
@@ -105,8 +113,6 @@ def locate_repository(
                 answered = True
                 said.append(f"{redact_url(candidate)}: {resp.status_code} {ctype or '-'}")
         except requests.RequestException as exc:
-            from pypidl.session import describe_error
-
             said.append(f"{redact_url(candidate)}: {describe_error(exc)}")
     if not answered:  # down or unreachable: a failure, not a wrong URL
         raise RemoteIndexError(
@@ -128,38 +134,79 @@ class Holdings:
 
 
 def read_holdings(
-    repository: Repository, net: NetworkSettings, projects: Iterable[str], *, workers: int
+    repository: Repository,
+    net: NetworkSettings,
+    projects: Iterable[str],
+    *,
+    session: requests.Session,
+    workers: int,
 ) -> dict[str, Holdings]:
-    """Each project's files as the repository's simple index lists them now.
+    """Each project's files as the repository's simple index lists them now (pages read
+    concurrently, with the reader every room uses: bounded in size and time, hostile JSON
+    refused).
 
     A project the index does not know holds nothing; so does one whose page redirects to
-    another host (a pypiserver with a fall-back index sends unknown projects upstream: what
-    is listed there is not in the repository).
+    another host (a pypiserver with a fall-back index sends unknown projects upstream: what is
+    listed there is not in the repository, and that host is never asked).
     """
-    from pypidl.plan.pages import IndexClient, ProjectNotFound
-
     names = sorted(set(projects))
     if not names:
         return {}
-    client = IndexClient(
-        [Mirror(name="repository", simple_url=repository.simple_url)], net, workers=workers
-    )
-    found: dict[str, Holdings] = {}
-    for name, page in client.projects(names).items():
-        if isinstance(page, ProjectNotFound):
-            found[name] = Holdings({})
-        elif isinstance(page, RemoteIndexError):
-            found[name] = Holdings({}, error=f"cannot read its page: {page.message}")
-        elif urlsplit(page.url).netloc != urlsplit(repository.simple_url).netloc:
-            log.warning(
-                "The repository sends %s to another index (%s); counting it as not there",
-                name,
-                redact_url(page.url),
-            )
-            found[name] = Holdings({})
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+        pages = pool.map(lambda name: _holdings(session, repository, net, name), names)
+        return dict(zip(names, pages))
+
+
+#: same-host redirects followed for one page (devpi sends a name to its normalized form)
+_MAX_REDIRECTS = 5
+
+
+def _holdings(
+    session: requests.Session, repository: Repository, net: NetworkSettings, project: str
+) -> Holdings:
+    url = f"{repository.simple_url}{project}/"
+    home = urlsplit(repository.simple_url).netloc
+    try:
+        for _ in range(_MAX_REDIRECTS + 1):
+            with session.get(
+                url,
+                headers={"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"},
+                timeout=(net.connect_timeout, net.read_timeout),
+                stream=True,
+                allow_redirects=False,
+            ) as resp:
+                if resp.is_redirect:
+                    url = urljoin(url, resp.headers["Location"])
+                    if urlsplit(url).netloc != home:
+                        log.warning(
+                            "The repository sends %s to another index (%s); counting it as not "
+                            "there",
+                            project,
+                            redact_url(url),
+                        )
+                        return Holdings({})
+                    continue
+                if resp.status_code in (404, 410):
+                    return Holdings({})
+                resp.raise_for_status()
+                page_url = strip_credentials(resp.url)
+                page = parse_page(
+                    read_body(resp), content_type(resp), page_url, encoding=resp.encoding
+                )
+                break
         else:
-            found[name] = Holdings({f.filename: (f.sha256, f.url) for f in page.files})
-    return found
+            return Holdings({}, error=f"cannot read its page: more than {_MAX_REDIRECTS} redirects")
+    except (requests.RequestException, ValueError) as exc:
+        return Holdings({}, error=f"cannot read its page: {describe_error(exc)}")
+    files: dict[str, tuple[str | None, str]] = {}
+    for item in page.items:
+        try:
+            listed = listed_file(item, page.url, ListedFile)
+        except UnsafeFilenameError:
+            continue  # a name no mirror file can have
+        if listed is not None:
+            files[listed.filename] = (listed.sha256, listed.url)
+    return Holdings(files)
 
 
 def served_sha256(session: requests.Session, url: str, net: NetworkSettings) -> str:
