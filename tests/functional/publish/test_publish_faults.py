@@ -31,6 +31,8 @@ class Repository(http.server.ThreadingHTTPServer):
         self.answers: list[int] = []  # statuses the next POSTs get instead of success
         self.posts: list[str | None] = []  # the Authorization header of each POST
         self.digests = True
+        self.gets: list[str] = []
+        self.fallback: str | None = None  # where unknown projects are sent (pypiserver's fall-back)
 
     @property
     def url(self) -> str:
@@ -54,7 +56,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path
-        if path == "/simple/":
+        self.server.gets.append(path)
+        project = (path.split("/") + ["", ""])[2]
+        unknown = not any(n.split("-")[0] == project for n in self.server.files)
+        if path.startswith("/simple/") and path != "/simple/" and unknown and self.server.fallback:
+            self.send_response(303)
+            self.send_header("Location", self.server.fallback + path[len("/simple/") :])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path == "/simple/":
             self._send(200, b"<html><body></body></html>")
         elif path.startswith("/simple/"):
             project = path.split("/")[2]
@@ -209,3 +219,24 @@ def test_credentials_from_netrc_are_sent_and_never_shown(
     assert file["status"] == "uploaded"
     assert repository.posts == ["Basic " + base64.b64encode(f"keeper:{PASSWORD}".encode()).decode()]
     assert PASSWORD not in said
+
+
+def test_a_project_sent_to_a_fall_back_index_is_not_there_and_that_index_is_never_asked(
+    mirror: Path, repository: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream = Repository()
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
+    try:
+        wheel = mirror / "packages/alpha/alpha-1.0-py3-none-any.whl"
+        upstream.files[wheel.name] = wheel.read_bytes()  # the same file, elsewhere
+        repository.fallback = f"{upstream.url}simple/"
+        code, file, said = publish(mirror, repository, capsys)
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+        thread.join(5)
+    assert code == 0, said
+    assert (file["status"], file["served"]) == ("uploaded", True)
+    assert "sends alpha to another index" in said
+    assert not upstream.gets
