@@ -57,7 +57,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path
         self.server.gets.append(path)
-        project = (path.split("/") + ["", ""])[2]
+        project = [*path.split("/"), "", ""][2]
         unknown = not any(n.split("-")[0] == project for n in self.server.files)
         if path.startswith("/simple/") and path != "/simple/" and unknown and self.server.fallback:
             self.send_response(303)
