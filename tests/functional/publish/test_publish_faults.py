@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pypidl.cli import main
+from pypidl.manifest import Manifest, dump
 from tests.lib.mirror import add_to_mirror
 from tests.lib.wheels import make_wheel
 
@@ -240,3 +241,24 @@ def test_a_project_sent_to_a_fall_back_index_is_not_there_and_that_index_is_neve
     assert (file["status"], file["served"]) == ("uploaded", True)
     assert "sends alpha to another index" in said
     assert not upstream.gets
+
+
+def test_shards_of_a_manifest_publish_its_files_between_them_and_nothing_else(
+    tmp_path: Path, repository: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "mirror"
+    dists = tmp_path / "dists"
+    planned = [add_to_mirror(root, make_wheel(dists, name, "1.0")) for name in ("alpha", "beta")]
+    add_to_mirror(root, make_wheel(dists, "gamma", "1.0"))  # in the mirror, not in the manifest
+    manifest = tmp_path / "manifest.json"
+    dump(Manifest(entries=tuple(planned)), manifest)
+    shares = []
+    for k in (1, 2):
+        code = main(
+            ["publish", str(root), "--to", repository.url, "--manifest", str(manifest),
+             "--shard", f"{k}/2"]
+        )  # fmt: skip
+        assert code == 0, capsys.readouterr()
+        shares.append(set(repository.files))
+    assert len(shares[0]) == 1
+    assert shares[1] == {e.filename for e in planned}
