@@ -176,7 +176,7 @@ def test_publish_then_again_then_pip_and_uv_install_from_it(
         env=clean_env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stdout + pip.stderr
-    assert {"alpha", "beta", "gamma"} <= _installed(python)
+    assert _installed(python) == {"alpha": "1.0", "beta": "1.0", "gamma": "2.0"}
     uv = find_uv()
     if uv is None:
         pytest.skip("the uv package is not installed")
@@ -186,7 +186,7 @@ def test_publish_then_again_then_pip_and_uv_install_from_it(
         env=clean_env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert {"alpha", "beta", "gamma"} <= _installed(python)
+    assert _installed(python) == {"alpha": "1.0", "beta": "1.0", "gamma": "2.0"}
 
 
 def bare_venv(target: Path) -> Path:
@@ -198,12 +198,15 @@ def bare_venv(target: Path) -> Path:
     return target / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def _installed(python: Path) -> set[str]:
-    out = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print([d.name for d in m.distributions()])"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return {name.lower() for name in json.loads(out.stdout.replace("'", '"'))}
+def _installed(python: Path) -> dict[str, str]:
+    """The versions of alpha, beta and gamma as the venv imports them."""
+    code = (
+        "import importlib, json; print(json.dumps({n: importlib.import_module(n).__version__ "
+        "for n in ('alpha', 'beta', 'gamma')}))"
+    )
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    found: dict[str, str] = json.loads(out.stdout)
+    return found
 
 
 def test_a_file_held_with_other_bytes_is_a_named_conflict_and_stays(
