@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -222,7 +221,6 @@ class _Uploader:
         self.session = session
         self.repository = repository
         self.net = net
-        self._lock = threading.Lock()
 
     def upload(self, entry: Entry, path: Path) -> FileOutcome:
         try:
