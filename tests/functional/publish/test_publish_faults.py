@@ -262,3 +262,14 @@ def test_shards_of_a_manifest_publish_its_files_between_them_and_nothing_else(
         shares.append(set(repository.files))
     assert len(shares[0]) == 1
     assert shares[1] == {e.filename for e in planned}
+
+
+def test_an_accepted_upload_the_index_does_not_list_afterwards_fails_the_run(
+    mirror: Path, repository: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repository.answers = [200]  # accepted, and dropped
+    code, file, said = publish(mirror, repository, capsys)
+    assert code == 1
+    assert (file["status"], file["served"]) == ("uploaded", False)
+    assert file["reason"] == "not served afterwards: not listed"
+    assert "read back: 0 of 1 served" in said
