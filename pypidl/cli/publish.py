@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pypidl.cli._common import check_output_file, positive_int
+from pypidl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 if TYPE_CHECKING:
     from pypidl.cli._output import UI
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "run"]
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DEFAULT_CONCURRENCY = 8
 PUBLISH_REPORT_SCHEMA = "pypidl-publish-report"
 #: changes when a field of the publish report changes meaning or goes away
