@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from packaging.tags import Tag
@@ -37,6 +37,7 @@ from pypidl._simple import (
 )
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
+from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ProjectNotFound(RemoteIndexError):
@@ -74,6 +77,8 @@ class ProjectPage:
     files: tuple[RemoteFile, ...]
     mirror: str
     url: str  # the page's URL without credentials
+    #: sha256 of the page's body: a plan that read the page depended on exactly this
+    digest: str = ""
 
 
 class IndexClient:
@@ -89,9 +94,12 @@ class IndexClient:
         *,
         workers: int = 16,
         routes: Mapping[str, list[Mirror]] | None = None,
+        store: PageStore | None = None,
     ):
         """:param routes: normalized project -> the only mirrors it may be read from (a project
-        pinned to an index); every other project is read from ``mirrors``, in order."""
+        pinned to an index); every other project is read from ``mirrors``, in order.
+        :param store: pages kept from earlier runs: asked for again conditionally."""
+        self.store = store
         if not mirrors:
             raise ValueError("at least one index is needed")
         self.mirrors = mirrors
@@ -115,6 +123,33 @@ class IndexClient:
         :raises RemoteIndexError: no mirror could be read (with each mirror's reason).
         """
         normalized = canonicalize_name(name)
+
+        def parsed(mirror: Mirror, stored: StoredPage) -> ProjectPage:
+            page = parse_page(
+                stored.body, stored.content_type, stored.final_url, encoding=stored.encoding
+            )
+            return ProjectPage(
+                name=normalized,
+                files=tuple(files_of(page, normalized, mirror.name)),
+                mirror=mirror.name,
+                url=stored.final_url,
+                digest=stored.digest,
+            )
+
+        return self._first(normalized, name, parsed)
+
+    def digest(self, name: str) -> str:
+        """The sha256 of the project's page as the first mirror that has it sends it now
+        (revalidated against the store: an unchanged page is not sent again, nor parsed).
+
+        :raises RemoteIndexError: as :meth:`project`.
+        """
+        return self._first(canonicalize_name(name), name, lambda _mirror, page: page.digest)
+
+    def _first(
+        self, normalized: NormalizedName, name: str, use: Callable[[Mirror, StoredPage], T]
+    ) -> T:
+        """``use`` of the page of the first mirror that has one ``use`` accepts."""
         reasons: list[str] = []
         missing = 0
         mirrors = self.mirrors_for(normalized)
@@ -128,7 +163,7 @@ class IndexClient:
                 continue
             try:
                 session = self._failover_session if fallback else self.session
-                return self._fetch(url, normalized, mirror, session)
+                return use(mirror, self._download(url, session))
             except _NotFound:
                 missing += 1
                 reasons.append(f"{mirror.name}: 404 Not Found")
@@ -166,24 +201,35 @@ class IndexClient:
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
             return dict(zip(unique, pool.map(one, unique)))
 
-    def _fetch(
-        self, url: str, name: NormalizedName, mirror: Mirror, session: requests.Session
-    ) -> ProjectPage:
+    def _download(self, url: str, session: requests.Session) -> StoredPage:
+        """The page at ``url``: asked conditionally when the store has it (a 304 then costs no
+        body), kept in the store when it came in full."""
+        stored = self.store.get(url) if self.store is not None else None
+        headers = {"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"}
+        if stored is not None:
+            headers.update(stored.conditions())
         with session.get(
             url,
-            headers={"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"},
+            headers=headers,
             timeout=(self.net.connect_timeout, self.net.read_timeout),
             stream=True,
         ) as resp:
             if resp.status_code in (404, 410):
                 raise _NotFound
+            if resp.status_code == 304 and stored is not None:
+                return stored
             resp.raise_for_status()
-            final = strip_credentials(resp.url)
-            ctype = content_type(resp)
-            body = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
-        page = parse_page(body, ctype, final, encoding=resp.encoding)
-        files = files_of(page, name, mirror.name)
-        return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
+            fresh = StoredPage(
+                body=read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS),
+                final_url=strip_credentials(resp.url),
+                content_type=content_type(resp),
+                encoding=resp.encoding,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+            )
+        if self.store is not None:
+            self.store.put(url, fresh)
+        return fresh
 
 
 class _NotFound(Exception):
@@ -297,6 +343,11 @@ class PageCache:
     def failed(self) -> dict[str, RemoteIndexError]:
         with self._lock:
             return {k: v for k, v in self._pages.items() if isinstance(v, RemoteIndexError)}
+
+    def digests(self) -> dict[str, str]:
+        """project -> sha256 of the page read for it, for every page read so far."""
+        with self._lock:
+            return {k: v.digest for k, v in self._pages.items() if isinstance(v, ProjectPage)}
 
     def serving_mirrors(self) -> set[str]:
         """Names of the mirrors that answered with at least one page so far."""
