@@ -7,6 +7,7 @@ mirrors, and turned into :class:`RemoteFile` objects with checked names and dige
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: every wheel tag set met so far, each kept once (dict operations are atomic across threads)
+_TAG_SETS: dict[frozenset[Tag], frozenset[Tag]] = {}
 
 
 class ProjectNotFound(RemoteIndexError):
@@ -264,10 +268,12 @@ def _remote_file(
     try:
         if filename.endswith(".whl"):
             wname, wversion, _, tags = parse_wheel_filename(filename)
-            kind, version = "wheel", str(wversion)
+            # a page names a few dozen tag sets thousands of times: keep one of each
+            tags = _TAG_SETS.setdefault(tags, tags)
+            kind, version = "wheel", sys.intern(str(wversion))
         elif filename.endswith((".tar.gz", ".zip")):
             wname, sversion = parse_sdist_filename(filename)
-            kind, version = "sdist", str(sversion)
+            kind, version = "sdist", sys.intern(str(sversion))
         else:
             return None
     except (InvalidWheelFilename, InvalidSdistFilename):
