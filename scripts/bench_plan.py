@@ -57,7 +57,13 @@ class Run:
 
 
 def clean_env(work: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "PYPIDL_"))}
+    # (PYTHONDONTWRITEBYTECODE too: an installed pypidl has its bytecode, compiling it on every
+    # run would be counted as planning)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "PYPIDL_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["UV_NO_CONFIG"] = "1"
     env["PYPIDL_CACHE_DIR"] = str(work / "pypidl-cache")
@@ -257,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         return live(Path(args.live), args.index_url, args.pypidl_arg, no_uv=args.no_uv)
     uv = None if args.no_uv else find_uv()
+    # bytecode for what planning imports, as an installed pypidl has it
+    warm = "import pypidl.cli.pipeline, pypidl.plan.planner, pypidl.plan.replan"
+    subprocess.run([sys.executable, "-c", warm], env=clean_env(ROOT), check=True, cwd=ROOT)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the start")
     results = [bench_size(int(n), args, uv) for n in args.sizes.split(",")]

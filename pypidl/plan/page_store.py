@@ -18,12 +18,13 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pypidl import _json as untrusted_json
-from pypidl._fs import read_checked, write_checked
+from pypidl._fs import atomic_write, read_checked, write_checked
+from pypidl.hashing import bytes_sha256, is_sha256
 from pypidl.sources import strip_credentials
 
 __all__ = ["PageStore", "StoredPage"]
@@ -36,7 +37,11 @@ _FORMAT = 1
 
 @dataclass(frozen=True)
 class StoredPage:
-    """A page as the index last sent it, and how to ask whether it changed."""
+    """A page as the index last sent it, and how to ask whether it changed.
+
+    ``body`` is empty when only the validators were read (:meth:`PageStore.head`): enough to
+    ask the index whether the page changed, and to know what it was (``digest``).
+    """
 
     body: bytes
     final_url: str  # after redirects, without credentials
@@ -44,11 +49,8 @@ class StoredPage:
     encoding: str | None
     etag: str | None
     last_modified: str | None
-
-    @property
-    def digest(self) -> str:
-        """sha256 of the body: what a plan that read this page depended on."""
-        return hashlib.sha256(self.body).hexdigest()
+    #: sha256 of the body: what a plan that read this page depended on
+    digest: str
 
     def conditions(self) -> dict[str, str]:
         """Headers that make a request for this page conditional."""
@@ -61,8 +63,14 @@ class StoredPage:
 
 
 class PageStore:
-    """Pages on disk under ``directory``, by the sha256 of their URL (thread-safe: each entry is
-    replaced atomically, and a torn one fails its check)."""
+    """Pages on disk under ``directory``, by the sha256 of their URL (thread-safe: each file is
+    replaced atomically, and a torn one fails its check).
+
+    Each page is two files: ``<key>.head`` (the validators and the body's sha256, written with
+    its own sha256) and ``<key>.body``, checked against that digest whenever it is read.  Asking
+    whether a page changed reads the head alone: a second plan of a large set does not read,
+    let alone hash, megabytes of pages that did not change.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -71,24 +79,39 @@ class PageStore:
         key = hashlib.sha256(strip_credentials(url).encode("utf-8", "surrogateescape")).hexdigest()
         return self.directory / key[:2] / key
 
-    def get(self, url: str) -> StoredPage | None:
-        """The stored page of ``url``, or None (missing, damaged, or from another format)."""
-        data = read_checked(self._path(url))
+    def head(self, url: str) -> StoredPage | None:
+        """The validators of the stored page of ``url`` (an empty body), or None (missing,
+        damaged, or from another format)."""
+        data = read_checked(self._path(url).with_suffix(".head"))
         if data is None:
             return None
-        head, _, body = data.partition(b"\n")
         try:
-            meta: Any = untrusted_json.loads(head)
+            meta: Any = untrusted_json.loads(data)
         except ValueError:
             return None
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             return None
-        final_url, ctype = meta.get("final_url"), meta.get("content_type")
-        optional = [meta.get(f) for f in ("encoding", "etag", "last_modified")]
+        final_url, ctype, digest = (meta.get(f) for f in ("final_url", "content_type", "digest"))
         if not isinstance(final_url, str) or not final_url or not isinstance(ctype, str):
             return None
+        if not is_sha256(digest):
+            return None
+        optional = [meta.get(f) for f in ("encoding", "etag", "last_modified")]
         encoding, etag, last_modified = (v if isinstance(v, str) else None for v in optional)
-        return StoredPage(body, final_url, ctype, encoding, etag, last_modified)
+        return StoredPage(b"", final_url, ctype, encoding, etag, last_modified, str(digest))
+
+    def get(self, url: str) -> StoredPage | None:
+        """The stored page of ``url`` with its body, or None (missing or damaged)."""
+        head = self.head(url)
+        if head is None:
+            return None
+        try:
+            body = self._path(url).with_suffix(".body").read_bytes()
+        except OSError:
+            return None
+        if bytes_sha256(body) != head.digest:
+            return None
+        return replace(head, body=body)
 
     def put(self, url: str, page: StoredPage) -> None:
         """Keep ``page`` for ``url`` (a page without validators too: its digest still tells a
@@ -100,10 +123,13 @@ class PageStore:
             "encoding": page.encoding,
             "etag": page.etag,
             "last_modified": page.last_modified,
+            "digest": page.digest,
         }
         path = self._path(url)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_checked(path, json.dumps(head).encode() + b"\n" + page.body)
+            with atomic_write(path.with_suffix(".body"), "wb", durable=False) as fh:
+                fh.write(page.body)  # type: ignore[arg-type]
+            write_checked(path.with_suffix(".head"), json.dumps(head).encode())
         except OSError as exc:
             log.debug("could not keep the page of %s: %s", page.final_url, exc)

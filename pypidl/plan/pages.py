@@ -38,6 +38,7 @@ from pypidl._simple import (
 )
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
+from pypidl.hashing import bytes_sha256
 from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
@@ -148,10 +149,17 @@ class IndexClient:
 
         :raises RemoteIndexError: as :meth:`project`.
         """
-        return self._first(canonicalize_name(name), name, lambda _mirror, page: page.digest)
+        return self._first(
+            canonicalize_name(name), name, lambda _mirror, page: page.digest, body=False
+        )
 
     def _first(
-        self, normalized: NormalizedName, name: str, use: Callable[[Mirror, StoredPage], T]
+        self,
+        normalized: NormalizedName,
+        name: str,
+        use: Callable[[Mirror, StoredPage], T],
+        *,
+        body: bool = True,
     ) -> T:
         """``use`` of the page of the first mirror that has one ``use`` accepts."""
         reasons: list[str] = []
@@ -167,7 +175,7 @@ class IndexClient:
                 continue
             try:
                 session = self._failover_session if fallback else self.session
-                return use(mirror, self._download(url, session))
+                return use(mirror, self._download(url, session, body=body))
             except _NotFound:
                 missing += 1
                 reasons.append(f"{mirror.name}: 404 Not Found")
@@ -205,10 +213,16 @@ class IndexClient:
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
             return dict(zip(unique, pool.map(one, unique)))
 
-    def _download(self, url: str, session: requests.Session) -> StoredPage:
+    def _download(self, url: str, session: requests.Session, *, body: bool = True) -> StoredPage:
         """The page at ``url``: asked conditionally when the store has it (a 304 then costs no
-        body), kept in the store when it came in full."""
-        stored = self.store.get(url) if self.store is not None else None
+        body), kept in the store when it came in full.
+
+        :param body: False when only the page's digest is wanted: an unchanged page is then
+            not read from the store either.
+        """
+        stored = None
+        if self.store is not None:
+            stored = self.store.get(url) if body else self.store.head(url)
         headers = {"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"}
         if stored is not None:
             headers.update(stored.conditions())
@@ -223,13 +237,15 @@ class IndexClient:
             if resp.status_code == 304 and stored is not None:
                 return stored
             resp.raise_for_status()
+            data = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
             fresh = StoredPage(
-                body=read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS),
+                body=data,
                 final_url=strip_credentials(resp.url),
                 content_type=content_type(resp),
                 encoding=resp.encoding,
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
+                digest=bytes_sha256(data),
             )
         if self.store is not None:
             self.store.put(url, fresh)
