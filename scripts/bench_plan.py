@@ -1,23 +1,23 @@
 #!/usr/bin/env python3
-"""Benchmark planning on a loopback index with latency: ``pypidl plan`` beside ``uv pip compile
---universal``, on the same requirements and the same index, in one run.
+"""Benchmark planning on a loopback index shaped like the real one: ``pypidl plan`` beside
+``uv pip compile --universal``, on the same requirements and the same index, in one run.
 
-Not a test.  It builds a generated corpus (``--projects`` projects, a few releases each, with
-dependencies, markers, Requires-Python and a share of platform wheels), serves it with the test
-suite's index server on 127.0.0.1, adds ``--latency-ms`` to every request, then times:
+Not a test.  For each size in ``--sizes`` (default 100, 300 and 1,000 projects) it builds the
+corpus of ``bench_corpus.py`` (projects with thousands of releases, compiled projects with
+dozens of wheels per release, deep dependency chains), serves it on 127.0.0.1 with
+``--latency-ms`` added to every answer, and runs:
 
-* ``pypidl plan`` for the default targets (42 unless ``--pypidl-arg`` narrows them), with a
-  fresh metadata cache;
+* ``pypidl plan`` for the default targets (42 unless ``--pypidl-arg`` narrows them) with a
+  fresh cache; then again, unchanged, with the cache the first run left (the second plan);
 * ``uv pip compile --universal --python-version 3.8`` with a fresh cache (skipped when uv is not
   installed).
 
-For each it prints the wall time, requests and bytes the index served, and for pypidl the plan's
-own bytes (what a sync would then download) and the share of those the index served while
-planning.
+Each row gives wall time, CPU time (user + system), peak RSS and what the index sent (bytes,
+requests); the second plan also how many of its requests were conditional and answered 304.
+With ``--rounds N`` each figure is the median of N runs.
 
     python scripts/bench_plan.py
-    python scripts/bench_plan.py --projects 100 --latency-ms 50
-    python scripts/bench_plan.py --pypidl-arg=--pip-compile
+    python scripts/bench_plan.py --sizes 300 --rounds 3
     python scripts/bench_plan.py --live requirements.txt     # a real index: uses the network
 """
 
@@ -27,12 +27,11 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,142 +39,31 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-from tests.lib.server import Delay, IndexServer  # noqa: E402
-from tests.lib.wheels import make_sdist, make_wheel  # noqa: E402
-
-#: wheel tags of the platform-specific projects: one per default platform family
-PLATFORM_TAGS = (
-    "manylinux_2_17_x86_64.manylinux2014_x86_64",
-    "manylinux_2_17_aarch64.manylinux2014_aarch64",
-    "win_amd64",
-    "win_arm64",
-    "macosx_10_9_x86_64",
-    "macosx_11_0_arm64",
-)
+from bench_corpus import CorpusServer, build_corpus  # noqa: E402
 
 
 @dataclass
-class Corpus:
-    directory: Path
-    roots: list[str]
-    files: int
-    bytes: int
-    #: file name -> Requires-Python, which the index shows on the page (as real indexes do)
-    requires_python: dict[str, str]
+class Run:
+    """One run of one tool."""
 
-
-def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpus:
-    """Write the wheels and sdists of a deterministic, resolvable corpus into ``directory``.
-
-    Project ``k`` depends on a few projects with a larger number (so the graph has no cycle and
-    every project is reached from the roots); some dependencies carry markers, some newest
-    releases need Python >= 3.10 (3.8 and 3.9 then take an older one), one project in ten ships
-    abi3 wheels per platform plus an sdist.
-    """
-    rng = random.Random(seed)  # noqa: S311 - benchmark data
-    names = [f"bench-{k:03d}" for k in range(projects)]
-    parents: dict[int, list[int]] = {k: [] for k in range(projects)}
-    for k in range(roots, projects):
-        parents[k].append(rng.randrange(0, k))  # reached from the roots
-    deps: dict[int, list[tuple[int, str]]] = {k: [] for k in range(projects)}
-    for k in range(projects):
-        for p in parents[k]:
-            deps[p].append((k, ""))
-    for k in range(projects - 1):
-        for _ in range(rng.randrange(0, 3)):
-            j = rng.randrange(k + 1, projects)
-            marker = rng.choice(
-                ["", "", "", '; python_version < "3.11"', '; sys_platform == "win32"']
-            )
-            deps[k].append((j, marker))
-    files = 0
-    total = 0
-    shown: dict[str, str] = {}
-    for k, name in enumerate(names):
-        versions = ["1.0.0", "1.1.0", "2.0.0"][: rng.randrange(2, 4)]
-        platform = k % 10 == 7
-        # only a third release needs 3.10, so ">=1.1" always has a release for 3.8 and 3.9
-        newest_needs_310 = k % 6 == 1 and len(versions) == 3
-        for n, version in enumerate(versions):
-            newest = n == len(versions) - 1
-            requires_python = ">=3.10" if newest and newest_needs_310 else ">=3.8"
-            requires = sorted(
-                {
-                    f"{names[j]}>={'1.0' if rng.random() < 0.8 else '1.1'}{marker}"
-                    for j, marker in deps[k]
-                }
-            )
-            size = int(2 ** rng.uniform(15, 20))  # 32 KiB .. 1 MiB, log-uniform
-            payload = {f"{name.replace('-', '_')}/data.bin": rng.randbytes(size)}
-            tags = [f"cp38-abi3-{t}" for t in PLATFORM_TAGS] if platform else ["py3-none-any"]
-            for tag in tags:
-                path = make_wheel(
-                    directory,
-                    name,
-                    version,
-                    tag=tag,
-                    requires_dist=requires,
-                    requires_python=requires_python,
-                    extra_files=payload,
-                )
-                files += 1
-                total += path.stat().st_size
-                shown[path.name] = requires_python
-            if platform:
-                path = make_sdist(
-                    directory,
-                    name,
-                    version,
-                    requires_dist=requires,
-                    requires_python=requires_python,
-                )
-                files += 1
-                total += path.stat().st_size
-                shown[path.name] = requires_python
-    return Corpus(directory, names[:roots], files, total, shown)
-
-
-class Counter:
-    """Bytes and requests the index served, by wrapping the server's send step."""
-
-    def __init__(self, server: IndexServer):
-        self.lock = threading.Lock()
-        self.bytes = 0
-        self.requests = 0
-        self.kinds: dict[str, int] = {}
-        original = server._send
-
-        def send(h: Any, r: Any, *, head: bool, fault: Any) -> None:
-            original(h, r, head=head, fault=fault)
-            path = h.path.split("?", 1)[0]
-            if path.endswith(".metadata"):
-                kind = "metadata"
-            elif "/packages/" in path:
-                kind = "range" if h.headers.get("Range") and r.status == 206 else "file"
-            else:
-                kind = "page"
-            with self.lock:
-                self.requests += 1
-                sent = 0 if head else len(r.body)
-                self.bytes += sent
-                self.kinds[kind] = self.kinds.get(kind, 0) + sent
-
-        server._send = send  # type: ignore[method-assign]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.bytes = 0
-            self.requests = 0
-            self.kinds = {}
-
-    def snapshot(self) -> tuple[int, int, dict[str, int]]:
-        with self.lock:
-            return self.bytes, self.requests, dict(self.kinds)
+    wall: float
+    cpu: float
+    rss_mib: float
+    code: int
+    stderr: str
+    sent: dict[str, Any]
 
 
 def clean_env(work: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "PYPIDL_"))}
+    # (PYTHONDONTWRITEBYTECODE too: an installed pypidl has its bytecode, compiling it on every
+    # run would be counted as planning)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "PYPIDL_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["UV_NO_CONFIG"] = "1"
     env["PYPIDL_CACHE_DIR"] = str(work / "pypidl-cache")
@@ -183,13 +71,39 @@ def clean_env(work: Path) -> dict[str, str]:
     return env
 
 
-def run_pypidl(
-    index_url: str | None, reqs: Path, work: Path, extra: list[str]
-) -> tuple[float, int, dict[str, Any]]:
-    shutil.rmtree(work / "pypidl-cache", ignore_errors=True)
-    shutil.rmtree(work / "xdg-cache", ignore_errors=True)
-    manifest = work / "manifest.json"
-    cmd = [
+#: Runs a command and reports its resource use.  The tool is started from this small process,
+#: not from the benchmark: Linux carries the peak RSS of the process that forked into the one it
+#: execs, and the benchmark holds the whole corpus (this helper adds a floor of about 10 MiB).
+_RUSAGE = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_pid, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps([usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                  os.waitstatus_to_exitcode(status)]))
+"""
+
+
+def measure(cmd: list[str], env: dict[str, str], server: CorpusServer | None) -> Run:
+    """Run ``cmd``; its wall and CPU time, peak RSS (from ``wait4``), and what the index sent."""
+    if server is not None:
+        server.stats.reset()
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUSAGE, *cmd],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    cpu, rss_kib, code = json.loads(proc.stdout.strip().splitlines()[-1])
+    sent = server.stats.snapshot() if server is not None else {}
+    return Run(wall, cpu, rss_kib / 1024, code, proc.stderr, sent)
+
+
+def pypidl_cmd(index_url: str | None, reqs: Path, manifest: Path, extra: list[str]) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "pypidl",
@@ -201,27 +115,10 @@ def run_pypidl(
         *(["--index-url", index_url] if index_url else []),
         *extra,
     ]
-    started = time.perf_counter()
-    proc = subprocess.run(
-        cmd, env=clean_env(work), capture_output=True, text=True, check=False, cwd=ROOT
-    )
-    elapsed = time.perf_counter() - started
-    data: dict[str, Any] = {}
-    if manifest.exists():
-        data = json.loads(manifest.read_text())
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
-    else:
-        for line in proc.stderr.splitlines():
-            if "metadata" in line.lower() or "version" in line.lower():
-                print("    pypidl: " + line.split("| ")[-1])
-    return elapsed, proc.returncode, data
 
 
-def run_uv(uv: str, index_url: str | None, reqs: Path, work: Path) -> tuple[float, int]:
-    cache = work / "uv-cache"
-    shutil.rmtree(cache, ignore_errors=True)
-    cmd = [
+def uv_cmd(uv: str, index_url: str | None, reqs: Path, work: Path) -> list[str]:
+    return [
         uv,
         "pip",
         "compile",
@@ -230,19 +127,22 @@ def run_uv(uv: str, index_url: str | None, reqs: Path, work: Path) -> tuple[floa
         "3.8",
         "--no-config",
         "--cache-dir",
-        str(cache),
+        str(work / "uv-cache"),
         *(["--index-url", index_url] if index_url else []),
         "--quiet",
         "-o",
         str(work / "uv.txt"),
         str(reqs),
     ]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, env=clean_env(work), capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
-    return elapsed, proc.returncode
+
+
+def _plan_of(manifest: Path) -> dict[str, Any] | None:
+    """A manifest without its creation time (what the plan chose), or None when missing."""
+    if not manifest.exists():
+        return None
+    data: dict[str, Any] = json.loads(manifest.read_text())
+    data.pop("created", None)
+    return data
 
 
 def find_uv() -> str | None:
@@ -252,13 +152,91 @@ def find_uv() -> str | None:
     return shutil.which("uv")
 
 
+def _median(runs: list[Run]) -> Run:
+    """The run with the median wall time, with each figure the median over ``runs``."""
+    runs = sorted(runs, key=lambda r: r.wall)
+    middle = runs[len(runs) // 2]
+    return Run(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        statistics.median(r.rss_mib for r in runs),
+        max(r.code for r in runs),
+        middle.stderr,
+        middle.sent,
+    )
+
+
+def _row(label: str, run: Run) -> str:
+    sent = run.sent
+    extra = ""
+    if sent.get("conditional"):
+        extra = f", {sent['conditional']} conditional, {sent['not_modified']} answered 304"
+    return (
+        f"  {label:<22} {run.wall:7.2f} s wall {run.cpu:7.2f} s CPU {run.rss_mib:6.0f} MiB RSS "
+        f"{sent.get('bytes', 0) / 2**20:8.2f} MiB in {sent.get('requests', 0):5d} requests"
+        f"{extra}  exit {run.code}"
+    )
+
+
+def bench_size(projects: int, args: argparse.Namespace, uv: str | None) -> dict[str, Any]:
+    """The three runs at one corpus size; their medians, printed and returned."""
+    started = time.perf_counter()
+    corpus = build_corpus(projects, max(1, projects // 10), args.seed)
+    print(
+        f"corpus: {projects} projects, {corpus.files:,} files listed, {len(corpus.roots)} "
+        f"requirements (built in {time.perf_counter() - started:.1f} s); "
+        f"{args.latency_ms:g} ms per request"
+    )
+    work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
+    try:
+        reqs = work / "requirements.txt"
+        reqs.write_text("".join(f"{name}\n" for name in corpus.roots))
+        env = clean_env(work)
+        firsts, seconds, uvs = [], [], []
+        with CorpusServer(corpus, args.latency_ms / 1000) as server:
+            for _ in range(args.rounds):
+                shutil.rmtree(work / "pypidl-cache", ignore_errors=True)
+                shutil.rmtree(work / "xdg-cache", ignore_errors=True)
+                first, second = work / "first.json", work / "second.json"
+                cmd = pypidl_cmd(server.simple_url, reqs, first, args.pypidl_arg)
+                firsts.append(measure(cmd, env, server))
+                cmd = pypidl_cmd(server.simple_url, reqs, second, args.pypidl_arg)
+                seconds.append(measure(cmd, env, server))
+                same = _plan_of(first) == _plan_of(second)
+                if uv is not None:
+                    shutil.rmtree(work / "uv-cache", ignore_errors=True)
+                    uvs.append(measure(uv_cmd(uv, server.simple_url, reqs, work), env, server))
+        result: dict[str, Any] = {"projects": projects, "files": corpus.files}
+        for label, runs in (("pypidl plan", firsts), ("pypidl plan, again", seconds), ("uv", uvs)):
+            if not runs:
+                continue
+            run = _median(runs)
+            print(_row(label, run))
+            if run.code != 0:
+                print(run.stderr[-3000:], file=sys.stderr)
+            result[label] = run.__dict__ | {"stderr": None}
+        manifest = json.loads(first.read_text()) if first.exists() else {}
+        entries = manifest.get("files", [])
+        print(
+            f"  plan: {len(entries)} files of {len(manifest.get('projects', {}))} projects; "
+            f"the second plan's manifest is {'the same' if same else 'DIFFERENT'}"
+        )
+        if uvs:
+            p, u = _median(firsts), _median(uvs)
+            print(f"  pypidl / uv: wall {p.wall / u.wall:.2f}, CPU {p.cpu / u.cpu:.2f}")
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--projects", type=int, default=300, help="projects (default 300)")
     parser.add_argument(
-        "--roots", type=int, default=30, help="projects named in the requirements (default 30)"
+        "--sizes",
+        default="100,300,1000",
+        help="projects per corpus, comma-separated (default 100,300,1000)",
     )
     parser.add_argument(
         "--latency-ms", type=float, default=20.0, help="added to every request (default 20)"
@@ -272,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         help="extra argument for 'pypidl plan' (repeatable; e.g. --pypidl-arg=--pip-compile)",
     )
     parser.add_argument("--no-uv", action="store_true", help="time pypidl only")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each; the best is kept")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each; medians are shown")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument(
         "--live",
         metavar="REQUIREMENTS",
@@ -283,66 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.live:
         return live(Path(args.live), args.index_url, args.pypidl_arg, no_uv=args.no_uv)
-
-    work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
-    try:
-        started = time.perf_counter()
-        corpus = build_corpus(work / "dists", args.projects, args.roots, args.seed)
-        reqs = work / "requirements.txt"
-        reqs.write_text("".join(f"{name}\n" for name in corpus.roots))
-        print(
-            f"corpus: {args.projects} projects, {corpus.files} files, "
-            f"{corpus.bytes / 2**20:.0f} MiB, {len(corpus.roots)} requirements "
-            f"(built in {time.perf_counter() - started:.1f} s); {args.latency_ms:g} ms per request"
-        )
-        with IndexServer() as server:
-            for path in sorted(corpus.directory.iterdir()):
-                server.add_file(path, requires_python=corpus.requires_python.get(path.name))
-            counter = Counter(server)
-            server.fail_always("*", Delay(args.latency_ms / 1000))
-
-            best: tuple[float, int, dict[str, Any], tuple[int, int, dict[str, int]]] | None = None
-            for _ in range(args.rounds):
-                counter.reset()
-                elapsed, code, data = run_pypidl(server.simple_url, reqs, work, args.pypidl_arg)
-                if best is None or elapsed < best[0]:
-                    best = (elapsed, code, data, counter.snapshot())
-            assert best is not None  # noqa: S101 - rounds >= 1
-            p_time, p_code, manifest, (p_bytes, p_requests, p_kinds) = best
-            entries = manifest.get("files", manifest.get("entries", []))
-            plan_bytes = sum(int(e.get("size") or 0) for e in entries)
-            projects = len(manifest.get("projects", {}))
-            print(
-                f"pypidl plan: {p_time:6.2f} s  exit {p_code}  {p_requests} requests, "
-                f"{p_bytes / 2**10:,.0f} KiB served "
-                f"({', '.join(f'{k} {v / 2**10:,.0f} KiB' for k, v in sorted(p_kinds.items()))})"
-            )
-            share = p_bytes / plan_bytes if plan_bytes else float("nan")
-            print(
-                f"             plan: {len(entries)} files, {projects} projects, "
-                f"{plan_bytes / 2**20:,.1f} MiB; served while planning = {share:.2%} of that"
-            )
-
-            uv = None if args.no_uv else find_uv()
-            if uv is None:
-                print("uv: not run")
-                return 0 if p_code == 0 else 1
-            u_best: tuple[float, int, tuple[int, int, dict[str, int]]] | None = None
-            for _ in range(args.rounds):
-                counter.reset()
-                elapsed, code = run_uv(uv, server.simple_url, reqs, work)
-                if u_best is None or elapsed < u_best[0]:
-                    u_best = (elapsed, code, counter.snapshot())
-            assert u_best is not None  # noqa: S101 - rounds >= 1
-            u_time, u_code, (u_bytes, u_requests, _kinds) = u_best
-            print(
-                f"uv universal: {u_time:6.2f} s  exit {u_code}  {u_requests} requests, "
-                f"{u_bytes / 2**10:,.0f} KiB served"
-            )
-            print(f"ratio pypidl / uv: {p_time / u_time:.2f}")
-            return 0 if p_code == 0 and u_code == 0 else 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    uv = None if args.no_uv else find_uv()
+    # bytecode for what planning imports, as an installed pypidl has it
+    warm = "import pypidl.cli.pipeline, pypidl.plan.planner, pypidl.plan.replan"
+    subprocess.run([sys.executable, "-c", warm], env=clean_env(ROOT), check=True, cwd=ROOT)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the start")
+    results = [bench_size(int(n), args, uv) for n in args.sizes.split(",")]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    ok = all(r.get(k, {}).get("code", 0) == 0 for r in results for k in ("pypidl plan", "uv"))
+    return 0 if ok else 1
 
 
 def received_bytes() -> int | None:
@@ -370,26 +300,30 @@ def _mib(before: int | None, after: int | None) -> str:
 
 
 def live(reqs: Path, index_url: str | None, extra: list[str], *, no_uv: bool) -> int:
-    """Both tools on a real index: times, their ratio, and what each pulled over the network."""
+    """Both tools on a real index: times, CPU, memory, and what each pulled over the network
+    (the first pypidl plan with a fresh cache, then the second with the cache it left)."""
     work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
     try:
-        before = received_bytes()
-        p_time, p_code, manifest = run_pypidl(index_url, reqs.resolve(), work, ["-v", *extra])
-        p_rx = _mib(before, received_bytes())
-        entries = manifest.get("files", [])
-        plan_bytes = sum(int(e.get("size") or 0) for e in entries)
-        print(
-            f"pypidl plan: {p_time:6.2f} s  exit {p_code}  {len(entries)} files, "
-            f"{plan_bytes / 2**20:,.1f} MiB planned; {p_rx} while planning"
-        )
+        env = clean_env(work)
+        runs: list[tuple[str, Run, str]] = []
+        for label in ("pypidl plan", "pypidl plan, again"):
+            before = received_bytes()
+            cmd = pypidl_cmd(index_url, reqs.resolve(), work / "manifest.json", ["-v", *extra])
+            run = measure(cmd, env, None)
+            runs.append((label, run, _mib(before, received_bytes())))
         uv = None if no_uv else find_uv()
-        if uv is None:
-            return 0 if p_code == 0 else 1
-        before = received_bytes()
-        u_time, u_code = run_uv(uv, index_url, reqs.resolve(), work)
-        print(f"uv universal: {u_time:6.2f} s  exit {u_code}; {_mib(before, received_bytes())}")
-        print(f"ratio pypidl / uv: {p_time / u_time:.2f}")
-        return 0 if p_code == 0 and u_code == 0 else 1
+        if uv is not None:
+            before = received_bytes()
+            run = measure(uv_cmd(uv, index_url, reqs.resolve(), work), env, None)
+            runs.append(("uv", run, _mib(before, received_bytes())))
+        for label, run, rx in runs:
+            print(
+                f"  {label:<22} {run.wall:7.2f} s wall {run.cpu:7.2f} s CPU "
+                f"{run.rss_mib:6.0f} MiB RSS  {rx}  exit {run.code}"
+            )
+            if run.code != 0:
+                print(run.stderr[-3000:], file=sys.stderr)
+        return 0 if all(run.code == 0 for _label, run, _rx in runs) else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

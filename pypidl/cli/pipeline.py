@@ -196,6 +196,13 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="leave out what builds the kept sdists (their build backends and requirements)",
     )
     g.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read every project page in full and resolve again, ignoring the pages and plans "
+        "earlier runs kept (by default an unchanged page is revalidated, not read again, and a "
+        "plan of unchanged inputs and pages is reused)",
+    )
+    g.add_argument(
         "--host-only",
         action="store_true",
         help="skip the per-target closure: mirror pip-compile's host pins for every target",
@@ -283,6 +290,7 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
         build_deps=not args.no_build_deps,
         pip_compile=args.pip_compile,
         workers=getattr(args, "concurrency", None) or DEFAULT_IN_FLIGHT,
+        reuse=not args.refresh,
     )
 
 

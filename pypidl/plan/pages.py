@@ -7,11 +7,12 @@ mirrors, and turned into :class:`RemoteFile` objects with checked names and dige
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from packaging.tags import Tag
@@ -37,6 +38,8 @@ from pypidl._simple import (
 )
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
+from pypidl.hashing import bytes_sha256
+from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
@@ -50,6 +53,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: every wheel tag set met so far, each kept once (dict operations are atomic across threads)
+_TAG_SETS: dict[frozenset[Tag], frozenset[Tag]] = {}
 
 
 class ProjectNotFound(RemoteIndexError):
@@ -74,6 +82,8 @@ class ProjectPage:
     files: tuple[RemoteFile, ...]
     mirror: str
     url: str  # the page's URL without credentials
+    #: sha256 of the page's body: a plan that read the page depended on exactly this
+    digest: str = ""
 
 
 class IndexClient:
@@ -89,9 +99,12 @@ class IndexClient:
         *,
         workers: int = 16,
         routes: Mapping[str, list[Mirror]] | None = None,
+        store: PageStore | None = None,
     ):
         """:param routes: normalized project -> the only mirrors it may be read from (a project
-        pinned to an index); every other project is read from ``mirrors``, in order."""
+        pinned to an index); every other project is read from ``mirrors``, in order.
+        :param store: pages kept from earlier runs: asked for again conditionally."""
+        self.store = store
         if not mirrors:
             raise ValueError("at least one index is needed")
         self.mirrors = mirrors
@@ -115,6 +128,40 @@ class IndexClient:
         :raises RemoteIndexError: no mirror could be read (with each mirror's reason).
         """
         normalized = canonicalize_name(name)
+
+        def parsed(mirror: Mirror, stored: StoredPage) -> ProjectPage:
+            page = parse_page(
+                stored.body, stored.content_type, stored.final_url, encoding=stored.encoding
+            )
+            return ProjectPage(
+                name=normalized,
+                files=tuple(files_of(page, normalized, mirror.name)),
+                mirror=mirror.name,
+                url=stored.final_url,
+                digest=stored.digest,
+            )
+
+        return self._first(normalized, name, parsed)
+
+    def digest(self, name: str) -> str:
+        """The sha256 of the project's page as the first mirror that has it sends it now
+        (revalidated against the store: an unchanged page is not sent again, nor parsed).
+
+        :raises RemoteIndexError: as :meth:`project`.
+        """
+        return self._first(
+            canonicalize_name(name), name, lambda _mirror, page: page.digest, body=False
+        )
+
+    def _first(
+        self,
+        normalized: NormalizedName,
+        name: str,
+        use: Callable[[Mirror, StoredPage], T],
+        *,
+        body: bool = True,
+    ) -> T:
+        """``use`` of the page of the first mirror that has one ``use`` accepts."""
         reasons: list[str] = []
         missing = 0
         mirrors = self.mirrors_for(normalized)
@@ -128,7 +175,7 @@ class IndexClient:
                 continue
             try:
                 session = self._failover_session if fallback else self.session
-                return self._fetch(url, normalized, mirror, session)
+                return use(mirror, self._download(url, session, body=body))
             except _NotFound:
                 missing += 1
                 reasons.append(f"{mirror.name}: 404 Not Found")
@@ -166,24 +213,43 @@ class IndexClient:
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
             return dict(zip(unique, pool.map(one, unique)))
 
-    def _fetch(
-        self, url: str, name: NormalizedName, mirror: Mirror, session: requests.Session
-    ) -> ProjectPage:
+    def _download(self, url: str, session: requests.Session, *, body: bool = True) -> StoredPage:
+        """The page at ``url``: asked conditionally when the store has it (a 304 then costs no
+        body), kept in the store when it came in full.
+
+        :param body: False when only the page's digest is wanted: an unchanged page is then
+            not read from the store either.
+        """
+        stored = None
+        if self.store is not None:
+            stored = self.store.get(url) if body else self.store.head(url)
+        headers = {"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"}
+        if stored is not None:
+            headers.update(stored.conditions())
         with session.get(
             url,
-            headers={"Accept": SIMPLE_ACCEPT, "Cache-Control": "max-age=0"},
+            headers=headers,
             timeout=(self.net.connect_timeout, self.net.read_timeout),
             stream=True,
         ) as resp:
             if resp.status_code in (404, 410):
                 raise _NotFound
+            if resp.status_code == 304 and stored is not None:
+                return stored
             resp.raise_for_status()
-            final = strip_credentials(resp.url)
-            ctype = content_type(resp)
-            body = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
-        page = parse_page(body, ctype, final, encoding=resp.encoding)
-        files = files_of(page, name, mirror.name)
-        return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
+            data = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
+            fresh = StoredPage(
+                body=data,
+                final_url=strip_credentials(resp.url),
+                content_type=content_type(resp),
+                encoding=resp.encoding,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+                digest=bytes_sha256(data),
+            )
+        if self.store is not None:
+            self.store.put(url, fresh)
+        return fresh
 
 
 class _NotFound(Exception):
@@ -218,10 +284,12 @@ def _remote_file(
     try:
         if filename.endswith(".whl"):
             wname, wversion, _, tags = parse_wheel_filename(filename)
-            kind, version = "wheel", str(wversion)
+            # a page names a few dozen tag sets thousands of times: keep one of each
+            tags = _TAG_SETS.setdefault(tags, tags)
+            kind, version = "wheel", sys.intern(str(wversion))
         elif filename.endswith((".tar.gz", ".zip")):
             wname, sversion = parse_sdist_filename(filename)
-            kind, version = "sdist", str(sversion)
+            kind, version = "sdist", sys.intern(str(sversion))
         else:
             return None
     except (InvalidWheelFilename, InvalidSdistFilename):
@@ -297,6 +365,11 @@ class PageCache:
     def failed(self) -> dict[str, RemoteIndexError]:
         with self._lock:
             return {k: v for k, v in self._pages.items() if isinstance(v, RemoteIndexError)}
+
+    def digests(self) -> dict[str, str]:
+        """project -> sha256 of the page read for it, for every page read so far."""
+        with self._lock:
+            return {k: v.digest for k, v in self._pages.items() if isinstance(v, ProjectPage)}
 
     def serving_mirrors(self) -> set[str]:
         """Names of the mirrors that answered with at least one page so far."""

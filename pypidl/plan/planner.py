@@ -45,11 +45,13 @@ from pypidl.plan.file_choice import (
 )
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.page_store import PageStore
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.plan_log import log_growth, log_reads, log_versions
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
+from pypidl.plan.replan import PlanMemo, inputs_digest
 from pypidl.plan.sdists import SdistReader
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
@@ -82,6 +84,9 @@ class PlanOptions:
     pre: bool = False
     #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
     build_deps: bool = True
+    #: keep pages between runs (asked again conditionally) and reuse the plan of unchanged
+    #: inputs (plan/replan.py); False reads every page in full and resolves again
+    reuse: bool = True
 
 
 @dataclass
@@ -131,7 +136,11 @@ class Planner:
         self.project_indexes = project_indexes or ProjectIndexes()
         self.project_indexes.check_names(m.name for m in self.mirrors)
         self.client = IndexClient(
-            self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
+            self.mirrors,
+            net,
+            workers=options.workers,
+            routes=self.project_indexes.routes(),
+            store=PageStore(cache_dir() / "pages") if options.reuse else None,
         )
         self.pages = PageCache(self.client)
         # one session for pages and metadata: one pool of kept-alive connections
@@ -149,9 +158,31 @@ class Planner:
     def plan(self, reqs: RequirementSet) -> Manifest:
         try:
             with _fewer_collections():
-                return self._plan(reqs)
+                memo = self._memo(reqs)
+                if memo is not None:
+                    found = memo.recall(self.client, workers=self.options.workers)
+                    if found is not None:
+                        return found
+                manifest = self._plan(reqs)
+                if memo is not None:
+                    memo.remember(self.pages.digests(), manifest)
+                return manifest
         finally:
             self.close()
+
+    def _memo(self, reqs: RequirementSet) -> PlanMemo | None:
+        """Where a plan of ``reqs`` is kept, unless it may not be reused (pip-compile resolves
+        for this host, whatever the inputs say)."""
+        if not self.options.reuse or self.options.pip_compile:
+            return None
+        key = inputs_digest(
+            reqs,
+            targets=self.targets,
+            options=self.options,
+            mirrors=self.mirrors,
+            routes=self.project_indexes.routes(),
+        )
+        return PlanMemo(cache_dir() / "plans", key)
 
     def _plan(self, reqs: RequirementSet) -> Manifest:
         requirements = [r.requirement for r in reqs.requirements]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from pypidl.plan.pages import ProjectPage, RemoteFile
     from pypidl.plan.targets import Target
 
-__all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Unavailable", "Want"]
+__all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Table", "Unavailable", "Want"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._page_futures: dict[str, Future[Releases]] = {}
         self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
-        self._tables: dict[tuple[str, str], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._tables: dict[tuple[str, str], Table] = {}
         self._shapes: dict[str, _Shapes] = {}
         self._followed: set[Want] = set()
         self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
@@ -118,7 +118,7 @@ class Prefetcher:
             )
         #: the targets by interpreter: the walk guesses once per group
         self._groups = [tuple(group) for group in by_python.values()]
-        self._group_tables: dict[tuple[str, int], list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._group_tables: dict[tuple[str, int], Table] = {}
         self._fits: dict[tuple[str, str], frozenset[int]] = {}
         self._closed = False
         self._busy = 0  # walk steps scheduled and not finished
@@ -184,7 +184,7 @@ class Prefetcher:
         """Files by version.  :raises Unavailable: when no index could give the page."""
         return self._page_future(name).result()
 
-    def table(self, name: str, target: Target) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+    def table(self, name: str, target: Target) -> Table:
         """Releases with a file ``target`` installs, newest first, with those files.
 
         :raises Unavailable: when no index could give the page.
@@ -338,7 +338,7 @@ class Prefetcher:
             found = self._guessed[key] = self._guess_in(want, rows, below)
         return found
 
-    def _group_table(self, name: str, group: int) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+    def _group_table(self, name: str, group: int) -> Table:
         key = (name, group)
         rows = self._group_tables.get(key)
         if rows is None:
@@ -349,9 +349,7 @@ class Prefetcher:
             rows = self._group_tables[key] = shapes.table(fitting)
         return rows
 
-    def _guess_in(
-        self, want: Want, rows: list[tuple[Version, tuple[RemoteFile, ...]]], below: Version | None
-    ) -> list[Version]:
+    def _guess_in(self, want: Want, rows: Table, below: Version | None) -> list[Version]:
         eligible = [
             v
             for v, files in rows
@@ -398,7 +396,59 @@ class Prefetcher:
         return False
 
 
-_Rows = list[tuple[Version, tuple["RemoteFile", ...]]]
+class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
+    """Releases with files a target installs, newest first, with those files.
+
+    One table serves every target that installs the same kinds of a project's files (see
+    :class:`_Shapes`), so what the resolvers work out from it is kept on it and worked out once
+    for all of them, not once per target (a project with thousands of releases made that the
+    larger part of planning).  The values are the same whichever thread computes them first.
+    """
+
+    _signature: tuple[tuple[Version, bool], ...] | None = None
+    _eligible: dict[bool, dict[Version, tuple[RemoteFile, ...]]] | None = None
+    _allowed: dict[tuple[SpecifierSet, bool], list[Version]] | None = None
+
+    def signature(self) -> tuple[tuple[Version, bool], ...]:
+        """Each release's version, and whether every one of its files is yanked."""
+        found = self._signature
+        if found is None:
+            found = self._signature = tuple(
+                (version, all(f.yanked for f in files)) for version, files in self
+            )
+        return found
+
+    def eligible(self, *, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
+        """The releases with their files that are not yanked (all of them when every one is
+        yanked and the requirement is ``pinned``)."""
+        cache = self._eligible
+        if cache is None:
+            cache = self._eligible = {}
+        found = cache.get(pinned)
+        if found is None:
+            found = {}
+            for version, files in self:
+                live = tuple(f for f in files if not f.yanked)
+                if live or pinned:
+                    found[version] = live or files
+            cache[pinned] = found
+        return found
+
+    def allowed(self, spec: SpecifierSet, *, pinned: bool) -> list[Version]:
+        """The versions of :meth:`eligible` that ``spec`` admits (pre-releases as it decides
+        over all of them), newest first."""
+        cache = self._allowed
+        if cache is None:
+            cache = self._allowed = {}
+        found = cache.get((spec, pinned))
+        if found is None:
+            found = cache[(spec, pinned)] = sorted(
+                spec.filter(self.eligible(pinned=pinned)), reverse=True
+            )
+        return found
+
+
+_Rows = Table
 
 
 class _Shapes:
@@ -435,7 +485,7 @@ class _Shapes:
         """The releases with a file of the ``fitting`` kinds, with those files."""
         rows = self._tables.get(fitting)
         if rows is None:
-            rows = []
+            rows = Table()
             for version, files in self.rows:
                 chosen = tuple(f for f, kind in files if kind in fitting)
                 if chosen:

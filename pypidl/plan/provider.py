@@ -24,7 +24,7 @@ from resolvelib import AbstractProvider
 from resolvelib.resolvers import RequirementInformation
 
 from pypidl.plan.metadata import MetadataError
-from pypidl.plan.prefetch import Prefetcher, Unavailable
+from pypidl.plan.prefetch import Prefetcher, Table, Unavailable
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import RemoteFile
@@ -141,7 +141,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.constraints = constraints
         self.preferred = preferred
         self._envs: dict[str, dict[str, str]] = {}
-        self._tables: dict[str, list[tuple[Version, tuple[RemoteFile, ...]]]] = {}
+        self._tables: dict[str, Table] = {}
         self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
         #: projects whose page could not be read, with the reason
         self.unavailable: dict[str, str] = {}
@@ -149,7 +149,6 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self._deps: dict[tuple[str, Version], list[Req]] = {}
         #: find_matches answers by question (see there), with the requirements they were for
         self._matches: dict[object, tuple[list[Req], list[Candidate]]] = {}
-        self._eligible_cache: dict[tuple[int, bool], dict[Version, tuple[RemoteFile, ...]]] = {}
 
     # helpers
 
@@ -174,7 +173,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def installable(self, files: Iterable[RemoteFile]) -> tuple[RemoteFile, ...]:
         return tuple(f for f in files if self.target.can_install(f))
 
-    def table(self, name: str) -> list[tuple[Version, tuple[RemoteFile, ...]]]:
+    def table(self, name: str) -> Table:
         """Versions with files this target can install, newest first."""
         rows = self._tables.get(name)
         if rows is None:
@@ -182,7 +181,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 rows = self.shared.table(name, self.target)
             except Unavailable as exc:
                 self.unavailable[name] = str(exc)
-                rows = []
+                rows = Table()
             self._tables[name] = rows
         return rows
 
@@ -244,15 +243,16 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 exact.add(r.exact)
         for constraint in self.constraints.get(name, ()):
             spec &= constraint
-        eligible = self._eligible(name, any(r.pinned for r in reqs))
-        if exact:
-            eligible = {v: files for v, files in eligible.items() if v in exact}
+        pinned = any(r.pinned for r in reqs)
+        eligible = self._eligible(name, pinned)
         # whether pre-releases count is decided over every release, as pip does, before the
         # ones that failed are left out: final releases that all failed do not let them in
-        allowed = [
-            v for v in spec.filter(eligible, prereleases=True if exact else None) if v not in bad
-        ]
-        allowed.sort(reverse=True)
+        if exact:
+            eligible = {v: files for v, files in eligible.items() if v in exact}
+            allowed = [v for v in spec.filter(eligible, prereleases=True) if v not in bad]
+            allowed.sort(reverse=True)
+        else:  # the same question of the same table from every target: answered once
+            allowed = [v for v in self.table(name).allowed(spec, pinned=pinned) if v not in bad]
         preferred = self.preferred.get(name)
         if preferred is not None and preferred in allowed:
             allowed.remove(preferred)
@@ -270,17 +270,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def _eligible(self, name: str, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
         """The releases of ``name`` the target installs, with their files that are not yanked
         (all of them when every one is yanked and the requirement is ``pinned``)."""
-        rows = self.table(name)  # asked each time: a recording provider writes the answer down
-        key = (id(rows), pinned)  # (a table lives as long as the provider)
-        found = self._eligible_cache.get(key)
-        if found is None:
-            found = {}
-            for version, files in rows:
-                live = tuple(f for f in files if not f.yanked)
-                if live or pinned:
-                    found[version] = live or files
-            self._eligible_cache[key] = found
-        return found
+        # the table is asked each time: a recording provider writes the answer down
+        return self.table(name).eligible(pinned=pinned)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every pinned project in every round: remember the answers

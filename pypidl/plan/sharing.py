@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pypidl.plan.provider import TargetProvider
 
@@ -26,12 +26,10 @@ if TYPE_CHECKING:
     from packaging.markers import Marker
     from packaging.version import Version
 
-    from pypidl.plan.pages import RemoteFile
+    from pypidl.plan.prefetch import Table
     from pypidl.plan.provider import Candidate, Req
 
 __all__ = ["Observations", "RecordingProvider", "resolve_shared"]
-
-_Row = tuple["Version", tuple["RemoteFile", ...]]
 
 
 @dataclass
@@ -46,19 +44,10 @@ class Observations:
     pythons: dict[str, bool] = field(default_factory=dict)
 
 
-def _signature(rows: list[_Row]) -> tuple[tuple[Version, bool], ...]:
-    return tuple((version, all(f.yanked for f in files)) for version, files in rows)
-
-
 class RecordingProvider(TargetProvider):
     """A :class:`TargetProvider` that can record what a resolution asked of it."""
 
     seen: Observations | None = None
-    _signatures: dict[int, tuple[tuple[Version, bool], ...]]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._signatures = {}
 
     def record(self) -> Observations:
         """Start recording (replacing any earlier record) and return the record."""
@@ -68,11 +57,11 @@ class RecordingProvider(TargetProvider):
     def stop(self) -> None:
         self.seen = None
 
-    def table(self, name: str) -> list[_Row]:
+    def table(self, name: str) -> Table:
         rows = super().table(name)
         seen = self.seen
         if seen is not None and name not in seen.tables:
-            seen.tables[name] = _signature(rows)
+            seen.tables[name] = rows.signature()
         return rows
 
     def applies(self, marker: Marker | None, extra: str = "") -> bool:
@@ -90,12 +79,7 @@ class RecordingProvider(TargetProvider):
         return found
 
     def _signature(self, name: str) -> tuple[tuple[Version, bool], ...]:
-        # asked once per earlier resolution this target is compared with: work it out once
-        rows = self.table(name)
-        found = self._signatures.get(id(rows))  # (a table lives as long as the provider)
-        if found is None:
-            found = self._signatures[id(rows)] = _signature(rows)
-        return found
+        return self.table(name).signature()  # worked out once per table, for every target
 
     def agrees(self, other: Observations) -> bool:
         """Whether this target answers every question of ``other`` the same way."""

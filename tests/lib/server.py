@@ -776,6 +776,8 @@ class IndexServer:
             )
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers.append(("ETag", etag))
+        if etag in (t.strip() for t in h.headers.get("If-None-Match", "").split(",")):
+            return _Response(304, headers, b"")
         return _Response(200, headers, body)
 
     def _root_page(self, h: _Handler) -> _Response:
