@@ -278,6 +278,7 @@ def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
             platforms=args.platform,
             abis=args.abi,
             implementations=args.implementation,
+            spans=True,
         )
         if flags_given or not from_file
         else ()
