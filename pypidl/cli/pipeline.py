@@ -191,6 +191,13 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="auto (default): keep a release's sdist when some target has no wheel for it",
     )
     g.add_argument(
+        "--prefer-newest",
+        action="store_true",
+        help="take each project's newest release a target installs, even when only its sdist "
+        "fits and an older release has a wheel (default: wheels first, like pip's "
+        "--prefer-binary, falling back to sdists only where no wheels-only solution exists)",
+    )
+    g.add_argument(
         "--no-build-deps",
         action="store_true",
         help="leave out what builds the kept sdists (their build backends and requirements)",
@@ -282,6 +289,7 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
         pre=args.pre,
         build_deps=not args.no_build_deps,
         pip_compile=args.pip_compile,
+        prefer_newest=args.prefer_newest,
         workers=getattr(args, "concurrency", None) or DEFAULT_IN_FLIGHT,
     )
 

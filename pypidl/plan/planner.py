@@ -82,6 +82,9 @@ class PlanOptions:
     pre: bool = False
     #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
     build_deps: bool = True
+    #: the newest release a target installs whatever the kind of its files (default: wheels
+    #: first, sdists only where no wheels-only solution exists; issue 17)
+    prefer_newest: bool = False
 
 
 @dataclass
@@ -378,6 +381,7 @@ class Planner:
             all_versions_limit=self.options.all_versions_limit,
             pre=self.options.pre,
             index=self._index(),
+            wheels_first=not self.options.prefer_newest,
         )
 
     def _index(self) -> Prefetcher:
@@ -490,7 +494,12 @@ class Planner:
                 env = target.marker_environment()
                 if req.marker is not None and not req.marker.evaluate(env):
                     continue
-                version = newest_installable(page.files, req.specifier, target)
+                version = newest_installable(
+                    page.files,
+                    req.specifier,
+                    target,
+                    wheels_first=not self.options.prefer_newest,
+                )
                 if version is None:
                     selection.problems.append(
                         Problem(

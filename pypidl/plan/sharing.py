@@ -38,23 +38,29 @@ _Row = tuple["Version", tuple["RemoteFile", ...]]
 class Observations:
     """The target-dependent answers one resolution received."""
 
-    #: project -> (version, every installable file yanked) of each release the target installs
-    tables: dict[str, tuple[tuple[Version, bool], ...]] = field(default_factory=dict)
+    #: project -> (version, every installable file yanked, a wheel among them) of each release
+    #: the target installs
+    tables: dict[str, tuple[tuple[Version, bool, bool], ...]] = field(default_factory=dict)
     #: (marker text, extra) -> (the marker, whether it held)
     markers: dict[tuple[str, str], tuple[Marker, bool]] = field(default_factory=dict)
     #: Requires-Python specifier text -> whether it admitted the target
     pythons: dict[str, bool] = field(default_factory=dict)
 
 
-def _signature(rows: list[_Row]) -> tuple[tuple[Version, bool], ...]:
-    return tuple((version, all(f.yanked for f in files)) for version, files in rows)
+def _signature(rows: list[_Row]) -> tuple[tuple[Version, bool, bool], ...]:
+    # whether a release has a wheel for the target changes the order of the candidates when
+    # wheels come first: two targets agree only where that is the same too
+    return tuple(
+        (version, all(f.yanked for f in files), any(f.kind == "wheel" for f in files))
+        for version, files in rows
+    )
 
 
 class RecordingProvider(TargetProvider):
     """A :class:`TargetProvider` that can record what a resolution asked of it."""
 
     seen: Observations | None = None
-    _signatures: dict[int, tuple[tuple[Version, bool], ...]]
+    _signatures: dict[int, tuple[tuple[Version, bool, bool], ...]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -89,7 +95,7 @@ class RecordingProvider(TargetProvider):
             seen.pythons.setdefault(spec, found)
         return found
 
-    def _signature(self, name: str) -> tuple[tuple[Version, bool], ...]:
+    def _signature(self, name: str) -> tuple[tuple[Version, bool, bool], ...]:
         # asked once per earlier resolution this target is compared with: work it out once
         rows = self.table(name)
         found = self._signatures.get(id(rows))  # (a table lives as long as the provider)
@@ -157,6 +163,7 @@ def resolve_shared(
                     for other, seen, result in earlier
                     if list(requirements.get(other.target.label, ())) == mine
                     and other.constraints == provider.constraints
+                    and other.wheels_first == provider.wheels_first
                     and provider.agrees(seen)
                 ),
                 None,
