@@ -57,7 +57,7 @@ from pypidl.plan.provider import (
     identifier_of,
 )
 from pypidl.plan.sharing import RecordingProvider, resolve_shared
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel
+from pypidl.plan.targets import allows_any_python3, is_python3_wheel, span_ends
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import ProjectPage, RemoteFile
@@ -432,8 +432,11 @@ def resolve_closure(
             label: [r for r, m in zip(reqs, markers) if provider.applies(m)]
             for label, provider in providers.items()
         }
-        # the newest Python first: its choices become everyone's preference where they fit
-        order = sorted(targets, key=lambda t: t.python, reverse=True)
+        # the newest Python first: its choices become everyone's preference where they fit;
+        # a family's ceiling before its floor, so the newest machine's choice is its own, not
+        # the floor's (docs/targets.md, "Floors and ceilings")
+        floors = {floor for floor, _ceiling in span_ends(targets)}
+        order = sorted(targets, key=lambda t: (t.python, t.label not in floors), reverse=True)
         by_label, runs = resolve_shared(
             [providers[t.label] for t in order],
             mine,

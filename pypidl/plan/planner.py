@@ -45,6 +45,7 @@ from pypidl.plan.file_choice import (
 )
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.notes import plan_notes
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.plan_log import log_growth, log_reads, log_versions
@@ -210,6 +211,13 @@ class Planner:
             build = self._select_build(selection)
         entries = self._files(selection, _hash_pins(reqs))
         entries = self._mark_why(entries, names, runtime, build)
+        notes = plan_notes(
+            selection.versions,
+            self.targets,
+            self._release_files,
+            build_requires=build.requires if build is not None else None,
+            builds=self.options.sdist != "never",
+        )
         log_growth(selection.all_versions_added, entries)
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
@@ -225,7 +233,15 @@ class Planner:
             all_versions=self.options.all_versions,
             problems=tuple(selection.problems),
             projects=projects,
+            notes=notes,
         )
+
+    def _release_files(self, name: str, version: str) -> list[RemoteFile]:
+        try:
+            page = self.pages.get(name)
+        except RemoteIndexError:
+            return []
+        return [f for f in page.files if same_version(f.version, version)]
 
     def plan_locks(self, locks: Sequence[Lock]) -> Manifest:
         """A manifest of exactly what ``locks`` pin, for the targets: nothing is resolved.
@@ -417,11 +433,7 @@ class Planner:
             fixed = files_of(name, version) if files_of is not None else None
             if fixed is not None:
                 return list(fixed)
-            try:
-                page = self.pages.get(name)
-            except RemoteIndexError:
-                return []
-            return [f for f in page.files if same_version(f.version, version)]
+            return self._release_files(name, version)
 
         def resolve(
             requirements: Sequence[Requirement],

@@ -46,6 +46,7 @@ __all__ = [
     "is_python3_wheel",
     "load_targets_file",
     "parse_targets",
+    "span_ends",
 ]
 
 logger = logging.getLogger(__name__)
@@ -504,6 +505,15 @@ def _rare(python: tuple[int, int], platform: str) -> bool:
     """Whether a default would pair ``python`` with ``platform`` though few machines run it."""
     oldest = _RARE_PAIRS.get(family_of(platform))
     return oldest is not None and python < oldest
+
+
+def span_ends(targets: Iterable[Target]) -> list[tuple[str, str]]:
+    """``(floor label, ceiling label)`` of each family among ``targets`` resolved at two ends
+    (:func:`parse_targets` with ``spans`` lists a family's floor first)."""
+    groups: dict[str, list[str]] = {}
+    for target in targets:
+        groups.setdefault(target.span_label, []).append(target.label)
+    return [(labels[0], labels[-1]) for labels in groups.values() if len(labels) > 1]
 
 
 _FILE_KEYS = {
