@@ -149,6 +149,13 @@ _Outcome = Union[_Mapping, _Failure]
 #: last one failed on) before every project's sdist-only releases become candidates.
 WHEEL_PASSES = 4
 
+#: resolvelib rounds of a wheels-only pass.  Reaching back to an older release takes a few
+#: rounds; proving that no wheels-only solution exists can take thousands (every release of
+#: every parent of a project that has no wheel for the target, each with its metadata): on
+#: issue 17's jupyterlab set that cost minutes, so a pass that has not found one by then lets
+#: in the sdists of the projects it backtracked on most.
+WHEEL_PASS_ROUNDS = 300
+
 
 def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
     """One resolution, wheels first: the chosen candidates, or the problems that prevent it.
@@ -165,7 +172,7 @@ def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
     provider.sdist_ok = frozenset()
     try:
         for _pass in range(WHEEL_PASSES):
-            outcome = _resolve_once(provider, reqs)
+            outcome = _resolve_once(provider, reqs, max_rounds=WHEEL_PASS_ROUNDS)
             if isinstance(outcome, dict):
                 return outcome
             more = _buildable(provider, outcome)
@@ -189,7 +196,9 @@ def _buildable(provider: TargetProvider, failure: _Failure) -> frozenset[str]:
     )
 
 
-def _resolve_once(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
+def _resolve_once(
+    provider: TargetProvider, reqs: Sequence[Req], *, max_rounds: int = MAX_ROUNDS
+) -> _Outcome:
     """One resolution: the chosen candidates, or the problems that prevent it.
 
     :func:`~pypidl.plan.fastpath.first_fit` answers when nothing conflicts; resolvelib runs
@@ -202,7 +211,7 @@ def _resolve_once(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
     causes = _Causes()
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, causes)
     try:
-        result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+        result = resolver.resolve(reqs, max_rounds=max_rounds)
     except ResolutionImpossible as exc:
         return _Failure(tuple(reqs), tuple(exc.causes))
     except ResolutionTooDeep:
