@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "NOTE_KINDS",
     "PACKAGES_DIR",
     "READABLE_VERSIONS",
     "SCHEMA",
@@ -39,6 +40,7 @@ __all__ = [
     "WHY",
     "Entry",
     "Manifest",
+    "Note",
     "Problem",
     "dump",
     "load",
@@ -258,6 +260,51 @@ class Problem:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+#: Note kinds: a release only the floor (or only the ceiling) machines of a family needed, and
+#: a release some targets would have to build from its sdist (issue 17)
+NOTE_KINDS = ("floor-only", "ceiling-only", "build")
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the plan chose that users should know of, for the summary and ``--report``.
+
+    ``targets`` are the labels concerned; for a ``build`` note, ``detail`` says what building
+    needs (the sdist's build requirements, and the toolchain they imply).
+    """
+
+    kind: str
+    project: str
+    version: str
+    targets: tuple[str, ...]
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "project": self.project,
+            "version": self.version,
+            "targets": list(self.targets),
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    @classmethod
+    def from_json(cls, raw: object) -> Note | None:
+        """A note as :meth:`to_json` wrote it, or None for anything else (notes are advice: a
+        manifest with a note this version cannot read is still a valid manifest)."""
+        if not isinstance(raw, dict) or raw.get("kind") not in NOTE_KINDS:
+            return None
+        project, version, targets = raw.get("project"), raw.get("version"), raw.get("targets")
+        if not isinstance(project, str) or not isinstance(version, str):
+            return None
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            return None
+        detail = raw.get("detail", "")
+        return cls(raw["kind"], project, version, tuple(targets), str(detail))
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A whole plan: its files, sorted by project, version and filename, and what went wrong."""
@@ -273,6 +320,8 @@ class Manifest:
     #: project -> the one index (simple URL, no credentials) it was planned from and may be
     #: fetched from (``--project-index``, or a lock's own registry): no other index is asked
     pins: dict[str, str] = field(default_factory=dict)
+    #: what the summary tells besides the files (see :class:`Note`)
+    notes: tuple[Note, ...] = ()
     created: str = ""
     generator: str = f"pypidl {__version__}"
 
@@ -312,6 +361,7 @@ class Manifest:
             "all_versions": self.all_versions,
             "projects": {name: list(vs) for name, vs in sorted(self.projects.items())},
             "problems": [p.to_json() for p in self.problems],
+            **({"notes": [n.to_json() for n in self.notes]} if self.notes else {}),
             "files": [e.to_json() for e in self.entries],
         }
 
@@ -393,6 +443,8 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
     if problems:
         raise ManifestError.collect(source, problems)
     projects = data.get("projects") or {}
+    raw_notes = data.get("notes")
+    notes = [Note.from_json(n) for n in raw_notes] if isinstance(raw_notes, list) else []
     return Manifest(
         entries=tuple(entries),
         requirements=tuple(str(r) for r in data.get("requirements", [])),
@@ -402,6 +454,7 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         problems=tuple(plan_problems),
         projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
         pins=pins,
+        notes=tuple(n for n in notes if n is not None),
         created=str(data.get("created", "")),
         generator=str(data.get("generator", "")),
     )

@@ -121,7 +121,8 @@ def parent_parsers() -> SimpleNamespace:
     g = targets.add_argument_group(
         "target environments",
         "Each flag is repeatable; the targets are their product. Default: CPython 3.8 to 3.14 on "
-        "Linux, Windows and macOS, x86_64 and arm64 (see docs/targets.md).",
+        "Linux, Windows and macOS, x86_64 and arm64 (win-arm64 from 3.11), each Linux and macOS "
+        "family at its oldest and newest OS release (see docs/targets.md).",
     )
     g.add_argument(
         "--python-version",
@@ -137,7 +138,9 @@ def parent_parsers() -> SimpleNamespace:
         metavar="PLAT",
         help="a pip platform tag (manylinux_2_17_x86_64, win_amd64, macosx_11_0_arm64, any) or a "
         "family: linux-x86_64, linux-aarch64, musllinux-x86_64, musllinux-aarch64, win-amd64, "
-        "win-arm64, win32, macos-x86_64, macos-arm64",
+        "win-arm64, win32, macos-x86_64, macos-arm64. A Linux, musl or macOS family is "
+        "resolved at its floor and ceiling machine (glibc 2.17-2.39, musl 1.1-1.2, macOS 12-15); "
+        "move them with FAMILY:glibc=2.28 or FAMILY:glibc=2.28-2.35 (musl=, macos=)",
     )
     g.add_argument("--abi", action="append", default=[], metavar="ABI", help="cp311, abi3, none")
     g.add_argument(
@@ -285,6 +288,7 @@ def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
             platforms=args.platform,
             abis=args.abi,
             implementations=args.implementation,
+            spans=True,
         )
         if flags_given or not from_file
         else ()

@@ -118,6 +118,7 @@ def build_report(
             }
             for p in manifest.problems
         ],
+        "notes": [n.to_json() for n in manifest.notes],
         "mirrors": {}
         if run is None
         else {

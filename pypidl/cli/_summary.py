@@ -51,6 +51,7 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
     ui.table(
         title, ("Package", "Version", "Files", "Size", "Status", "Details"), shown, footer=footer
     )
+    _print_notes(ui, manifest)
     if report is not None:
         stopped = f", {len(report.stopped)} interrupted" if report.stopped else ""
         ui.info(
@@ -165,3 +166,37 @@ def _status(entries: list, results: list, problems: list[str], report: object) -
         return "Interrupted", f"{len(done)} of {len(entries)} file(s) processed"
     status = "Synchronized" if not problems else "Synchronized with problems"
     return status, detail_problems or f"All {len(entries)} file(s) processed"
+
+
+def _print_notes(ui: UI, manifest: Manifest) -> None:
+    """The releases only one end of a family needed, and the sdists targets would build."""
+    ends = [n for n in manifest.notes if n.kind in {"floor-only", "ceiling-only"}]
+    if ends:
+        ui.table(
+            "Releases only one end of a platform family needed",
+            ("Release", "Only for", "Targets"),
+            [
+                (
+                    f"{n.project} {n.version}",
+                    "the floor" if n.kind == "floor-only" else "the ceiling",
+                    _some(n.targets),
+                )
+                for n in ends
+            ],
+        )
+    builds = [n for n in manifest.notes if n.kind == "build"]
+    if builds:
+        ui.table(
+            "sdists the targets would build (no wheel fits them)",
+            ("Release", "Built by", "Building"),
+            [(f"{n.project} {n.version}", _some(n.targets), n.detail) for n in builds],
+            footer=[
+                "Every other target installs from wheels alone. A machine that builds needs "
+                "what the last column names."
+            ],
+        )
+
+
+def _some(labels: Sequence[str], shown: int = 3) -> str:
+    more = len(labels) - shown
+    return ", ".join(labels[:shown]) + (f" and {more} more" if more > 0 else "")

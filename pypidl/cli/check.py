@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         metavar="FILE",
         help="requirements file in pip's format (repeatable; -c constraints inside are honoured)",
     )
+    parser.add_argument(
+        "--wheels-only",
+        action="store_true",
+        help="count a target that would have to build an sdist as failing (exit 1), as a "
+        "network whose machines have no compilers needs",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,8 +67,14 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     for problem in report.problems:
         rows.append(("(all)", "MISSING", problem.reason))
     for result in report.results:
-        if result.ok:
-            rows.append((result.target, "OK", f"{len(result.pins)} project(s)"))
+        if result.wheels_only:
+            rows.append((result.target, "OK", f"{len(result.pins)} project(s), wheels only"))
+        elif result.ok:
+            status = "NEEDS BUILD" if args.wheels_only else "OK, BUILDS"
+            rows.append(
+                (result.target, status, f"{len(result.pins)} project(s), building from sdists:")
+            )
+            rows.extend(("", "", f"{release} ({needs})") for release, needs in result.builds)
         for n, problem in enumerate(result.missing):
             rows.append(
                 (result.target if n == 0 else "", "MISSING" if n == 0 else "", problem.reason)
@@ -71,8 +83,21 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             ui.warning("%s: %s", result.target, problem.reason)
     ui.table("Mirror Check", ("Target", "Status", "Details"), rows)
     failed = len(report.failed)
-    if report.ok:
+    building = [r for r in report.results if r.ok and r.builds]
+    if report.ok and not building:
+        ui.info("Every target installs the requirements from %s, wheels only", args.directory)
+        return EXIT_OK
+    if building:
+        say = ui.error if args.wheels_only else ui.warning
+        say(
+            "%d of %d target(s) install only by building sdists (their machines need the "
+            "build tools named)",
+            len(building),
+            len(report.results),
+        )
+    if report.ok and not args.wheels_only:
         ui.info("Every target can install the requirements from %s", args.directory)
         return EXIT_OK
-    ui.error("%d of %d target(s) cannot install the requirements", failed, len(report.results))
+    if failed:
+        ui.error("%d of %d target(s) cannot install the requirements", failed, len(report.results))
     return EXIT_FAILED

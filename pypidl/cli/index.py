@@ -88,6 +88,10 @@ def run_index(args: argparse.Namespace, ui: UI) -> int:
     root = Path(args.directory)
     report = build_index(root, backend=args.index_backend)
     ui.info("%s in %s", report.summary(), root / SIMPLE_DIR)
+    from pypidl.store.client_config import write_client_config
+
+    pip_conf, uv_toml = write_client_config(root)
+    ui.info("Client configuration: %s, %s (see docs/index.md)", pip_conf, uv_toml)
     return EXIT_OK
 
 

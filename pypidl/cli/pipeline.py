@@ -191,6 +191,13 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="auto (default): keep a release's sdist when some target has no wheel for it",
     )
     g.add_argument(
+        "--prefer-newest",
+        action="store_true",
+        help="take each project's newest release a target installs, even when only its sdist "
+        "fits and an older release has a wheel (default: wheels first, like pip's "
+        "--prefer-binary, falling back to sdists only where no wheels-only solution exists)",
+    )
+    g.add_argument(
         "--no-build-deps",
         action="store_true",
         help="leave out what builds the kept sdists (their build backends and requirements)",
@@ -289,6 +296,7 @@ def _plan_options(args: argparse.Namespace) -> PlanOptions:
         pre=args.pre,
         build_deps=not args.no_build_deps,
         pip_compile=args.pip_compile,
+        prefer_newest=args.prefer_newest,
         workers=getattr(args, "concurrency", None) or DEFAULT_IN_FLIGHT,
         reuse=not args.refresh,
     )
@@ -633,6 +641,8 @@ def _download_and_index(
                 result.pages_written,
             )
     print_summary(ui, manifest, report)
+    if args.build_index and not report.interrupted and not index_failed:
+        _client_config(ui, root)
     if report.interrupted:
         ui.error("Interrupted: partial downloads are kept and resume on the next run")
         code = EXIT_INTERRUPTED
@@ -647,6 +657,20 @@ def _download_and_index(
         if disk_error is not None:  # something was not kept: the run cannot be a success
             code = EXIT_FAILED
     return _finish(args, ui, code, manifest, report, root=root, shard=shard)
+
+
+def _client_config(ui: UI, root: Path) -> None:
+    """Write pip.conf and uv.toml beside the index and say how to use them."""
+    from pypidl.store.client_config import write_client_config
+
+    try:
+        pip_conf, uv_toml = write_client_config(root)
+    except OSError as exc:
+        ui.error("The client configuration was not written: %s", exc.strerror or exc)
+        return
+    ui.info("Clients: PIP_CONFIG_FILE=%s pip install PROJECT", pip_conf)
+    ui.info("         uv pip install --config-file %s PROJECT", uv_toml)
+    ui.info("(index URL and wheels-only settings; see docs/index.md to serve it over HTTP)")
 
 
 def _disk_full(error: OSError | None, report: RunReport) -> bool:

@@ -105,6 +105,8 @@ class BuildClosure:
     sdists: int = 0
     environments: int = 0
     stats: ReadStats = field(default_factory=ReadStats)
+    #: sdist filename -> its build requirements (what a target that builds it needs)
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def builders(files: Sequence[RemoteFile], targets: Sequence[Target]) -> list[Target]:
@@ -155,6 +157,7 @@ def complete_build_closure(
     #: (requirements, label) environments resolved already
     resolved: set[tuple[tuple[str, ...], str]] = set()
     sdists_read: set[str] = set()
+    needs: dict[str, tuple[str, ...]] = {}
     frontier: dict[NormalizedName, dict[str, set[str]]] = {
         name: {v: set(labels) for v, labels in versions.items()}
         for name, versions in selected.items()
@@ -192,6 +195,7 @@ def complete_build_closure(
                     problems.extend(_read_problem(sdist, system, t.label) for t in building)
                     system = DEFAULT_BUILD_SYSTEM
                 requires = tuple(sorted(set(system.requirements())))
+                needs[sdist.filename] = requires
                 if not requires:
                     continue
                 for target in building:
@@ -228,6 +232,7 @@ def complete_build_closure(
         sdists=len(sdists_read),
         environments=len({requires for requires, _label in resolved}),
         stats=stats,
+        requires=needs,
     )
 
 

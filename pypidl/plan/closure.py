@@ -53,10 +53,11 @@ from pypidl.plan.provider import (
     Req,
     TargetProvider,
     Unavailable,
+    has_wheel,
     identifier_of,
 )
 from pypidl.plan.sharing import RecordingProvider, resolve_shared
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel
+from pypidl.plan.targets import allows_any_python3, is_python3_wheel, span_ends
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import ProjectPage, RemoteFile
@@ -144,7 +145,60 @@ class _Failure:
 _Outcome = Union[_Mapping, _Failure]
 
 
+#: Resolutions with wheels only (each letting in the sdist-only releases of the projects the
+#: last one failed on) before every project's sdist-only releases become candidates.
+WHEEL_PASSES = 4
+
+#: resolvelib rounds of a wheels-only pass.  Reaching back to an older release takes a few
+#: rounds; proving that no wheels-only solution exists can take thousands (every release of
+#: every parent of a project that has no wheel for the target, each with its metadata): on
+#: issue 17's jupyterlab set that cost minutes, so a pass that has not found one by then lets
+#: in the sdists of the projects it backtracked on most.
+WHEEL_PASS_ROUNDS = 300
+
+
 def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
+    """One resolution, wheels first: the chosen candidates, or the problems that prevent it.
+
+    With ``provider.wheels_first`` the first pass takes no release the target would have to
+    build from its sdist, so the resolver backtracks to older releases (of the project itself,
+    or of the one that pulled in an sdist-only dependency) until the closure installs from wheels
+    alone, as pip's ``--only-binary`` would.  Where no such solution exists, the projects the
+    pass failed on may be built in the next pass, and after :data:`WHEEL_PASSES` any project
+    (a release with a wheel still comes before a newer sdist-only one, as ``--prefer-binary``).
+    """
+    if not provider.wheels_first:
+        return _resolve_once(provider, reqs)
+    provider.sdist_ok = frozenset()
+    try:
+        for _pass in range(WHEEL_PASSES):
+            outcome = _resolve_once(provider, reqs, max_rounds=WHEEL_PASS_ROUNDS)
+            if isinstance(outcome, dict):
+                return outcome
+            more = _buildable(provider, outcome)
+            if not more:
+                break
+            provider.sdist_ok = (provider.sdist_ok or frozenset()) | more
+        provider.sdist_ok = None
+        return _resolve_once(provider, reqs)
+    finally:
+        provider.sdist_ok = None
+
+
+def _buildable(provider: TargetProvider, failure: _Failure) -> frozenset[str]:
+    """The projects a wheels-only pass failed on that have releases the target could build."""
+    allowed = provider.sdist_ok or frozenset()
+    names = {c.requirement.name for c in failure.causes or ()} - {PYTHON} - allowed
+    return frozenset(
+        name
+        for name in names
+        if any(not has_wheel(files) for _version, files in provider.table(name))
+    )
+
+
+def _resolve_once(
+    provider: TargetProvider, reqs: Sequence[Req], *, max_rounds: int = MAX_ROUNDS
+) -> _Outcome:
     """One resolution: the chosen candidates, or the problems that prevent it.
 
     :func:`~pypidl.plan.fastpath.first_fit` answers when nothing conflicts; resolvelib runs
@@ -157,7 +211,7 @@ def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
     causes = _Causes()
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, causes)
     try:
-        result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+        result = resolver.resolve(reqs, max_rounds=max_rounds)
     except ResolutionImpossible as exc:
         return _Failure(tuple(reqs), tuple(exc.causes))
     except ResolutionTooDeep:
@@ -316,6 +370,7 @@ def resolve_closure(
     workers: int = DEFAULT_IN_FLIGHT,
     index: Prefetcher | None = None,
     share: bool = True,
+    wheels_first: bool = True,
 ) -> ClosureResult:
     """The versions every target needs to install ``requirements``, target by target.
 
@@ -339,6 +394,8 @@ def resolve_closure(
         ``workers`` are not used; the caller closes it).
     :param share: reuse one target's resolution for every target that agrees with it
         (:mod:`pypidl.plan.sharing`); False resolves each target on its own.
+    :param wheels_first: where a target can install the closure from wheels alone, choose that
+        (see :func:`_resolve`); False: the newest release whatever the kind of its files.
     """
     problems: list[Problem] = []
     reqs: list[Req] = []
@@ -371,15 +428,24 @@ def resolve_closure(
             for c in constraints:
                 if _applies_static(c.marker, target):
                     by_name.setdefault(canonicalize_name(c.name), []).append(c.specifier)
-            return RecordingProvider(shared, target, constraints=by_name, preferred=prefer)
+            return RecordingProvider(
+                shared,
+                target,
+                constraints=by_name,
+                preferred=prefer,
+                wheels_first=wheels_first,
+            )
 
         providers = {t.label: provider_for(t) for t in targets}
         mine = {
             label: [r for r, m in zip(reqs, markers) if provider.applies(m)]
             for label, provider in providers.items()
         }
-        # the newest Python first: its choices become everyone's preference where they fit
-        order = sorted(targets, key=lambda t: t.python, reverse=True)
+        # the newest Python first: its choices become everyone's preference where they fit;
+        # a family's ceiling before its floor, so the newest machine's choice is its own, not
+        # the floor's (docs/targets.md, "Floors and ceilings")
+        floors = {floor for floor, _ceiling in span_ends(targets)}
+        order = sorted(targets, key=lambda t: (t.python, t.label not in floors), reverse=True)
         by_label, runs = resolve_shared(
             [providers[t.label] for t in order],
             mine,

@@ -94,8 +94,10 @@ def choose_files(
 
 
 def newest_installable(
-    files: Sequence[RemoteFile], spec: SpecifierSet, target: Target
+    files: Sequence[RemoteFile], spec: SpecifierSet, target: Target, *, wheels_first: bool = True
 ) -> str | None:
+    """The release of ``files`` matching ``spec`` that ``target`` would install: the newest
+    with a wheel for it, else (or with ``wheels_first`` False) the newest it can build."""
     by_version: dict[Version, list[RemoteFile]] = {}
     for f in files:
         try:
@@ -114,4 +116,11 @@ def newest_installable(
     # as pip does: pre-releases only when no final release this target can install matches.
     # filter() applies that rule; contains() accepts pre-releases by default in recent packaging
     matching = list(spec.filter(installable))
+    if wheels_first:
+        wheels = [
+            v
+            for v in matching
+            if any(f.kind == "wheel" and target.can_install(f) for f in by_version[v])
+        ]
+        matching = wheels or matching
     return str(max(matching)) if matching else None

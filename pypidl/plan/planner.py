@@ -45,6 +45,7 @@ from pypidl.plan.file_choice import (
 )
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.notes import plan_notes
 from pypidl.plan.page_store import PageStore
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import pins_from_mirrors
@@ -87,6 +88,9 @@ class PlanOptions:
     #: keep pages between runs (asked again conditionally) and reuse the plan of unchanged
     #: inputs (plan/replan.py); False reads every page in full and resolves again
     reuse: bool = True
+    #: the newest release a target installs whatever the kind of its files (default: wheels
+    #: first, sdists only where no wheels-only solution exists; issue 17)
+    prefer_newest: bool = False
 
 
 @dataclass
@@ -238,6 +242,13 @@ class Planner:
             build = self._select_build(selection)
         entries = self._files(selection, _hash_pins(reqs))
         entries = self._mark_why(entries, names, runtime, build)
+        notes = plan_notes(
+            selection.versions,
+            self.targets,
+            self._release_files,
+            build_requires=build.requires if build is not None else None,
+            builds=self.options.sdist != "never",
+        )
         log_growth(selection.all_versions_added, entries)
         projects: dict[str, tuple[str, ...]] = {
             name: tuple(sorted(vs, key=Version)) for name, vs in selection.versions.items()
@@ -253,7 +264,15 @@ class Planner:
             all_versions=self.options.all_versions,
             problems=tuple(selection.problems),
             projects=projects,
+            notes=notes,
         )
+
+    def _release_files(self, name: str, version: str) -> list[RemoteFile]:
+        try:
+            page = self.pages.get(name)
+        except RemoteIndexError:
+            return []
+        return [f for f in page.files if same_version(f.version, version)]
 
     def plan_locks(self, locks: Sequence[Lock]) -> Manifest:
         """A manifest of exactly what ``locks`` pin, for the targets: nothing is resolved.
@@ -409,6 +428,7 @@ class Planner:
             all_versions_limit=self.options.all_versions_limit,
             pre=self.options.pre,
             index=self._index(),
+            wheels_first=not self.options.prefer_newest,
         )
 
     def _index(self) -> Prefetcher:
@@ -444,11 +464,7 @@ class Planner:
             fixed = files_of(name, version) if files_of is not None else None
             if fixed is not None:
                 return list(fixed)
-            try:
-                page = self.pages.get(name)
-            except RemoteIndexError:
-                return []
-            return [f for f in page.files if same_version(f.version, version)]
+            return self._release_files(name, version)
 
         def resolve(
             requirements: Sequence[Requirement],
@@ -521,7 +537,12 @@ class Planner:
                 env = target.marker_environment()
                 if req.marker is not None and not req.marker.evaluate(env):
                     continue
-                version = newest_installable(page.files, req.specifier, target)
+                version = newest_installable(
+                    page.files,
+                    req.specifier,
+                    target,
+                    wheels_first=not self.options.prefer_newest,
+                )
                 if version is None:
                     selection.problems.append(
                         Problem(

@@ -16,9 +16,15 @@ __all__ = [
     "DEFAULT_PLATFORMS",
     "FAMILIES",
     "LINUX_GLIBC",
+    "LINUX_GLIBC_FLOOR",
+    "MACOS_FLOOR",
     "MACOS_VERSION",
+    "MUSL_FLOOR",
     "MUSL_VERSION",
+    "SPANS",
     "expand_platform",
+    "expand_platform_ends",
+    "family_of",
     "host_platform",
     "platform_environment",
 ]
@@ -35,17 +41,29 @@ DEFAULT_PLATFORMS: tuple[str, ...] = (
 )
 
 
-#: Newest glibc the ``linux-*`` families accept (Ubuntu 24.04 LTS ships 2.39).  Wheels needing a
-#: newer glibc are judged unsupported rather than picked for machines that cannot load them.
+#: Newest glibc the ``linux-*`` families accept, their ceiling machine (Ubuntu 24.04 LTS ships
+#: 2.39).  Wheels needing a newer glibc are judged unsupported rather than picked for machines
+#: that cannot load them.
 LINUX_GLIBC: tuple[int, int] = (2, 39)
+
+#: Oldest glibc of the ``linux-*`` families, their floor machine: manylinux2014, CentOS/RHEL 7
+#: (issue 17: old enterprise Linux is what restricted networks keep running).
+LINUX_GLIBC_FLOOR: tuple[int, int] = (2, 17)
 
 
 #: Newest musl the ``musllinux-*`` families accept (Alpine has shipped 1.2 since 3.13).
 MUSL_VERSION: tuple[int, int] = (1, 2)
 
+#: Oldest musl of the ``musllinux-*`` families (Alpine 3.12 and older shipped 1.1).
+MUSL_FLOOR: tuple[int, int] = (1, 1)
+
 
 #: Newest macOS the ``macos-*`` families accept (macOS 15, Sequoia).
 MACOS_VERSION: tuple[int, int] = (15, 0)
+
+#: Oldest macOS of the ``macos-*`` families (macOS 12, Monterey: the oldest Apple still ships
+#: security fixes for in most fleets, and the floor of most wheels built today).
+MACOS_FLOOR: tuple[int, int] = (12, 0)
 
 
 _LINUX_ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
@@ -121,6 +139,18 @@ FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     ),
     # Pure-Python files only.  Markers must read as something: a Linux x86_64 server.
     "any": (("any",), {**_LINUX_ENV, "platform_machine": "x86_64"}),
+}
+
+
+#: Families that span OS releases: name -> (setting, architecture, default floor, ceiling).  Each
+#: is resolved at both ends (see docs/targets.md, "Floors and ceilings").
+SPANS: dict[str, tuple[str, str, tuple[int, int], tuple[int, int]]] = {
+    "linux-x86_64": ("glibc", "x86_64", LINUX_GLIBC_FLOOR, LINUX_GLIBC),
+    "linux-aarch64": ("glibc", "aarch64", LINUX_GLIBC_FLOOR, LINUX_GLIBC),
+    "musllinux-x86_64": ("musl", "x86_64", MUSL_FLOOR, MUSL_VERSION),
+    "musllinux-aarch64": ("musl", "aarch64", MUSL_FLOOR, MUSL_VERSION),
+    "macos-x86_64": ("macos", "x86_64", MACOS_FLOOR, MACOS_VERSION),
+    "macos-arm64": ("macos", "arm64", MACOS_FLOOR, MACOS_VERSION),
 }
 
 
@@ -217,8 +247,105 @@ def expand_platform(value: str) -> tuple[str, tuple[str, ...]]:
     raise TargetError(f"platform {value!r} is not understood; {_PLATFORM_HELP}")
 
 
+_END_RE = re.compile(r"(?P<family>[a-z0-9_-]+?)-(?:glibc|musl|macos)\d+(?:\.\d+)?")
+_RANGE_RE = re.compile(r"(\d+)(?:\.(\d+))?(?:-(\d+)(?:\.(\d+))?)?")
+
+
+def _os_version(major: str, minor: str | None) -> tuple[int, int]:
+    return int(major), int(minor) if minor is not None else 0
+
+
+def _end_name(family: str, setting: str, version: tuple[int, int]) -> str:
+    shown = f"{version[0]}" if setting == "macos" else f"{version[0]}.{version[1]}"
+    return f"{family}-{setting}{shown}"
+
+
+def _end_tags(setting: str, arch: str, version: tuple[int, int]) -> tuple[str, ...]:
+    if setting == "glibc":
+        return (*_manylinux_tags(version, arch), f"linux_{arch}")
+    if setting == "musl":
+        return (*_musllinux_tags(version, arch), f"linux_{arch}")
+    return tuple(_macos_tags(version, arch))
+
+
+def expand_platform_ends(value: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The machines a ``--platform`` value stands for: ``[(name, ranked platform tags)]``.
+
+    A family that spans OS releases (:data:`SPANS`) gives its floor and its ceiling machine,
+    the floor first: ``linux-x86_64-glibc2.17`` and ``linux-x86_64`` (the default ceiling keeps
+    the family's name; another one is named by its version, ``linux-x86_64-glibc2.35``; one
+    machine when both ends are the same).  ``FAMILY:SETTING=FLOOR`` moves the floor, ``FAMILY:SETTING=FLOOR-CEILING`` both
+    ends (``linux-x86_64:glibc=2.28``, ``macos-arm64:macos=13-15``, ``musllinux-x86_64:musl=1.2``).
+    Any other value is one machine, as :func:`expand_platform` gives it.
+
+    :raises TargetError: for a value that is not understood, a setting the family does not have,
+        or a floor above its ceiling.
+    """
+    text = value.strip().lower()
+    base, sep, setting_text = text.partition(":")
+    family = _FAMILY_ALIASES.get(base, base)
+    if family not in SPANS:
+        if sep:
+            known = ", ".join(f"{f}:{s[0]}=" for f, s in SPANS.items())
+            raise TargetError(
+                f"platform {value!r}: only a family that spans OS releases takes a setting "
+                f"({known})"
+            )
+        return [expand_platform(text)]
+    setting, arch, floor, ceiling = SPANS[family]
+    if sep:
+        key, eq, span = setting_text.partition("=")
+        match = _RANGE_RE.fullmatch(span.strip())
+        if key.strip() != setting or not eq or match is None:
+            raise TargetError(
+                f"platform {value!r} is not understood; give {family}:{setting}=FLOOR or "
+                f"{family}:{setting}=FLOOR-CEILING, e.g. {family}:{setting}="
+                f"{_example(setting)}"
+            )
+        floor = _os_version(match.group(1), match.group(2))
+        if match.group(3) is not None:
+            ceiling = _os_version(match.group(3), match.group(4))
+        if floor > ceiling:
+            raise TargetError(
+                f"platform {value!r}: the floor {setting} {_shown(floor)} is above the ceiling "
+                f"{_shown(ceiling)}; give {setting}=FLOOR-CEILING"
+            )
+        if (setting == "glibc" and floor[0] != 2) or (setting == "musl" and floor[0] != 1):
+            raise TargetError(f"platform {value!r}: {setting} {_shown(floor)} does not exist")
+        if setting == "macos" and floor < (10, 4):
+            raise TargetError(f"platform {value!r}: give macOS 10.4 or later")
+    default_ceiling = SPANS[family][3]
+    return [
+        # the default ceiling keeps the family's name: the machine it has always stood for
+        (family, FAMILIES[family][0])
+        if v == default_ceiling
+        else (_end_name(family, setting, v), _end_tags(setting, arch, v))
+        for v in dict.fromkeys((floor, ceiling))
+    ]
+
+
+def _example(setting: str) -> str:
+    return {"glibc": "2.28", "musl": "1.2", "macos": "13"}[setting]
+
+
+def _shown(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def family_of(platform: str) -> str:
+    """The family a machine name belongs to (``linux-x86_64-glibc2.17`` -> ``linux-x86_64``);
+    any other platform is its own."""
+    if platform in SPANS:
+        return platform
+    match = _END_RE.fullmatch(platform)
+    if match is not None and match.group("family") in SPANS:
+        return match.group("family")
+    return platform
+
+
 def platform_environment(platform: str) -> dict[str, str]:
     """Marker values (sys_platform, platform_system, os_name, platform_machine) of a platform."""
+    platform = family_of(platform)
     if platform in FAMILIES:
         return dict(FAMILIES[platform][1])
     for pattern in (_MANYLINUX_RE, _MUSLLINUX_RE, _LEGACY_MANYLINUX_RE, _LINUX_RE):

@@ -405,16 +405,19 @@ class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
     larger part of planning).  The values are the same whichever thread computes them first.
     """
 
-    _signature: tuple[tuple[Version, bool], ...] | None = None
+    _signature: tuple[tuple[Version, bool, bool], ...] | None = None
     _eligible: dict[bool, dict[Version, tuple[RemoteFile, ...]]] | None = None
     _allowed: dict[tuple[SpecifierSet, bool], list[Version]] | None = None
 
-    def signature(self) -> tuple[tuple[Version, bool], ...]:
-        """Each release's version, and whether every one of its files is yanked."""
+    def signature(self) -> tuple[tuple[Version, bool, bool], ...]:
+        """Each release's version, whether every one of its files is yanked, and whether one
+        is a wheel (with wheels first, that changes the order of the candidates: two targets
+        agree only where it is the same too)."""
         found = self._signature
         if found is None:
             found = self._signature = tuple(
-                (version, all(f.yanked for f in files)) for version, files in self
+                (version, all(f.yanked for f in files), any(f.kind == "wheel" for f in files))
+                for version, files in self
             )
         return found
 

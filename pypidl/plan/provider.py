@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ __all__ = [
     "Req",
     "TargetProvider",
     "Unavailable",
+    "has_wheel",
     "identifier_of",
 ]
 
@@ -100,6 +102,12 @@ class Candidate:
         return f"{self.identifier} {self.version}"
 
 
+def has_wheel(files: Iterable[RemoteFile]) -> bool:
+    """Whether these files (a release's, that a target installs) hold a wheel: else the target
+    would build the release from its sdist."""
+    return any(f.kind == "wheel" for f in files)
+
+
 def identifier_of(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
@@ -135,11 +143,17 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         *,
         constraints: Mapping[str, Sequence[SpecifierSet]],
         preferred: Mapping[str, Version],
+        wheels_first: bool = True,
     ):
         self.shared = shared
         self.target = target
         self.constraints = constraints
         self.preferred = preferred
+        #: order releases with a wheel for the target before sdist-only ones (pip's
+        #: --prefer-binary); False: newest first whatever the kind
+        self.wheels_first = wheels_first
+        # per thread: resolutions for one target may run side by side (--all-versions)
+        self._passes = threading.local()
         self._envs: dict[str, dict[str, str]] = {}
         self._tables: dict[str, Table] = {}
         self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
@@ -225,6 +239,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
             tuple(map(id, reqs)),
             frozenset(bad),
             self.preferred.get(name),
+            self._sdists_allowed(name),
         )
         found = self._matches.get(key)
         if found is not None:
@@ -257,6 +272,12 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         if preferred is not None and preferred in allowed:
             allowed.remove(preferred)
             allowed.insert(0, preferred)
+        if self.wheels_first:
+            # a release with a wheel for the target before one it would have to build; the
+            # sdist-only ones only where the closure allows them (see closure._resolve)
+            wheels = [v for v in allowed if has_wheel(eligible[v])]
+            builds = [v for v in allowed if not has_wheel(eligible[v])]
+            allowed = wheels + builds if self._sdists_allowed(name) else wheels
         # the first candidate's metadata, which the resolver reads next; while it backtracks on
         # this project, as many of the following ones as have failed so far: it walks back
         # through the releases one by one, and a round trip each would add up
@@ -266,6 +287,21 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
             (Candidate(name, v, extras, eligible[v]) for v in allowed),
             self.shared.prefetch_metadata,
         )
+
+    @property
+    def sdist_ok(self) -> frozenset[str] | None:
+        """With ``wheels_first``, the projects whose sdist-only releases are candidates at all in
+        this thread's resolution (None: every project's); ``closure._resolve`` widens it pass
+        by pass."""
+        found: frozenset[str] | None = getattr(self._passes, "sdist_ok", None)
+        return found
+
+    @sdist_ok.setter
+    def sdist_ok(self, value: frozenset[str] | None) -> None:
+        self._passes.sdist_ok = value
+
+    def _sdists_allowed(self, name: str) -> bool:
+        return not self.wheels_first or self.sdist_ok is None or name in self.sdist_ok
 
     def _eligible(self, name: str, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
         """The releases of ``name`` the target installs, with their files that are not yanked

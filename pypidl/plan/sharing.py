@@ -36,8 +36,9 @@ __all__ = ["Observations", "RecordingProvider", "resolve_shared"]
 class Observations:
     """The target-dependent answers one resolution received."""
 
-    #: project -> (version, every installable file yanked) of each release the target installs
-    tables: dict[str, tuple[tuple[Version, bool], ...]] = field(default_factory=dict)
+    #: project -> (version, every installable file yanked, a wheel among them) of each release
+    #: the target installs
+    tables: dict[str, tuple[tuple[Version, bool, bool], ...]] = field(default_factory=dict)
     #: (marker text, extra) -> (the marker, whether it held)
     markers: dict[tuple[str, str], tuple[Marker, bool]] = field(default_factory=dict)
     #: Requires-Python specifier text -> whether it admitted the target
@@ -78,7 +79,7 @@ class RecordingProvider(TargetProvider):
             seen.pythons.setdefault(spec, found)
         return found
 
-    def _signature(self, name: str) -> tuple[tuple[Version, bool], ...]:
+    def _signature(self, name: str) -> tuple[tuple[Version, bool, bool], ...]:
         return self.table(name).signature()  # worked out once per table, for every target
 
     def agrees(self, other: Observations) -> bool:
@@ -141,6 +142,7 @@ def resolve_shared(
                     for other, seen, result in earlier
                     if list(requirements.get(other.target.label, ())) == mine
                     and other.constraints == provider.constraints
+                    and other.wheels_first == provider.wheels_first
                     and provider.agrees(seen)
                 ),
                 None,

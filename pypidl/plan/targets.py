@@ -28,7 +28,8 @@ from pypidl._fs import read_input
 from pypidl.errors import TargetError
 from pypidl.plan.platforms import (
     DEFAULT_PLATFORMS,
-    expand_platform,
+    expand_platform_ends,
+    family_of,
     host_platform,
     platform_environment,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "is_python3_wheel",
     "load_targets_file",
     "parse_targets",
+    "span_ends",
 ]
 
 logger = logging.getLogger(__name__)
@@ -315,6 +317,15 @@ class Target:
         parts.append(self.platform)
         return "-".join(parts)
 
+    @property
+    def span_label(self) -> str:
+        """The label of the family this target is one end of (``cp311-linux-x86_64`` for
+        ``cp311-linux-x86_64-glibc2.17``); a target that is no end of a family: its label."""
+        family = family_of(self.platform)
+        if family == self.platform:
+            return self.label
+        return self.label[: -len(self.platform)] + family
+
     def __getstate__(self) -> dict[str, object]:
         # The per-instance caches are rebuilt on demand, not shipped to workers.
         return {k: v for k, v in self.__dict__.items() if k not in _CACHES}
@@ -420,6 +431,7 @@ def parse_targets(
     platforms: Sequence[str] = (),
     abis: Sequence[str] = (),
     implementations: Sequence[str] = (),
+    spans: bool = False,
 ) -> tuple[Target, ...]:
     """The targets a set of ``--python-version/--platform/--abi/--implementation`` values ask for.
 
@@ -428,6 +440,10 @@ def parse_targets(
     :data:`DEFAULT_PLATFORMS`, :data:`DEFAULT_IMPLEMENTATIONS`; ABIs: the implementation's own).
     ABIs form one list per target, as pip's repeated ``--abi``; a version-bound ABI such as
     ``cp313t`` goes only to targets of its version.
+
+    :param spans: a family that spans OS releases gives both its floor and its ceiling machine
+        (as the command line and targets files do; see docs/targets.md); without it, its
+        ceiling only.
 
     :raises TargetError: naming the value it cannot understand and the forms it accepts.
     """
@@ -447,7 +463,16 @@ def parse_targets(
             if known is None or full:
                 versions[python] = full
                 given[python] = value
-    plats = list(dict.fromkeys(expand_platform(v) for v in platforms or DEFAULT_PLATFORMS))
+    plats = list(
+        dict.fromkeys(
+            end
+            for v in platforms or DEFAULT_PLATFORMS
+            for end in (expand_platform_ends(v) if spans else expand_platform_ends(v)[-1:])
+        )
+    )
+    # A pair both named by the user is always made; pairs a default filled in are made only
+    # where such machines exist (see _RARE_PAIRS)
+    chosen_pairs = bool(platforms) and bool(python_versions)
     parsed_abis = list(dict.fromkeys(_parse_abi(v) for v in abis))
     for abi, nodot in parsed_abis:
         if nodot is not None and not any(_nodot(python) == nodot for python in versions):
@@ -464,9 +489,32 @@ def parse_targets(
                 else None
             )
             for name, tags in plats:
+                if not chosen_pairs and _rare(python, name):
+                    continue
                 target = Target(impl, python, name, tags, target_abis, full)
                 targets.setdefault(target.label, target)
     return tuple(targets.values())
+
+
+#: platform family -> the oldest Python a default target pairs with it.  CPython's Windows ARM64
+#: builds were experimental before 3.11 and python.org recommended the emulated AMD64 build on
+#: ARM64 Windows (which win-amd64 serves); projects ship win_arm64 wheels from about 3.11 on.
+_RARE_PAIRS: dict[str, tuple[int, int]] = {"win-arm64": (3, 11)}
+
+
+def _rare(python: tuple[int, int], platform: str) -> bool:
+    """Whether a default would pair ``python`` with ``platform`` though few machines run it."""
+    oldest = _RARE_PAIRS.get(family_of(platform))
+    return oldest is not None and python < oldest
+
+
+def span_ends(targets: Iterable[Target]) -> list[tuple[str, str]]:
+    """``(floor label, ceiling label)`` of each family among ``targets`` resolved at two ends
+    (:func:`parse_targets` with ``spans`` lists a family's floor first)."""
+    groups: dict[str, list[str]] = {}
+    for target in targets:
+        groups.setdefault(target.span_label, []).append(target.label)
+    return [(labels[0], labels[-1]) for labels in groups.values() if len(labels) > 1]
 
 
 _FILE_KEYS = {
@@ -515,7 +563,13 @@ def load_targets_file(path: str | os.PathLike[str]) -> tuple[Target, ...]:
                 )
             options.setdefault(_FILE_KEYS[key.lower()], []).extend(v for v in value.split(",") if v)
         try:
-            found = parse_targets(**options)
+            found = parse_targets(
+                python_versions=options.get("python_versions", ()),
+                platforms=options.get("platforms", ()),
+                abis=options.get("abis", ()),
+                implementations=options.get("implementations", ()),
+                spans=True,
+            )
         except TargetError as exc:
             raise TargetError(exc.message, context=where, hint=exc.hint) from None
         for target in found:

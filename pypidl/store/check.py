@@ -31,10 +31,11 @@ from packaging.utils import (
 from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.manifest import Entry, Problem
-from pypidl.plan.build_deps import complete_build_closure
+from pypidl.plan.build_deps import BuildClosure, builders, complete_build_closure, kept_sdist
 from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.file_choice import same_version
 from pypidl.plan.metadata import MetadataFetcher
+from pypidl.plan.notes import build_detail
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.sdists import SdistReader
 from pypidl.store.catalog import Catalog
@@ -61,10 +62,18 @@ class TargetCheck:
     warnings: tuple[Problem, ...] = ()
     #: project -> version the target would install
     pins: dict[str, str] = field(default_factory=dict)
+    #: the releases it would build from their sdists (no wheel in the mirror fits it), each
+    #: with what building needs: ``("pywinpty 2.0.14", "needs maturin>=1: a Rust toolchain")``
+    builds: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.missing
+
+    @property
+    def wheels_only(self) -> bool:
+        """Whether the target installs everything from wheels, building nothing."""
+        return self.ok and not self.builds
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,8 @@ def check_mirror(
             constraints=constraints,
             workers=workers,
         )
-        problems = [*selection.problems, *_build_problems(selection, targets, pages, metadata)]
+        build = _build_closure(selection, targets, pages, metadata)
+        problems = [*selection.problems, *build.problems]
     general = tuple(p for p in problems if p.target is None)
     results = []
     for target in targets:
@@ -204,17 +214,40 @@ def check_mirror(
         warnings = tuple(p for p in mine if not p.is_error)
         missing = tuple(p for p in mine if p not in warnings)
         pins = {str(k): v for k, v in selection.pins.get(target.label, {}).items()}
-        results.append(TargetCheck(target.label, missing, warnings, pins))
+        builds = _builds(target, pins, pages, build.requires)
+        results.append(TargetCheck(target.label, missing, warnings, pins, builds))
     return CheckReport(str(root), tuple(results), general)
 
 
-def _build_problems(
+def _builds(
+    target: Target,
+    pins: Mapping[str, str],
+    pages: _MirrorPages,
+    requires: Mapping[str, tuple[str, ...]],
+) -> tuple[tuple[str, str], ...]:
+    """The releases among ``pins`` that ``target`` would build, with what building needs."""
+    found = []
+    for name, version in sorted(pins.items()):
+        try:
+            files = [f for f in pages(name).files if same_version(f.version, version)]
+        except ProjectNotFound:
+            continue
+        if not builders(files, [target]):
+            continue
+        sdist = kept_sdist(files)
+        detail = build_detail(requires.get(sdist.filename) if sdist is not None else None)
+        found.append((f"{name} {version}", detail))
+    return tuple(found)
+
+
+def _build_closure(
     selection: ClosureResult,
     targets: Sequence[Target],
     pages: _MirrorPages,
     metadata: MetadataFetcher,
-) -> tuple[Problem, ...]:
-    """What the mirror lacks to build the sdists the targets would install from."""
+) -> BuildClosure:
+    """What building the sdists the targets would install from needs, and what of that the
+    mirror lacks (its problems)."""
 
     def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
         try:
@@ -244,4 +277,4 @@ def _build_problems(
         )
     finally:
         reader.close()
-    return build.problems
+    return build

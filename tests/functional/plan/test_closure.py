@@ -127,7 +127,7 @@ def test_each_page_is_fetched_once_across_all_default_targets(
     conditional_index: IndexServer,
 ) -> None:
     ts = parse_targets()
-    assert len(ts) == 42
+    assert len(ts) == 39
     started = time.monotonic()
     sel = resolve(conditional_index, ["app[fast]"], ts)
     elapsed = time.monotonic() - started

@@ -102,17 +102,19 @@ def test_cli_table_and_exit_codes(
     assert main(["check", str(root), "-r", str(reqs), *TARGET_FLAGS]) == 1
     out = capsys.readouterr()
     lines = [line for line in out.out.splitlines() if line.startswith("| cp")]
-    assert len(lines) == 4
+    # the two Linux targets are each checked at their floor (glibc 2.17) and ceiling
+    assert len(lines) == 6
+    assert any("cp38-linux-x86_64-glibc2.17" in line and "OK" in line for line in lines)
     assert any(
         "cp38-win-amd64" in line and "MISSING" in line and "colorama" in line for line in lines
     )
     assert any("cp38-linux-x86_64" in line and "OK" in line for line in lines)
-    assert "2 of 4 target(s) cannot install" in out.err
+    assert "2 of 6 target(s) cannot install" in out.err
 
     publish(root, dists["colorama"])
     assert main(["check", str(root), "-r", str(reqs), *TARGET_FLAGS]) == 0
     out = capsys.readouterr()
-    assert out.out.count("| OK ") == 4
+    assert out.out.count("| OK ") == 6
 
     assert main(["check", str(tmp_path / "nowhere"), "-r", str(reqs)]) == 2
 

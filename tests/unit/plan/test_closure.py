@@ -270,3 +270,56 @@ def test_prereleases_do_not_stand_in_for_final_releases_that_conflict() -> None:
     assert "lib" not in sel.versions
     assert sel.problems
     assert ("lib", "2.0b1") not in idx.meta_calls
+
+
+# ------------------------------------------------------------------------------ wheels first
+
+WIN38 = parse_targets(python_versions=["3.8"], platforms=["win-amd64"])
+
+
+def test_an_older_release_with_a_wheel_beats_a_newer_sdist_only_one() -> None:
+    idx = FakeIndex()
+    idx.add("winpty", "2.0.14", sdist=True)
+    idx.add("winpty", "2.0.14", tags=("cp39-none-win_amd64",))
+    idx.add("winpty", "2.0.13", tags=("cp38-none-win_amd64",))
+    idx.add("winpty", "2.0.13", sdist=True)
+    assert idx.resolve(["winpty"], WIN38).versions["winpty"] == {
+        "2.0.13": frozenset({"cp38-win-amd64"})
+    }
+    newest = idx.resolve(["winpty"], WIN38, wheels_first=False)
+    assert newest.versions["winpty"] == {"2.0.14": frozenset({"cp38-win-amd64"})}
+
+
+def test_wheels_first_reaches_back_to_the_release_that_pulled_in_an_sdist() -> None:
+    idx = FakeIndex()
+    idx.add("arrow", "1.3", deps=['zoneinfo; python_version < "3.9"'])
+    idx.add("arrow", "1.2", deps=["dateutil"])
+    idx.add("zoneinfo", "0.2.1", sdist=True)
+    idx.add("dateutil", "2.9")
+    sel = idx.resolve(["arrow"], T38_311)
+    assert sel.versions["arrow"] == {
+        "1.2": frozenset({"cp38-linux-x86_64"}),
+        "1.3": frozenset({"cp311-linux-x86_64"}),
+    }
+    assert "zoneinfo" not in sel.versions
+    assert not sel.problems
+
+
+def test_sdists_only_where_no_wheels_only_solution_exists() -> None:
+    idx = FakeIndex()
+    idx.add("app", "2.0", deps=["onlysdist", "lib"])
+    idx.add("app", "1.0", deps=["onlysdist"])
+    idx.add("onlysdist", "1.0", sdist=True)
+    idx.add("lib", "2.0", sdist=True)
+    idx.add("lib", "1.0")
+    sel = idx.resolve(["app"], T311)
+    # onlysdist must be built whatever app is; lib still comes from a wheel
+    assert sel.versions == {
+        "app": {"2.0": frozenset(T311_LABELS)},
+        "onlysdist": {"1.0": frozenset(T311_LABELS)},
+        "lib": {"1.0": frozenset(T311_LABELS)},
+    }
+    assert not sel.problems
+
+
+T311_LABELS = {t.label for t in T311}

@@ -66,10 +66,14 @@ def is_subsequence(small: list[str], big: list[str]) -> bool:
 # ------------------------------------------------------------------------------ defaults
 
 
-def test_default_product_is_every_version_on_every_platform() -> None:
+def test_default_product_is_every_version_on_every_platform_machines_run() -> None:
     targets = parse_targets()
-    assert len(targets) == 7 * 6 == 42
-    assert len({t.label for t in targets}) == 42
+    # win-arm64 from 3.11 on only: before, Windows on ARM64 ran the AMD64 build (issue 17)
+    assert len(targets) == 7 * 6 - 3 == 39
+    assert len({t.label for t in targets}) == 39
+    assert {t.python for t in targets if t.platform == "win-arm64"} == {
+        (3, n) for n in range(11, 15)
+    }
     assert {t.python for t in targets} == {(3, n) for n in range(8, 15)}
     assert {t.platform for t in targets} == set(DEFAULT_PLATFORMS)
     assert {t.implementation for t in targets} == {"cp"}
@@ -759,10 +763,15 @@ def test_targets_file(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert [t.label for t in load_targets_file(path)] == [
+        "cp311-linux-x86_64-glibc2.17",
         "cp311-linux-x86_64",
+        "cp311-linux-aarch64-glibc2.17",
         "cp311-linux-aarch64",
+        "cp312-macos-arm64-macos12",
         "cp312-macos-arm64",
+        "cp313-macos-arm64-macos12",
         "cp313-macos-arm64",
+        "cp313-cp313t-linux-x86_64-glibc2.17",
         "cp313-cp313t-linux-x86_64",
     ]
 
@@ -794,3 +803,78 @@ def test_targets_file_missing_or_empty(tmp_path: Path) -> None:
     empty.write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(TargetError, match="no targets"):
         load_targets_file(empty)
+
+
+# ------------------------------------------------------------------------ floors and ceilings
+
+
+def test_a_family_spans_its_floor_and_its_ceiling_machine() -> None:
+    targets = parse_targets(
+        python_versions=["3.12"],
+        platforms=["linux-x86_64", "macos-arm64", "musllinux-aarch64", "win-amd64"],
+        spans=True,
+    )
+    assert [t.label for t in targets] == [
+        "cp312-linux-x86_64-glibc2.17",
+        "cp312-linux-x86_64",
+        "cp312-macos-arm64-macos12",
+        "cp312-macos-arm64",
+        "cp312-musllinux-aarch64-musl1.1",
+        "cp312-musllinux-aarch64",
+        "cp312-win-amd64",
+    ]
+    floor, ceiling = targets[0], targets[1]
+    assert floor.platform_tags[0] == "manylinux_2_17_x86_64"
+    assert ceiling.platform_tags[0] == "manylinux_2_39_x86_64"
+    assert floor.span_label == ceiling.span_label == "cp312-linux-x86_64"
+    assert floor.marker_environment() == ceiling.marker_environment()
+    assert targets[2].platform_tags[0] == "macosx_12_0_arm64"
+    assert targets[4].platform_tags[0] == "musllinux_1_1_aarch64"
+
+
+@pytest.mark.parametrize(
+    ("value", "labels", "first_tags"),
+    [
+        ("linux-x86_64:glibc=2.28", ["cp311-linux-x86_64-glibc2.28", "cp311-linux-x86_64"], None),
+        (
+            "linux-aarch64:glibc=2.28-2.35",
+            ["cp311-linux-aarch64-glibc2.28", "cp311-linux-aarch64-glibc2.35"],
+            ["manylinux_2_28_aarch64", "manylinux_2_35_aarch64"],
+        ),
+        ("linux-x86_64:glibc=2.31-2.31", ["cp311-linux-x86_64-glibc2.31"], None),
+        ("macos-x86_64:macos=13", ["cp311-macos-x86_64-macos13", "cp311-macos-x86_64"], None),
+        ("MUSLLINUX-X86_64:musl=1.2", ["cp311-musllinux-x86_64"], None),
+        ("manylinux_2_17_x86_64", ["cp311-manylinux_2_17_x86_64"], None),
+    ],
+)
+def test_floors_and_ceilings_are_settable_per_family(
+    value: str, labels: list[str], first_tags: list[str] | None
+) -> None:
+    targets = parse_targets(python_versions=["3.11"], platforms=[value], spans=True)
+    assert [t.label for t in targets] == labels
+    if first_tags is not None:
+        assert [t.platform_tags[0] for t in targets] == first_tags
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("linux-x86_64:glibc=2.39-2.17", "above the ceiling"),
+        ("linux-x86_64:musl=1.2", "linux-x86_64:glibc=FLOOR"),
+        ("linux-x86_64:glibc=two", "not understood"),
+        ("win-amd64:glibc=2.17", "only a family that spans"),
+        ("linux-x86_64:glibc=1.5-2.30", "does not exist"),
+    ],
+)
+def test_bad_floors_are_refused(value: str, message: str) -> None:
+    with pytest.raises(TargetError, match=message):
+        parse_targets(platforms=[value], spans=True)
+
+
+def test_every_pair_stays_available_on_request() -> None:
+    asked = parse_targets(python_versions=["3.9"], platforms=["win-arm64"])
+    assert [t.label for t in asked] == ["cp39-win-arm64"]
+    # a default on either side leaves out machines that do not exist
+    assert {t.python for t in parse_targets(platforms=["win-arm64"])} == {
+        (3, n) for n in range(11, 15)
+    }
