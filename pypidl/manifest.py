@@ -273,6 +273,9 @@ class Manifest:
     #: project -> the one index (simple URL, no credentials) it was planned from and may be
     #: fetched from (``--project-index``, or a lock's own registry): no other index is asked
     pins: dict[str, str] = field(default_factory=dict)
+    #: project -> its PEP 792 status as its index gave it (``{"status": ..., "reason": ...}``),
+    #: for the projects whose status is not "active"
+    project_status: dict[str, dict[str, str]] = field(default_factory=dict)
     created: str = ""
     generator: str = f"pypidl {__version__}"
 
@@ -311,6 +314,7 @@ class Manifest:
             "requirements": list(self.requirements),
             "all_versions": self.all_versions,
             "projects": {name: list(vs) for name, vs in sorted(self.projects.items())},
+            "project_status": dict(sorted(self.project_status.items())),
             "problems": [p.to_json() for p in self.problems],
             "files": [e.to_json() for e in self.entries],
         }
@@ -402,6 +406,7 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         problems=tuple(plan_problems),
         projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
         pins=pins,
+        project_status=_statuses(data.get("project_status")),
         created=str(data.get("created", "")),
         generator=str(data.get("generator", "")),
     )
@@ -427,6 +432,19 @@ def _pins_from_json(raw: Any, problems: list[str]) -> dict[str, str]:
         else:
             pins[project] = url
     return pins
+
+
+def _statuses(raw: Any) -> dict[str, dict[str, str]]:
+    """The ``project_status`` table of a manifest; odd items are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(name): {
+            k: v for k, v in value.items() if k in ("status", "reason") and isinstance(v, str)
+        }
+        for name, value in raw.items()
+        if isinstance(value, dict) and isinstance(value.get("status"), str)
+    }
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -517,6 +535,7 @@ def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:
         manifest,
         entries=tuple(entries),
         projects={p: v for p, v in manifest.projects.items() if p in names},
+        project_status={p: v for p, v in manifest.project_status.items() if p in names},
         problems=tuple(p for p in manifest.problems if p.project in names),
     )
 
@@ -584,4 +603,5 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
         problems=problems,
         projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
         pins=pins,
+        project_status={k: v for m in reversed(manifests) for k, v in m.project_status.items()},
     )

@@ -51,6 +51,7 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
     ui.table(
         title, ("Package", "Version", "Files", "Size", "Status", "Details"), shown, footer=footer
     )
+    _print_checks(ui, manifest)
     if report is not None:
         stopped = f", {len(report.stopped)} interrupted" if report.stopped else ""
         ui.info(
@@ -78,6 +79,18 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
                     for name, stats in sorted(report.mirrors.items())
                 ],
             )
+
+
+def _print_checks(ui: UI, manifest: Manifest) -> None:
+    """The warnings of the checks before the gap (status, cooldown, advisories, provenance):
+    the table above shows errors only, and these need a reader too."""
+    warnings = [p for p in manifest.problems if not p.is_error]
+    if warnings:
+        ui.table(
+            "Warnings",
+            ("Package", "Warning"),
+            [(p.project, p.reason) for p in warnings],
+        )
 
 
 #: statuses that need no one's attention

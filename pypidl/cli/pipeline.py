@@ -31,6 +31,7 @@ from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
     from pypidl.fetch.pool import RunReport
+    from pypidl.plan.gate import GateOptions
     from pypidl.plan.lockfiles import Lock
     from pypidl.plan.planner import PlanOptions
     from pypidl.plan.project_indexes import ProjectIndexes
@@ -206,6 +207,30 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="resolve for this host with pip-compile (pip-tools) first and prefer its pins on "
         "every target; off by default: pypidl's own resolver reads only pages and metadata",
     )
+    _gate_flags(p)
+
+
+def _gate_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what may cross the gap (README: What pypidl checks)")
+    g.add_argument(
+        "--exclude-newer",
+        metavar="WHEN",
+        help="a cooldown: files uploaded after WHEN do not exist for the plan (a date, a "
+        "timestamp, or a duration back from now such as 7d); projects whose index gives no "
+        "upload times are named",
+    )
+    g.add_argument(
+        "--advisories",
+        metavar="SOURCE",
+        help="OSV advisories (the PyPI export: a zip, a directory of JSON files, or its URL): "
+        "releases named by malware advisories are never mirrored, vulnerable ones are reported",
+    )
+    g.add_argument(
+        "--refuse-vulnerable",
+        action="store_true",
+        help="with --advisories: releases with known vulnerabilities do not exist for the plan "
+        "either, so the resolver picks a fixed one",
+    )
 
 
 def _download_flags(p: argparse.ArgumentParser) -> None:
@@ -269,11 +294,26 @@ def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return reqs, locks
 
 
-def _plan_options(args: argparse.Namespace) -> PlanOptions:
+def _gate_options(args: argparse.Namespace, net: NetworkSettings) -> GateOptions:
+    from pypidl._time import parse_cutoff
+    from pypidl.advisories import load_advisories
+    from pypidl.plan.gate import GateOptions
+
+    if args.refuse_vulnerable and not args.advisories:
+        raise BadInputError("--refuse-vulnerable needs --advisories")
+    return GateOptions(
+        exclude_newer=parse_cutoff(args.exclude_newer) if args.exclude_newer else None,
+        advisories=load_advisories(args.advisories, net=net) if args.advisories else None,
+        refuse_vulnerable=args.refuse_vulnerable,
+    )
+
+
+def _plan_options(args: argparse.Namespace, net: NetworkSettings) -> PlanOptions:
     from pypidl.plan.planner import PlanOptions
     from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
 
     return PlanOptions(
+        gate=_gate_options(args, net),
         all_versions=args.all_versions,
         all_versions_limit=args.all_versions_limit,
         no_deps=args.no_deps,
@@ -326,7 +366,8 @@ def _plan_locks(
         sum(len(lock.packages) for lock in locks),
         len(targets),
     )
-    planner = Planner(mirrors, net, targets, _plan_options(args), project_indexes=routing)
+    options = _plan_options(args, net)
+    planner = Planner(mirrors, net, targets, options, project_indexes=routing)
     return planner.plan_locks(locks), net
 
 
@@ -393,7 +434,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> tuple[Manifest, NetworkSetti
         mirrors=mirrors,
         net=net,
         targets=targets,
-        options=_plan_options(args),
+        options=_plan_options(args, net),
         project_indexes=routing,
     )
     return _announce(ui, manifest), net
@@ -606,6 +647,9 @@ def _download_and_index(
     )
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
+    from pypidl.store.status import record_statuses
+
+    record_statuses(root, manifest.project_status, manifest.projects)
     index_failed = False
     if args.build_index and not report.interrupted:
         from pypidl.store.index_builder import build_index

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from packaging.tags import Tag
@@ -37,8 +37,12 @@ from pypidl._simple import (
 )
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
+from pypidl.plan.page_fields import ProjectStatus, project_status, provenance_url
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
+
+if TYPE_CHECKING:
+    from pypidl.plan.gate import Gate
 
 __all__ = [
     "IndexClient",
@@ -66,6 +70,8 @@ class RemoteFile(ListedFile):
     kind: str = ""  # "wheel" | "sdist"
     tags: frozenset[Tag] = frozenset()
     mirror: str = ""  # name of the mirror whose page listed it
+    #: where the index serves the file's PEP 740 provenance, when it does
+    provenance_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class ProjectPage:
     files: tuple[RemoteFile, ...]
     mirror: str
     url: str  # the page's URL without credentials
+    #: the project's PEP 792 status, when it is not "active"
+    status: ProjectStatus | None = None
 
 
 class IndexClient:
@@ -183,7 +191,13 @@ class IndexClient:
             body = read_body(resp, max_bytes=MAX_PAGE_BYTES, max_seconds=MAX_PAGE_SECONDS)
         page = parse_page(body, ctype, final, encoding=resp.encoding)
         files = files_of(page, name, mirror.name)
-        return ProjectPage(name=name, files=tuple(files), mirror=mirror.name, url=final)
+        return ProjectPage(
+            name=name,
+            files=tuple(files),
+            mirror=mirror.name,
+            url=final,
+            status=project_status(page),
+        )
 
 
 class _NotFound(Exception):
@@ -237,6 +251,7 @@ def _remote_file(
         kind=kind,
         tags=tags,
         mirror=mirror,
+        provenance_url=provenance_url(item, page_url),
     )
 
 
@@ -267,15 +282,22 @@ def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
 class PageCache:
     """Project pages, each fetched once per run whatever asks for it (thread-safe)."""
 
-    def __init__(self, client: IndexClient):
+    def __init__(self, client: IndexClient, *, gate: Gate | None = None):
+        """:param gate: the checks each page passes before anything reads it."""
         self.client = client
+        self.gate = gate
         self._pages: dict[str, ProjectPage | RemoteIndexError] = {}
         self._lock = threading.Lock()
+
+    def _checked(self, found: ProjectPage | RemoteIndexError) -> ProjectPage | RemoteIndexError:
+        if self.gate is None or isinstance(found, RemoteIndexError):
+            return found
+        return self.gate.apply(found)
 
     def prefetch(self, names: Iterable[str]) -> None:
         wanted = {canonicalize_name(n) for n in names} - self._pages.keys()
         if wanted:
-            fetched = self.client.projects(wanted)
+            fetched = {k: self._checked(v) for k, v in self.client.projects(wanted).items()}
             with self._lock:
                 self._pages.update(fetched)
 
@@ -285,7 +307,7 @@ class PageCache:
             found = self._pages.get(key)
         if found is None:
             try:
-                found = self.client.project(key)
+                found = self._checked(self.client.project(key))
             except RemoteIndexError as exc:
                 found = exc
             with self._lock:

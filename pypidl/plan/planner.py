@@ -43,6 +43,7 @@ from pypidl.plan.file_choice import (
     python3_file,
     same_version,
 )
+from pypidl.plan.gate import Gate, GateOptions
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
@@ -82,6 +83,8 @@ class PlanOptions:
     pre: bool = False
     #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
     build_deps: bool = True
+    #: what may cross the gap: cooldown, advisories (plan/gate.py)
+    gate: GateOptions = field(default_factory=GateOptions)
 
 
 @dataclass
@@ -133,7 +136,8 @@ class Planner:
         self.client = IndexClient(
             self.mirrors, net, workers=options.workers, routes=self.project_indexes.routes()
         )
-        self.pages = PageCache(self.client)
+        self.gate = Gate(options.gate)
+        self.pages = PageCache(self.client, gate=self.gate)
         # one session for pages and metadata: one pool of kept-alive connections
         self.metadata = MetadataFetcher(
             net,
@@ -213,16 +217,30 @@ class Planner:
         }
         for name in missing:
             projects.setdefault(NormalizedName(name), ())
-        return Manifest(
-            entries=tuple(entries),
-            requirements=tuple(r.line() for r in reqs.requirements),
-            index_urls=self._index_urls(),
-            pins=self._pins(),
-            targets=tuple(t.label for t in self.targets),
-            all_versions=self.options.all_versions,
-            problems=tuple(selection.problems),
-            projects=projects,
+        return self._checked(
+            Manifest(
+                entries=tuple(entries),
+                requirements=tuple(r.line() for r in reqs.requirements),
+                index_urls=self._index_urls(),
+                pins=self._pins(),
+                targets=tuple(t.label for t in self.targets),
+                all_versions=self.options.all_versions,
+                problems=tuple(selection.problems),
+                projects=projects,
+            )
         )
+
+    def _checked(self, manifest: Manifest) -> Manifest:
+        """``manifest`` with what the gate found: its warnings, the vulnerable releases kept,
+        the projects' statuses."""
+        found = [*self.gate.notes(), *self.gate.vulnerable(manifest.entries)]
+        planned = {e.project for e in manifest.entries}
+        statuses = {
+            name: status.to_json()
+            for name, status in self.gate.statuses.items()
+            if name in planned or name in manifest.projects
+        }
+        return replace(manifest, problems=(*manifest.problems, *found), project_status=statuses)
 
     def plan_locks(self, locks: Sequence[Lock]) -> Manifest:
         """A manifest of exactly what ``locks`` pin, for the targets: nothing is resolved.
@@ -296,14 +314,16 @@ class Planner:
             projects.setdefault(e.project, set()).add(e.version)
         for name, pinned in locked.versions.items():
             projects.setdefault(name, set()).update(pinned)
-        return Manifest(
-            entries=tuple(marked),
-            requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
-            index_urls=self._index_urls(),
-            pins=self._pins(),
-            targets=tuple(t.label for t in self.targets),
-            problems=tuple(problems),
-            projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
+        return self._checked(
+            Manifest(
+                entries=tuple(marked),
+                requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
+                index_urls=self._index_urls(),
+                pins=self._pins(),
+                targets=tuple(t.label for t in self.targets),
+                problems=tuple(problems),
+                projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
+            )
         )
 
     def _pins(self) -> dict[str, str]:

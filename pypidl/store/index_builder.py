@@ -50,6 +50,7 @@ from pypidl.store.render import (
     render_root_html,
     render_root_json,
 )
+from pypidl.store.status import load_statuses
 
 __all__ = [
     "BACKENDS",
@@ -260,15 +261,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def _render_all(by_project: Mapping[str, Sequence[IndexFile]]) -> dict[tuple[str, ...], str]:
-    """Every page by its path inside ``simple/``."""
+def _render_all(
+    by_project: Mapping[str, Sequence[IndexFile]],
+    statuses: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[tuple[str, ...], str]:
+    """Every page by its path inside ``simple/`` (``statuses``: PEP 792, by project)."""
+    statuses = statuses or {}
     pages: dict[tuple[str, ...], str] = {
         (HTML_PAGE,): render_root_html(by_project),
         (JSON_PAGE,): render_root_json(by_project),
     }
     for project, files in by_project.items():
-        pages[(project, HTML_PAGE)] = render_project_html(project, files)
-        pages[(project, JSON_PAGE)] = render_project_json(project, files)
+        status = statuses.get(project)
+        pages[(project, HTML_PAGE)] = render_project_html(project, files, status)
+        pages[(project, JSON_PAGE)] = render_project_json(project, files, status)
     return pages
 
 
@@ -341,7 +347,7 @@ def _build(root: Path) -> IndexReport:
     by_project, dropped, sidecars = _collect(root)
     simple = root / SIMPLE_DIR
     written = unchanged = 0
-    for parts, text in _render_all(by_project).items():
+    for parts, text in _render_all(by_project, load_statuses(root)).items():
         if _write_if_changed(safe_join(simple, *parts), text):
             written += 1
         else:
