@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pypidl import _json as untrusted_json
-from pypidl._fs import atomic_write_bytes
 from pypidl.errors import BadInputError
 from pypidl.manifest import Problem
 
@@ -32,9 +31,11 @@ __all__ = [
     "SNAPSHOT_NAME",
     "Advisories",
     "Advisory",
+    "Finding",
+    "findings",
     "load_advisories",
+    "snapshot",
     "vulnerable_releases",
-    "write_snapshot",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def load_advisories(source: str, *, net: NetworkSettings | None = None) -> Advis
     by_project: dict[str, list[_Affected]] = {}
     count = 0
     for where, data in _documents(source, net):
-        count += 1
+        count += isinstance(data, dict) and isinstance(data.get("id"), str)
         for project, item in _parse(data, where):
             by_project.setdefault(canonicalize_name(project), []).append(item)
     if count == 0:
@@ -278,41 +279,65 @@ def _ranges(
     return tuple(ranges), tuple(dict.fromkeys(fixed))
 
 
-def write_snapshot(source: str, dest: Path, *, net: NetworkSettings | None = None) -> int:
-    """Copy the export at ``source`` to the zip ``dest`` (a directory is zipped), atomically,
-    so ``pypidl audit`` can read it where ``source`` cannot be reached.
+def snapshot(source: str, *, net: NetworkSettings | None = None) -> bytes:
+    """The export at ``source`` as one zip (a directory is zipped), for ``pypidl audit`` where
+    ``source`` cannot be reached: a mirror's state directory, a bundle."""
+    if source.startswith(("https://", "http://")):
+        if net is None:
+            raise BadInputError("advisories from a URL need the network", context=source)
+        return _download(source, net)
+    if zipfile.is_zipfile(source):
+        return Path(source).read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for n, (_, doc) in enumerate(_documents(source, net)):
+            if doc is not None:
+                archive.writestr(f"{n:07d}.json", json.dumps(doc, sort_keys=True))
+    return buffer.getvalue()
 
-    :returns: the snapshot's size in bytes.
-    """
-    if not source.startswith(("https://", "http://")) and zipfile.is_zipfile(source):
-        data = Path(source).read_bytes()
-    else:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for n, (_, doc) in enumerate(_documents(source, net)):
-                if doc is not None:
-                    archive.writestr(f"{n:07d}.json", json.dumps(doc, sort_keys=True))
-        data = buffer.getvalue()
-    atomic_write_bytes(dest, data)
-    return len(data)
+
+@dataclass(frozen=True)
+class Finding:
+    """The advisories naming one release."""
+
+    project: str
+    version: str
+    advisories: tuple[Advisory, ...]
+
+    @property
+    def kind(self) -> str:
+        return "malware" if any(a.malicious for a in self.advisories) else "vulnerable"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "kind": self.kind,
+            "advisories": [a.to_json() for a in self.advisories],
+        }
+
+    def problem(self) -> Problem:
+        """As a plan's problem: an error for malware, a warning otherwise."""
+        what = "malware" if self.kind == "malware" else "known vulnerabilities"
+        return Problem(
+            self.project,
+            f"{self.version} has {what}: " + "; ".join(a.describe() for a in self.advisories),
+            severity="error" if self.kind == "malware" else "warning",
+        )
+
+
+def findings(advisories: Advisories, releases: Iterable[tuple[str, str]]) -> list[Finding]:
+    """A finding per release (project, version) some advisory names."""
+    found: list[Finding] = []
+    for project, version in releases:
+        hits = advisories.affecting(project, version)
+        if hits:
+            found.append(Finding(project, version, tuple(hits)))
+    return found
 
 
 def vulnerable_releases(
     advisories: Advisories, releases: Iterable[tuple[str, str]]
 ) -> list[Problem]:
-    """A problem per release an advisory names: an error for malware, a warning otherwise."""
-    problems: list[Problem] = []
-    for project, version in releases:
-        found = advisories.affecting(project, version)
-        if not found:
-            continue
-        malware = any(a.malicious for a in found)
-        what = "malware" if malware else "known vulnerabilities"
-        problems.append(
-            Problem(
-                project,
-                f"{version} has {what}: " + "; ".join(a.describe() for a in found),
-                severity="error" if malware else "warning",
-            )
-        )
-    return problems
+    """A problem per release an advisory names (see :meth:`Finding.problem`)."""
+    return [f.problem() for f in findings(advisories, releases)]

@@ -51,6 +51,7 @@ COMMANDS = {
     "bundle": "pypidl.cli.transfer",
     "import": "pypidl.cli.transfer",
     "check": "pypidl.cli.check",
+    "audit": "pypidl.cli.audit",
 }
 #: command modules, in the order ``pypidl --help`` lists their commands
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

@@ -650,6 +650,11 @@ def _download_and_index(
     from pypidl.store.status import record_statuses
 
     record_statuses(root, manifest.project_status, manifest.projects)
+    if getattr(args, "advisories", None):  # sync: keep the snapshot for audit and bundle
+        from pypidl._fs import atomic_write_bytes
+        from pypidl.advisories import SNAPSHOT_NAME, snapshot
+
+        atomic_write_bytes(root / ".pypidl" / SNAPSHOT_NAME, snapshot(args.advisories, net=net))
     index_failed = False
     if args.build_index and not report.interrupted:
         from pypidl.store.index_builder import build_index
