@@ -89,6 +89,11 @@ class Entry:
     core_metadata_sha256: str | None = None
     #: why the release is planned (values of :data:`WHY`); empty when unknown (version 1)
     why: tuple[str, ...] = ()
+    #: PEP 740: where the index serves the file's provenance, the sha256 of the document the
+    #: planner checked, and what the check said ("verified", or "unverified" without the extra)
+    provenance_url: str | None = None
+    provenance_sha256: str | None = None
+    provenance: str | None = None
 
     @property
     def relpath(self) -> str:
@@ -117,6 +122,15 @@ class Entry:
             "core_metadata_sha256": self.core_metadata_sha256,
             "why": list(self.why),
             "urls": list(self.urls),
+            **(
+                {
+                    "provenance_url": self.provenance_url,
+                    "provenance_sha256": self.provenance_sha256,
+                    "provenance": self.provenance,
+                }
+                if self.provenance_url
+                else {}
+            ),
         }
 
     @classmethod
@@ -151,6 +165,9 @@ class Entry:
         upload_time = need("upload_time", str, optional=True)
         core = need("core_metadata_sha256", str, optional=True)
         why = need("why", list, optional=True) or []
+        provenance_url = need("provenance_url", str, optional=True)
+        provenance_sha256 = need("provenance_sha256", str, optional=True)
+        provenance = need("provenance", str, optional=True)
 
         if project is not None and canonicalize_name(project) != project:
             problems.append(f"{where}: project {project!r} is not a normalized name")
@@ -171,6 +188,10 @@ class Entry:
                 problems.append(f"{where}: filename {filename!r} is not a safe file name")
         if sha256 is not None and not is_sha256(sha256):
             problems.append(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
+        if provenance_url is not None and url_problem(provenance_url) is not None:
+            problems.append(f"{where}: provenance_url {url_problem(provenance_url)}")
+        if provenance_sha256 is not None and not is_sha256(provenance_sha256):
+            problems.append(f"{where}: provenance_sha256 is not 64 lowercase hex digits")
         if core is not None and not is_sha256(core):
             problems.append(f"{where}: core_metadata_sha256 is not 64 lowercase hex digits")
         if urls is not None and (not urls or not all(isinstance(u, str) for u in urls)):
@@ -204,6 +225,9 @@ class Entry:
                 upload_time=upload_time,
                 core_metadata_sha256=core,
                 why=tuple(w for w in WHY if w in why),
+                provenance_url=provenance_url,
+                provenance_sha256=provenance_sha256,
+                provenance=provenance,
             ),
             [],
         )
@@ -276,6 +300,8 @@ class Manifest:
     #: project -> its PEP 792 status as its index gave it (``{"status": ..., "reason": ...}``),
     #: for the projects whose status is not "active"
     project_status: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: what the checks before the gap counted (``provenance_verified``, ...), for summaries
+    checks: dict[str, int] = field(default_factory=dict)
     created: str = ""
     generator: str = f"pypidl {__version__}"
 
@@ -315,6 +341,7 @@ class Manifest:
             "all_versions": self.all_versions,
             "projects": {name: list(vs) for name, vs in sorted(self.projects.items())},
             "project_status": dict(sorted(self.project_status.items())),
+            "checks": dict(sorted(self.checks.items())),
             "problems": [p.to_json() for p in self.problems],
             "files": [e.to_json() for e in self.entries],
         }
@@ -407,6 +434,13 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
         pins=pins,
         project_status=_statuses(data.get("project_status")),
+        checks={
+            str(k): v
+            for k, v in (data.get("checks") or {}).items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }
+        if isinstance(data.get("checks"), dict)
+        else {},
         created=str(data.get("created", "")),
         generator=str(data.get("generator", "")),
     )

@@ -84,6 +84,17 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
 def _print_checks(ui: UI, manifest: Manifest) -> None:
     """The warnings of the checks before the gap (status, cooldown, advisories, provenance):
     the table above shows errors only, and these need a reader too."""
+    checks = manifest.checks
+    if any(checks.get(f"provenance_{k}") for k in ("verified", "unverified", "refused")):
+        ui.info(
+            "Provenance (PEP 740): %d verified, %d absent, %d refused%s",
+            checks.get("provenance_verified", 0),
+            checks.get("provenance_absent", 0),
+            checks.get("provenance_refused", 0),
+            f", {checks['provenance_unverified']} NOT verified (no pypi-attestations)"
+            if checks.get("provenance_unverified")
+            else "",
+        )
     warnings = [p for p in manifest.problems if not p.is_error]
     if warnings:
         ui.table(

@@ -231,6 +231,14 @@ def _gate_flags(p: argparse.ArgumentParser) -> None:
         help="with --advisories: releases with known vulnerabilities do not exist for the plan "
         "either, so the resolver picks a fixed one",
     )
+    g.add_argument(
+        "--require-provenance",
+        action="append",
+        default=[],
+        metavar="PROJECT",
+        help="refuse PROJECT's files that come without a PEP 740 provenance (repeatable); a "
+        "provenance an index serves is always verified, and the file refused if it fails",
+    )
 
 
 def _download_flags(p: argparse.ArgumentParser) -> None:
@@ -309,11 +317,14 @@ def _gate_options(args: argparse.Namespace, net: NetworkSettings) -> GateOptions
 
 
 def _plan_options(args: argparse.Namespace, net: NetworkSettings) -> PlanOptions:
+    from packaging.utils import canonicalize_name
+
     from pypidl.plan.planner import PlanOptions
     from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
 
     return PlanOptions(
         gate=_gate_options(args, net),
+        require_provenance=frozenset(canonicalize_name(p) for p in args.require_provenance),
         all_versions=args.all_versions,
         all_versions_limit=args.all_versions_limit,
         no_deps=args.no_deps,
@@ -647,9 +658,14 @@ def _download_and_index(
     )
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
+    from pypidl.store.provenance import keep_provenance
     from pypidl.store.status import record_statuses
 
     record_statuses(root, manifest.project_status, manifest.projects)
+    kept = keep_provenance(manifest.entries, root, net)
+    if kept.failed:
+        for filename, reason in kept.failed:
+            ui.error("%s: its provenance was not kept: %s", filename, reason)
     if getattr(args, "advisories", None):  # sync: keep the snapshot for audit and bundle
         from pypidl._fs import atomic_write_bytes
         from pypidl.advisories import SNAPSHOT_NAME, snapshot
@@ -684,7 +700,8 @@ def _download_and_index(
                 "reached its final name is verified and kept)",
                 root,
             )
-        code = EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+        failed = report.failed or manifest.errors or index_failed or kept.failed
+        code = EXIT_FAILED if failed else EXIT_OK
         if disk_error is not None:  # something was not kept: the run cannot be a success
             code = EXIT_FAILED
     return _finish(args, ui, code, manifest, report, root=root, shard=shard)

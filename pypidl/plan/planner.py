@@ -51,6 +51,7 @@ from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.plan_log import log_growth, log_reads, log_versions
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
+from pypidl.plan.provenance import check_all
 from pypidl.plan.sdists import SdistReader
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
@@ -83,6 +84,8 @@ class PlanOptions:
     pre: bool = False
     #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
     build_deps: bool = True
+    #: projects whose files must come with a verified PEP 740 provenance
+    require_provenance: frozenset[str] = frozenset()
     #: what may cross the gap: cooldown, advisories (plan/gate.py)
     gate: GateOptions = field(default_factory=GateOptions)
 
@@ -233,6 +236,7 @@ class Planner:
     def _checked(self, manifest: Manifest) -> Manifest:
         """``manifest`` with what the gate found: its warnings, the vulnerable releases kept,
         the projects' statuses."""
+        manifest = self._provenance(manifest)
         found = [*self.gate.notes(), *self.gate.vulnerable(manifest.entries)]
         planned = {e.project for e in manifest.entries}
         statuses = {
@@ -613,6 +617,63 @@ class Planner:
             kind=rf.kind,
             upload_time=rf.upload_time,
             core_metadata_sha256=rf.core_metadata_sha256,
+            provenance_url=rf.provenance_url,
+        )
+
+    def _provenance(self, manifest: Manifest) -> Manifest:
+        """``manifest`` without the files whose PEP 740 provenance fails (or is missing where
+        ``--require-provenance`` wants it), the others marked with what their check said."""
+        results = check_all(
+            [
+                (e.filename, e.sha256, e.provenance_url)
+                for e in manifest.entries
+                if e.provenance_url
+            ],
+            self.client.session,
+            self.net,
+            workers=self.options.workers,
+        )
+        counts = dict.fromkeys(("verified", "unverified", "absent", "refused"), 0)
+        kept: list[Entry] = []
+        problems: list[Problem] = []
+        for e in manifest.entries:
+            found = results.get(e.filename) if e.provenance_url else None
+            if found is None:
+                counts["absent"] += 1
+                if e.project in self.options.require_provenance:
+                    counts["refused"] += 1
+                    problems.append(
+                        Problem(
+                            e.project,
+                            f"{e.filename}: refused, the index serves no "
+                            "provenance for it (--require-provenance)",
+                        )
+                    )
+                    continue
+                kept.append(e)
+                continue
+            counts[found.status] += 1
+            if found.status == "refused":
+                problems.append(
+                    Problem(e.project, f"{e.filename}: refused, its provenance {found.reason}")
+                )
+                continue
+            kept.append(replace(e, provenance_sha256=found.sha256, provenance=found.status))
+        if counts["unverified"]:
+            problems.append(
+                Problem(
+                    "(provenance)",
+                    f"{counts['unverified']} provenance document(s) kept but NOT verified: "
+                    "install pypidl[provenance] (pypi-attestations) to verify them",
+                    severity="warning",
+                )
+            )
+        checks = {f"provenance_{k}": n for k, n in counts.items()}
+        return replace(
+            manifest,
+            entries=tuple(kept),
+            problems=(*manifest.problems, *problems),
+            checks={**manifest.checks, **checks},
         )
 
 

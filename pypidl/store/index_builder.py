@@ -40,6 +40,7 @@ from pypidl.hashing import bytes_sha256, file_sha256
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.dir2pi import require_pip2pi, run_dir2pi
 from pypidl.store.leftovers import INDEX_TEMP_PREFIX, IndexLock, find_leftovers
+from pypidl.store.provenance import provenance_path
 from pypidl.store.render import (
     HTML_PAGE,
     JSON_PAGE,
@@ -137,7 +138,8 @@ def _collect(root: Path) -> tuple[dict[str, list[IndexFile]], list[str], int]:
                 continue
             sidecar_sha, written = _sidecar(path) if filename.endswith(".whl") else (None, False)
             sidecars_written += written
-            files.append(IndexFile(record.entry, checked, sidecar_sha))
+            provenance = provenance_path(path).is_file()
+            files.append(IndexFile(record.entry, checked, sidecar_sha, provenance))
         if missing:
             log.info("%s: compacting the catalog (files missing on disk)", project)
             catalog.compact(project)

@@ -19,12 +19,12 @@ from packaging.version import Version
 
 from pypidl._time import pep700_time
 from pypidl.manifest import PACKAGES_DIR, Entry
+from pypidl.store.provenance import PROVENANCE_SUFFIX
 
 __all__ = [
     "HTML_PAGE",
     "JSON_CONTENT_TYPE",
     "JSON_PAGE",
-    "PROVENANCE_SUFFIX",
     "REPOSITORY_VERSION",
     "SIMPLE_DIR",
     "IndexFile",
@@ -47,10 +47,6 @@ JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
 SIMPLE_DIR = "simple"
-
-
-#: a file's PEP 740 provenance lives beside it under this suffix
-PROVENANCE_SUFFIX = ".provenance"
 
 
 HTML_PAGE = "index.html"
