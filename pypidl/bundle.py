@@ -28,8 +28,8 @@ from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, open_output
 from pypidl.bundle_state import (
-    STATE_PREFIX,
     carried_state,
+    check_sidecars,
     check_state_header,
     publish_state,
     state_header,
@@ -147,7 +147,7 @@ def bundle(
             hint="run 'pypidl download' for this manifest first",
         )
     manifest_text = manifest.dumps().encode("utf-8")
-    carried = carried_state(root, state)
+    carried = carried_state(root, files, state)
     header = {
         "schema": BUNDLE_SCHEMA,
         "version": BUNDLE_VERSION,
@@ -180,8 +180,8 @@ def bundle(
     ):
         _add_bytes(tar, BUNDLE_HEADER, header_text)
         _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
-        for name, data in sorted(carried.items()):
-            _add_bytes(tar, STATE_PREFIX + name, data)
+        for relpath, data in sorted(carried.items()):
+            _add_bytes(tar, relpath, data)
         for entry in files:
             _add_file(tar, entry, entry.path_in(root), sizes[entry.relpath])
     log.debug(
@@ -460,6 +460,7 @@ def _check_bundle(
         if bytes_sha256(data) != item["sha256"]:
             problems.append(f"{relpath} does not match the sha256 in the header")
         state[relpath] = data
+    check_sidecars(state, entries, problems)
     if problems:
         raise BundleError.collect(where, problems)
     return manifest, plan, state

@@ -1,25 +1,37 @@
-"""What a bundle carries besides files: the mirror state the inside needs to judge them.
+"""What a bundle carries besides files: what the inside needs to judge them.
 
-The project statuses (PEP 792) the index builder serves, and the advisory snapshot ``pypidl
-audit`` reads.  Each travels as ``state/<name>`` with its sha256 and size in the bundle header;
-an import checks both before it writes the file to ``<mirror>/.pypidl/<name>``.  Only the names
-in :data:`CARRIED` are accepted, so a bundle cannot write anything else there.
+The project statuses (PEP 792) the index builder serves and the advisory snapshot ``pypidl
+audit`` reads travel as ``state/<name>`` and land in ``<mirror>/.pypidl/<name>``; only the names
+in :data:`CARRIED` are accepted, so a bundle cannot write anything else there.  The PEP 740
+provenance of a bundled file travels as ``packages/<project>/<file>.provenance`` and is accepted
+only with the sha256 the bundled manifest says the planner checked.  Every member is listed in
+the header's ``state`` list with its sha256 and size, and checked before import writes it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pypidl._fs import atomic_write_bytes
+from pypidl._fs import atomic_write_bytes, safe_join
 from pypidl.advisories import SNAPSHOT_NAME
-from pypidl.hashing import bytes_sha256, is_sha256
+from pypidl.hashing import bytes_sha256, file_sha256, is_sha256
+from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.store.catalog import STATE_DIR
+from pypidl.store.provenance import PROVENANCE_SUFFIX, provenance_path
 from pypidl.store.status import STATUS_FILE
 
-__all__ = ["CARRIED", "STATE_PREFIX", "carried_state", "check_state_header", "publish_state"]
+__all__ = [
+    "CARRIED",
+    "STATE_PREFIX",
+    "carried_state",
+    "check_sidecars",
+    "check_state_header",
+    "publish_state",
+    "state_header",
+]
 
 #: the state files a bundle may carry
 CARRIED = (STATUS_FILE, SNAPSHOT_NAME)
@@ -27,24 +39,55 @@ STATE_PREFIX = "state/"
 
 
 def carried_state(
-    root: str | os.PathLike[str], extra: Mapping[str, bytes] | None = None
+    root: str | os.PathLike[str],
+    files: Iterable[Entry],
+    extra: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """The state files of the mirror at ``root`` a bundle carries, by name (``extra`` wins)."""
+    """What a bundle of ``files`` from the mirror at ``root`` carries besides them, by member
+    name: the state files (``extra``, by state name, wins) and the files' kept provenance."""
     found: dict[str, bytes] = {}
     for name in CARRIED:
         path = Path(root) / STATE_DIR / name
         if path.is_file():
-            found[name] = path.read_bytes()
-    found.update(extra or {})
+            found[STATE_PREFIX + name] = path.read_bytes()
+    found.update({STATE_PREFIX + name: data for name, data in (extra or {}).items()})
+    for entry in files:
+        if entry.provenance_sha256 is None:
+            continue
+        path = provenance_path(entry.path_in(root))
+        if path.is_file() and file_sha256(path) == entry.provenance_sha256:
+            found[entry.relpath + PROVENANCE_SUFFIX] = path.read_bytes()
     return found
 
 
 def state_header(state: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    """The header's ``state`` list for ``state``."""
+    """The header's ``state`` list for ``state`` (by member name)."""
     return [
-        {"relpath": STATE_PREFIX + name, "sha256": bytes_sha256(data), "size": len(data)}
-        for name, data in sorted(state.items())
+        {"relpath": relpath, "sha256": bytes_sha256(data), "size": len(data)}
+        for relpath, data in sorted(state.items())
     ]
+
+
+def _acceptable(relpath: Any) -> bool:
+    if not isinstance(relpath, str):
+        return False
+    if relpath.startswith(STATE_PREFIX):
+        return relpath[len(STATE_PREFIX) :] in CARRIED
+    parts = relpath.split("/")
+    return len(parts) == 3 and parts[0] == PACKAGES_DIR and relpath.endswith(PROVENANCE_SUFFIX)
+
+
+def check_sidecars(
+    state: Mapping[str, bytes], entries: Mapping[str, Entry], problems: list[str]
+) -> None:
+    """Each carried provenance must belong to a bundled file whose manifest entry names its
+    sha256 (the document the planner checked)."""
+    for relpath, data in state.items():
+        if relpath.startswith(STATE_PREFIX):
+            continue
+        entry = entries.get(relpath[: -len(PROVENANCE_SUFFIX)])
+        if entry is None or entry.provenance_sha256 != bytes_sha256(data):
+            problems.append(f"{relpath} is not the provenance the bundled manifest checked")
 
 
 def check_state_header(header: Mapping[str, Any], problems: list[str]) -> dict[str, dict[str, Any]]:
@@ -59,8 +102,7 @@ def check_state_header(header: Mapping[str, Any], problems: list[str]) -> dict[s
         size = item.get("size") if isinstance(item, dict) else None
         if (
             not isinstance(relpath, str)
-            or relpath[len(STATE_PREFIX) :] not in CARRIED
-            or not relpath.startswith(STATE_PREFIX)
+            or not _acceptable(relpath)
             or not is_sha256(item.get("sha256"))
             or not isinstance(size, int)
             or isinstance(size, bool)
@@ -74,6 +116,12 @@ def check_state_header(header: Mapping[str, Any], problems: list[str]) -> dict[s
 
 
 def publish_state(into: Path, state: Mapping[str, bytes]) -> None:
-    """Write the checked ``state`` files into the mirror at ``into``."""
+    """Write the checked ``state`` members into the mirror at ``into``.
+
+    :raises UnsafeFilenameError: a member path that would leave the mirror (checked before).
+    """
     for relpath, data in state.items():
-        atomic_write_bytes(into / STATE_DIR / relpath[len(STATE_PREFIX) :], data)
+        if relpath.startswith(STATE_PREFIX):
+            atomic_write_bytes(into / STATE_DIR / relpath[len(STATE_PREFIX) :], data)
+        else:
+            atomic_write_bytes(safe_join(into, *relpath.split("/")), data)

@@ -18,6 +18,7 @@ planning.
     python scripts/bench_plan.py
     python scripts/bench_plan.py --projects 100 --latency-ms 50
     python scripts/bench_plan.py --pypidl-arg=--pip-compile
+    python scripts/bench_plan.py --osv 15000 --pypidl-arg=--exclude-newer=7d   # the checks
     python scripts/bench_plan.py --live requirements.txt     # a real index: uses the network
 """
 
@@ -134,6 +135,37 @@ def build_corpus(directory: Path, projects: int, roots: int, seed: int) -> Corpu
                 total += path.stat().st_size
                 shown[path.name] = requires_python
     return Corpus(directory, names[:roots], files, total, shown)
+
+
+def write_osv(path: Path, count: int, names: list[str], seed: int) -> None:
+    """A synthetic OSV PyPI export of ``count`` advisories, about one in a hundred naming a
+    corpus project's 1.0.0 (fixed in 1.1.0), the rest other projects: the size of the real
+    export, so reading it costs what reading the real one would."""
+    import zipfile
+
+    rng = random.Random(seed)  # noqa: S311 - benchmark data
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for k in range(count):
+            ours = rng.random() < 0.01
+            name = rng.choice(names) if ours else f"elsewhere-{k}"
+            doc = {
+                "id": f"PYSEC-2099-{k}",
+                "aliases": [f"CVE-2099-{k}", f"GHSA-{k:04x}-bench-xxxx"],
+                "summary": "benchmark advisory " + "x" * rng.randrange(100, 2000),
+                "affected": [
+                    {
+                        "package": {"ecosystem": "PyPI", "name": name},
+                        "ranges": [
+                            {
+                                "type": "ECOSYSTEM",
+                                "events": [{"introduced": "0"}, {"fixed": "1.1.0"}],
+                            }
+                        ],
+                        "versions": ["0.9", "1.0.0"],
+                    }
+                ],
+            }
+            archive.writestr(f"PYSEC-2099-{k}.json", json.dumps(doc))
 
 
 class Counter:
@@ -271,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ARG",
         help="extra argument for 'pypidl plan' (repeatable; e.g. --pypidl-arg=--pip-compile)",
     )
+    parser.add_argument(
+        "--osv",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also check the plan against a synthetic OSV export of N advisories (--advisories)",
+    )
     parser.add_argument("--no-uv", action="store_true", help="time pypidl only")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each; the best is kept")
     parser.add_argument(
@@ -290,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         corpus = build_corpus(work / "dists", args.projects, args.roots, args.seed)
         reqs = work / "requirements.txt"
         reqs.write_text("".join(f"{name}\n" for name in corpus.roots))
+        if args.osv:
+            osv = work / "osv.zip"
+            write_osv(osv, args.osv, [f"bench-{k:03d}" for k in range(args.projects)], args.seed)
+            args.pypidl_arg += ["--advisories", str(osv)]
+            print(f"advisories: {args.osv} in {osv.stat().st_size / 2**20:.1f} MiB (zip)")
         print(
             f"corpus: {args.projects} projects, {corpus.files} files, "
             f"{corpus.bytes / 2**20:.0f} MiB, {len(corpus.roots)} requirements "

@@ -111,6 +111,17 @@ def test_verified_provenance_is_kept_and_served(
     dist = pa.Distribution(name=GCB, digest=digest.hexdigest())
     bundle = provenance.attestation_bundles[0]
     bundle.attestations[0].verify(bundle.publisher, dist, offline=True)
+    # across the gap: a bundle carries the provenance, the inside index serves it again
+    tar = tmp_path / "b.tar"
+    manifest = str(mirror / ".pypidl/manifest.json")
+    assert main(["bundle", manifest, "--download-dir", str(mirror), "-o", str(tar)]) == 0
+    inside = tmp_path / "inside"
+    assert main(["import", str(tar), "--into", str(inside)]) == 0
+    assert (inside / "packages/gcb-attestation-test" / (GCB + ".provenance")).read_bytes() == (
+        kept.read_bytes()
+    )
+    page = json.loads((inside / "simple/gitlab-oidc-project/index.json").read_text("utf-8"))
+    assert page["files"][0]["provenance"].endswith(GITLAB + ".provenance")
 
 
 @pytest.mark.parametrize("case", ["tampered", "other-publisher"])
