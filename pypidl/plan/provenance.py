@@ -56,11 +56,10 @@ class ProvenanceCheck:
 
 def verifier_available() -> bool:
     """Whether ``pypi-attestations`` (the ``provenance`` extra) is installed."""
-    try:
-        import pypi_attestations  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    # found, not imported: importing it loads sigstore and cryptography (seconds)
+    return importlib.util.find_spec("pypi_attestations") is not None
 
 
 def verify_document(data: bytes, filename: str, sha256: str) -> tuple[str | None, str | None]:
@@ -119,6 +118,8 @@ def check_all(
     :returns: filename -> its check (refused when it cannot be fetched, is too large, or fails).
     """
     items: Sequence[tuple[str, str, str]] = list(files)
+    if not items:
+        return {}
     verify = verifier_available()
 
     def one(item: tuple[str, str, str]) -> tuple[str, ProvenanceCheck]:
@@ -135,8 +136,6 @@ def check_all(
             return filename, ProvenanceCheck(REFUSED, digest, reason, publisher)
         return filename, ProvenanceCheck(VERIFIED, digest, None, publisher)
 
-    if not items:
-        return {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
         return dict(pool.map(one, items))
 

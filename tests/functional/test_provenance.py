@@ -161,3 +161,24 @@ def test_missing_provenance_is_counted_and_refused_only_where_required(
     assert _sync(srv, tmp_path, reqs, "--require-provenance", "gcb_attestation_test") == 0
     assert _sync(srv, tmp_path, reqs, "--require-provenance", "GitLab-OIDC-Project") == 1
     assert _checks(tmp_path)["provenance_refused"] == 1
+
+
+def test_without_the_extra_provenance_is_kept_but_plainly_not_verified(
+    index_server: Callable[..., IndexServer],
+    assets: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a default install, without pypi-attestations (only its presence is faked)
+    monkeypatch.setattr("pypidl.plan.provenance.verifier_available", lambda: False)
+    srv = index_server()
+    other = {**GITLAB_PUBLISHER, "repository": "someone-else/gitlab-oidc-project"}
+    _serve(srv, assets / GITLAB, _gitlab_provenance(assets, other))
+    assert _sync(srv, tmp_path, "gitlab-oidc-project\n") == 0
+    assert _checks(tmp_path)["provenance_unverified"] == 1
+    out = capsys.readouterr().out
+    assert "NOT verified" in out
+    assert "pypidl[provenance]" in out
+    kept = tmp_path / "mirror/packages/gitlab-oidc-project" / (GITLAB + ".provenance")
+    assert kept.is_file()
