@@ -79,6 +79,9 @@ class SimplePage:
     url: str
     last_serial: int | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: PEP 792: a JSON page's ``project-status`` object, unchecked (an HTML page has it in
+    #: :attr:`meta`, as ``project-status`` and ``project-status-reason``)
+    project_status: Any = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ def _json_page(data: Any, page_url: str) -> SimplePage:
         url=page_url,
         last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
         meta=meta,
+        project_status=data.get("project-status"),
     )
 
 
@@ -230,6 +234,8 @@ def _html_page(text: str, page_url: str) -> SimplePage:
             item["requires-python"] = attrs["data-requires-python"]
         if "data-yanked" in attrs:
             item["yanked"] = attrs["data-yanked"] or True
+        if attrs.get("data-provenance"):  # PEP 740, made absolute like the href
+            item["provenance"] = urljoin(base, attrs["data-provenance"] or "")
         core = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         if core is not None:
             algo, _, digest = core.partition("=")

@@ -18,6 +18,7 @@ import os
 import re
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -26,6 +27,13 @@ from typing import IO, Any
 from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import TEMP_PREFIX, atomic_write_text, check_basename, open_output
+from pypidl.bundle_state import (
+    carried_state,
+    check_sidecars,
+    check_state_header,
+    publish_state,
+    state_header,
+)
 from pypidl.errors import BadInputError, ProblemsError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256, copy_hashing, is_sha256, new_hasher, sha256_mismatch
 from pypidl.manifest import PACKAGES_DIR, Entry, Manifest, loads
@@ -100,6 +108,7 @@ def bundle(
     *,
     since: Manifest | None,
     out: str | os.PathLike[str],
+    state: Mapping[str, bytes] | None = None,
 ) -> BundleReport:
     """Pack the files of ``manifest`` that are new since ``since`` into the tar ``out``.
 
@@ -138,6 +147,7 @@ def bundle(
             hint="run 'pypidl download' for this manifest first",
         )
     manifest_text = manifest.dumps().encode("utf-8")
+    carried = carried_state(root, files, state)
     header = {
         "schema": BUNDLE_SCHEMA,
         "version": BUNDLE_VERSION,
@@ -148,6 +158,7 @@ def bundle(
             "sha256": bytes_sha256(manifest_text),
             "size": len(manifest_text),
         },
+        "state": state_header(carried),
         "since": None if since is None else {"created": since.created, "files": len(since.entries)},
         "files": [
             {
@@ -169,6 +180,8 @@ def bundle(
     ):
         _add_bytes(tar, BUNDLE_HEADER, header_text)
         _add_bytes(tar, BUNDLE_MANIFEST, manifest_text)
+        for relpath, data in sorted(carried.items()):
+            _add_bytes(tar, relpath, data)
         for entry in files:
             _add_file(tar, entry, entry.path_in(root), sizes[entry.relpath])
     log.debug(
@@ -291,7 +304,7 @@ def import_bundle(
             members = tar.getmembers()
         except (OSError, tarfile.TarError) as exc:
             raise BundleError(f"cannot read bundle: {exc}", context=where) from None
-        manifest, plan = _check_bundle(tar, members, where)
+        manifest, plan, state = _check_bundle(tar, members, where)
         catalog = Catalog(into)
         present: list[Entry] = []
         todo: list[tuple[_Planned, Path]] = []
@@ -352,6 +365,7 @@ def import_bundle(
         catalog.add(entry, final)
         added.append(entry)
     _keep_manifest(into, manifest)
+    publish_state(into, state)
     log.debug("imported %d file(s) into %s (%d already present)", len(added), into, len(present))
     index = index_builder.build_index(into) if build_index else None
     return ImportReport(added=tuple(added), present=tuple(present), index=index)
@@ -359,7 +373,7 @@ def import_bundle(
 
 def _check_bundle(
     tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str
-) -> tuple[Manifest, list[_Planned]]:
+) -> tuple[Manifest, list[_Planned], dict[str, bytes]]:
     """Validate every member against the header and manifest; write nothing.
 
     :raises BundleError: listing every problem found.
@@ -371,6 +385,7 @@ def _check_bundle(
     header = _read_json_member(tar, members[0], where)
     problems: list[str] = []
     expected = _check_header(header, problems)
+    carried = check_state_header(header, problems) if not problems else {}
     if problems:
         raise BundleError.collect(where, problems)
     manifest_info = header["manifest"]
@@ -403,13 +418,15 @@ def _check_bundle(
             if name == BUNDLE_MANIFEST
             else expected[name]["size"]
             if name in expected
+            else carried[name]["size"]
+            if name in carried
             else None
         )
         if want is None:
             problems.append(f"member {name!r} is not listed in the bundle header")
         elif name != BUNDLE_HEADER and member.isreg() and member.size != want:
             problems.append(f"member {name!r} has {member.size} bytes, the header says {want}")
-    for name in [BUNDLE_MANIFEST, *expected]:
+    for name in [BUNDLE_MANIFEST, *expected, *carried]:
         if name not in seen:
             problems.append(f"{name} is listed in the header but missing from the bundle")
     if problems:
@@ -437,9 +454,16 @@ def _check_bundle(
             problems.append(f"{relpath}: header and manifest disagree about its size")
         else:
             plan.append(_Planned(entry, seen[relpath], item["size"]))
+    state: dict[str, bytes] = {}
+    for relpath, item in carried.items():
+        data = _read_member(tar, seen[relpath], where)
+        if bytes_sha256(data) != item["sha256"]:
+            problems.append(f"{relpath} does not match the sha256 in the header")
+        state[relpath] = data
+    check_sidecars(state, entries, problems)
     if problems:
         raise BundleError.collect(where, problems)
-    return manifest, plan
+    return manifest, plan, state
 
 
 def _check_header(header: Any, problems: list[str]) -> dict[str, dict[str, Any]]:

@@ -91,6 +91,11 @@ class Entry:
     core_metadata_sha256: str | None = None
     #: why the release is planned (values of :data:`WHY`); empty when unknown (version 1)
     why: tuple[str, ...] = ()
+    #: PEP 740: where the index serves the file's provenance, the sha256 of the document the
+    #: planner checked, and what the check said ("verified", or "unverified" without the extra)
+    provenance_url: str | None = None
+    provenance_sha256: str | None = None
+    provenance: str | None = None
 
     @property
     def relpath(self) -> str:
@@ -119,6 +124,15 @@ class Entry:
             "core_metadata_sha256": self.core_metadata_sha256,
             "why": list(self.why),
             "urls": list(self.urls),
+            **(
+                {
+                    "provenance_url": self.provenance_url,
+                    "provenance_sha256": self.provenance_sha256,
+                    "provenance": self.provenance,
+                }
+                if self.provenance_url
+                else {}
+            ),
         }
 
     @classmethod
@@ -153,6 +167,9 @@ class Entry:
         upload_time = need("upload_time", str, optional=True)
         core = need("core_metadata_sha256", str, optional=True)
         why = need("why", list, optional=True) or []
+        provenance_url = need("provenance_url", str, optional=True)
+        provenance_sha256 = need("provenance_sha256", str, optional=True)
+        provenance = need("provenance", str, optional=True)
 
         if project is not None and canonicalize_name(project) != project:
             problems.append(f"{where}: project {project!r} is not a normalized name")
@@ -173,6 +190,10 @@ class Entry:
                 problems.append(f"{where}: filename {filename!r} is not a safe file name")
         if sha256 is not None and not is_sha256(sha256):
             problems.append(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
+        if provenance_url is not None and url_problem(provenance_url) is not None:
+            problems.append(f"{where}: provenance_url {url_problem(provenance_url)}")
+        if provenance_sha256 is not None and not is_sha256(provenance_sha256):
+            problems.append(f"{where}: provenance_sha256 is not 64 lowercase hex digits")
         if core is not None and not is_sha256(core):
             problems.append(f"{where}: core_metadata_sha256 is not 64 lowercase hex digits")
         if urls is not None and (not urls or not all(isinstance(u, str) for u in urls)):
@@ -206,6 +227,9 @@ class Entry:
                 upload_time=upload_time,
                 core_metadata_sha256=core,
                 why=tuple(w for w in WHY if w in why),
+                provenance_url=provenance_url,
+                provenance_sha256=provenance_sha256,
+                provenance=provenance,
             ),
             [],
         )
@@ -322,6 +346,11 @@ class Manifest:
     pins: dict[str, str] = field(default_factory=dict)
     #: what the summary tells besides the files (see :class:`Note`)
     notes: tuple[Note, ...] = ()
+    #: project -> its PEP 792 status as its index gave it (``{"status": ..., "reason": ...}``),
+    #: for the projects whose status is not "active"
+    project_status: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: what the checks before the gap counted (``provenance_verified``, ...), for summaries
+    checks: dict[str, int] = field(default_factory=dict)
     created: str = ""
     generator: str = f"pypidl {__version__}"
 
@@ -360,6 +389,8 @@ class Manifest:
             "requirements": list(self.requirements),
             "all_versions": self.all_versions,
             "projects": {name: list(vs) for name, vs in sorted(self.projects.items())},
+            "project_status": dict(sorted(self.project_status.items())),
+            "checks": dict(sorted(self.checks.items())),
             "problems": [p.to_json() for p in self.problems],
             **({"notes": [n.to_json() for n in self.notes]} if self.notes else {}),
             "files": [e.to_json() for e in self.entries],
@@ -455,6 +486,14 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         projects={str(k): tuple(map(str, v)) for k, v in projects.items() if isinstance(v, list)},
         pins=pins,
         notes=tuple(n for n in notes if n is not None),
+        project_status=_statuses(data.get("project_status")),
+        checks={
+            str(k): v
+            for k, v in (data.get("checks") or {}).items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }
+        if isinstance(data.get("checks"), dict)
+        else {},
         created=str(data.get("created", "")),
         generator=str(data.get("generator", "")),
     )
@@ -480,6 +519,19 @@ def _pins_from_json(raw: Any, problems: list[str]) -> dict[str, str]:
         else:
             pins[project] = url
     return pins
+
+
+def _statuses(raw: Any) -> dict[str, dict[str, str]]:
+    """The ``project_status`` table of a manifest; odd items are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(name): {
+            k: v for k, v in value.items() if k in ("status", "reason") and isinstance(v, str)
+        }
+        for name, value in raw.items()
+        if isinstance(value, dict) and isinstance(value.get("status"), str)
+    }
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -570,6 +622,7 @@ def shard_manifest(manifest: Manifest, k: int, n: int) -> Manifest:
         manifest,
         entries=tuple(entries),
         projects={p: v for p, v in manifest.projects.items() if p in names},
+        project_status={p: v for p, v in manifest.project_status.items() if p in names},
         problems=tuple(p for p in manifest.problems if p.project in names),
     )
 
@@ -637,4 +690,5 @@ def merge_manifests(manifests: Sequence[Manifest]) -> Manifest:
         problems=problems,
         projects={name: tuple(sorted(vs, key=Version)) for name, vs in sorted(projects.items())},
         pins=pins,
+        project_status={k: v for m in reversed(manifests) for k, v in m.project_status.items()},
     )

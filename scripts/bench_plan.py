@@ -18,6 +18,7 @@ With ``--rounds N`` each figure is the median of N runs.
 
     python scripts/bench_plan.py
     python scripts/bench_plan.py --sizes 300 --rounds 3
+    python scripts/bench_plan.py --sizes 300 --osv 15000 --pypidl-arg=--exclude-newer=7d  # checks
     python scripts/bench_plan.py --live requirements.txt     # a real index: uses the network
 """
 
@@ -178,6 +179,37 @@ def _row(label: str, run: Run) -> str:
     )
 
 
+def write_osv(path: Path, count: int, names: list[str], seed: int) -> None:
+    """A synthetic OSV PyPI export of ``count`` advisories, about one in a hundred naming one of
+    the corpus's projects below 1.0 (every release "fixed" from there), the rest other projects:
+    the size of the real export, so reading it costs what reading the real one would."""
+    import random
+    import zipfile
+
+    rng = random.Random(seed)  # noqa: S311 - benchmark data
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for k in range(count):
+            ours = rng.random() < 0.01
+            name = rng.choice(names) if ours else f"elsewhere-{k}"
+            doc = {
+                "id": f"PYSEC-2099-{k}",
+                "aliases": [f"CVE-2099-{k}", f"GHSA-{k:04x}-bench-xxxx"],
+                "summary": "benchmark advisory " + "x" * rng.randrange(100, 2000),
+                "affected": [
+                    {
+                        "package": {"ecosystem": "PyPI", "name": name},
+                        "ranges": [
+                            {
+                                "type": "ECOSYSTEM",
+                                "events": [{"introduced": "0"}, {"fixed": "1.0"}],
+                            }
+                        ],
+                    }
+                ],
+            }
+            archive.writestr(f"PYSEC-2099-{k}.json", json.dumps(doc))
+
+
 def bench_size(projects: int, args: argparse.Namespace, uv: str | None) -> dict[str, Any]:
     """The three runs at one corpus size; their medians, printed and returned."""
     started = time.perf_counter()
@@ -188,9 +220,15 @@ def bench_size(projects: int, args: argparse.Namespace, uv: str | None) -> dict[
         f"{args.latency_ms:g} ms per request"
     )
     work = Path(tempfile.mkdtemp(prefix="pypidl-bench-plan-"))
+    extra = list(args.pypidl_arg)
     try:
         reqs = work / "requirements.txt"
         reqs.write_text("".join(f"{name}\n" for name in corpus.roots))
+        if args.osv:
+            osv = work / "osv.zip"
+            write_osv(osv, args.osv, [f"bench-{k:04d}" for k in range(projects)], args.seed)
+            extra += ["--advisories", str(osv)]
+            print(f"advisories: {args.osv:,} in {osv.stat().st_size / 2**20:.1f} MiB (zip)")
         env = clean_env(work)
         firsts, seconds, uvs = [], [], []
         with CorpusServer(corpus, args.latency_ms / 1000) as server:
@@ -198,9 +236,9 @@ def bench_size(projects: int, args: argparse.Namespace, uv: str | None) -> dict[
                 shutil.rmtree(work / "pypidl-cache", ignore_errors=True)
                 shutil.rmtree(work / "xdg-cache", ignore_errors=True)
                 first, second = work / "first.json", work / "second.json"
-                cmd = pypidl_cmd(server.simple_url, reqs, first, args.pypidl_arg)
+                cmd = pypidl_cmd(server.simple_url, reqs, first, extra)
                 firsts.append(measure(cmd, env, server))
-                cmd = pypidl_cmd(server.simple_url, reqs, second, args.pypidl_arg)
+                cmd = pypidl_cmd(server.simple_url, reqs, second, extra)
                 seconds.append(measure(cmd, env, server))
                 same = _plan_of(first) == _plan_of(second)
                 if uv is not None:
@@ -248,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="ARG",
         help="extra argument for 'pypidl plan' (repeatable; e.g. --pypidl-arg=--pip-compile)",
+    )
+    parser.add_argument(
+        "--osv",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also check the plan against a synthetic OSV export of N advisories (--advisories)",
     )
     parser.add_argument("--no-uv", action="store_true", help="time pypidl only")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each; medians are shown")

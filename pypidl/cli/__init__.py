@@ -52,6 +52,7 @@ COMMANDS = {
     "import": "pypidl.cli.transfer",
     "check": "pypidl.cli.check",
     "publish": "pypidl.cli.publish",
+    "audit": "pypidl.cli.audit",
 }
 #: command modules, in the order ``pypidl --help`` lists their commands
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

@@ -108,6 +108,8 @@ def build_report(
             "problem_projects": len(problem_projects),
         },
         "problem_projects": problem_projects,
+        "checks": dict(manifest.checks),
+        "project_status": dict(manifest.project_status),
         "problems": [
             {
                 "project": p.project,

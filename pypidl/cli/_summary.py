@@ -52,6 +52,7 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
         title, ("Package", "Version", "Files", "Size", "Status", "Details"), shown, footer=footer
     )
     _print_notes(ui, manifest)
+    _print_checks(ui, manifest)
     if report is not None:
         stopped = f", {len(report.stopped)} interrupted" if report.stopped else ""
         ui.info(
@@ -79,6 +80,29 @@ def print_summary(ui: UI, manifest: Manifest, report: RunReport | None) -> None:
                     for name, stats in sorted(report.mirrors.items())
                 ],
             )
+
+
+def _print_checks(ui: UI, manifest: Manifest) -> None:
+    """The warnings of the checks before the gap (status, cooldown, advisories, provenance):
+    the table above shows errors only, and these need a reader too."""
+    checks = manifest.checks
+    if any(checks.get(f"provenance_{k}") for k in ("verified", "unverified", "refused")):
+        ui.info(
+            "Provenance (PEP 740): %d verified, %d absent, %d refused%s",
+            checks.get("provenance_verified", 0),
+            checks.get("provenance_absent", 0),
+            checks.get("provenance_refused", 0),
+            f", {checks['provenance_unverified']} NOT verified (no pypi-attestations)"
+            if checks.get("provenance_unverified")
+            else "",
+        )
+    warnings = [p for p in manifest.problems if not p.is_error]
+    if warnings:
+        ui.table(
+            "Warnings",
+            ("Package", "Warning"),
+            [(p.project, p.reason) for p in warnings],
+        )
 
 
 #: statuses that need no one's attention

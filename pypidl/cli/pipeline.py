@@ -31,6 +31,7 @@ from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
     from pypidl.fetch.pool import RunReport
+    from pypidl.plan.gate import GateOptions
     from pypidl.plan.lockfiles import Lock
     from pypidl.plan.planner import PlanOptions
     from pypidl.plan.project_indexes import ProjectIndexes
@@ -220,6 +221,38 @@ def _plan_flags(p: argparse.ArgumentParser) -> None:
         help="resolve for this host with pip-compile (pip-tools) first and prefer its pins on "
         "every target; off by default: pypidl's own resolver reads only pages and metadata",
     )
+    _gate_flags(p)
+
+
+def _gate_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what may cross the gap (README: What pypidl checks)")
+    g.add_argument(
+        "--exclude-newer",
+        metavar="WHEN",
+        help="a cooldown: files uploaded after WHEN do not exist for the plan (a date, a "
+        "timestamp, or a duration back from now such as 7d); projects whose index gives no "
+        "upload times are named",
+    )
+    g.add_argument(
+        "--advisories",
+        metavar="SOURCE",
+        help="OSV advisories (the PyPI export: a zip, a directory of JSON files, or its URL): "
+        "releases named by malware advisories are never mirrored, vulnerable ones are reported",
+    )
+    g.add_argument(
+        "--refuse-vulnerable",
+        action="store_true",
+        help="with --advisories: releases with known vulnerabilities do not exist for the plan "
+        "either, so the resolver picks a fixed one",
+    )
+    g.add_argument(
+        "--require-provenance",
+        action="append",
+        default=[],
+        metavar="PROJECT",
+        help="refuse PROJECT's files that come without a PEP 740 provenance (repeatable); a "
+        "provenance an index serves is always verified, and the file refused if it fails",
+    )
 
 
 def _download_flags(p: argparse.ArgumentParser) -> None:
@@ -283,11 +316,29 @@ def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return reqs, locks
 
 
-def _plan_options(args: argparse.Namespace) -> PlanOptions:
+def _gate_options(args: argparse.Namespace, net: NetworkSettings) -> GateOptions:
+    from pypidl._time import parse_cutoff
+    from pypidl.advisories import load_advisories
+    from pypidl.plan.gate import GateOptions
+
+    if args.refuse_vulnerable and not args.advisories:
+        raise BadInputError("--refuse-vulnerable needs --advisories")
+    return GateOptions(
+        exclude_newer=parse_cutoff(args.exclude_newer) if args.exclude_newer else None,
+        advisories=load_advisories(args.advisories, net=net) if args.advisories else None,
+        refuse_vulnerable=args.refuse_vulnerable,
+    )
+
+
+def _plan_options(args: argparse.Namespace, net: NetworkSettings) -> PlanOptions:
+    from packaging.utils import canonicalize_name
+
     from pypidl.plan.planner import PlanOptions
     from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
 
     return PlanOptions(
+        gate=_gate_options(args, net),
+        require_provenance=frozenset(canonicalize_name(p) for p in args.require_provenance),
         all_versions=args.all_versions,
         all_versions_limit=args.all_versions_limit,
         no_deps=args.no_deps,
@@ -342,7 +393,8 @@ def _plan_locks(
         sum(len(lock.packages) for lock in locks),
         len(targets),
     )
-    planner = Planner(mirrors, net, targets, _plan_options(args), project_indexes=routing)
+    options = _plan_options(args, net)
+    planner = Planner(mirrors, net, targets, options, project_indexes=routing)
     return planner.plan_locks(locks), net
 
 
@@ -409,7 +461,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> tuple[Manifest, NetworkSetti
         mirrors=mirrors,
         net=net,
         targets=targets,
-        options=_plan_options(args),
+        options=_plan_options(args, net),
         project_indexes=routing,
     )
     return _announce(ui, manifest), net
@@ -622,6 +674,19 @@ def _download_and_index(
     )
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
+    from pypidl.store.provenance import keep_provenance
+    from pypidl.store.status import record_statuses
+
+    record_statuses(root, manifest.project_status, manifest.projects)
+    kept = keep_provenance(manifest.entries, root, net)
+    if kept.failed:
+        for filename, reason in kept.failed:
+            ui.error("%s: its provenance was not kept: %s", filename, reason)
+    if getattr(args, "advisories", None):  # sync: keep the snapshot for audit and bundle
+        from pypidl._fs import atomic_write_bytes
+        from pypidl.advisories import SNAPSHOT_NAME, snapshot
+
+        atomic_write_bytes(root / ".pypidl" / SNAPSHOT_NAME, snapshot(args.advisories, net=net))
     index_failed = False
     if args.build_index and not report.interrupted:
         from pypidl.store.index_builder import build_index
@@ -653,7 +718,8 @@ def _download_and_index(
                 "reached its final name is verified and kept)",
                 root,
             )
-        code = EXIT_FAILED if report.failed or manifest.errors or index_failed else EXIT_OK
+        failed = report.failed or manifest.errors or index_failed or kept.failed
+        code = EXIT_FAILED if failed else EXIT_OK
         if disk_error is not None:  # something was not kept: the run cannot be a success
             code = EXIT_FAILED
     return _finish(args, ui, code, manifest, report, root=root, shard=shard)

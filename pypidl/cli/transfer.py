@@ -102,6 +102,12 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
         metavar="DIR",
         help=f"the mirror the files come from (default {DEFAULT_DOWNLOAD_DIR})",
     )
+    bundle.add_argument(
+        "--advisories",
+        metavar="SOURCE",
+        help="carry this OSV export (zip or directory) for 'pypidl audit' inside (default: the "
+        "snapshot a sync with --advisories left in the mirror, when there is one)",
+    )
     bundle.set_defaults(func=run_bundle)
 
     imp = sub.add_parser(
@@ -187,7 +193,14 @@ def run_bundle(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.output, what="bundle")
     manifest = load(args.manifest)
     since: Manifest | None = load(args.since) if args.since else None
-    report = bundle(manifest, Path(args.download_dir), since=since, out=Path(args.output))
+    state = None
+    if args.advisories:
+        from pypidl.advisories import SNAPSHOT_NAME, snapshot
+
+        state = {SNAPSHOT_NAME: snapshot(args.advisories)}
+    report = bundle(
+        manifest, Path(args.download_dir), since=since, out=Path(args.output), state=state
+    )
     ui.info(
         "Bundled %d new file(s) (%s) into %s; %d unchanged since %s",
         len(report.files),

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from packaging.tags import Tag
@@ -39,9 +39,13 @@ from pypidl._simple import (
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256
+from pypidl.plan.page_fields import ProjectStatus, project_status, provenance_url
 from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
+
+if TYPE_CHECKING:
+    from pypidl.plan.gate import Gate
 
 __all__ = [
     "IndexClient",
@@ -74,6 +78,8 @@ class RemoteFile(ListedFile):
     kind: str = ""  # "wheel" | "sdist"
     tags: frozenset[Tag] = frozenset()
     mirror: str = ""  # name of the mirror whose page listed it
+    #: where the index serves the file's PEP 740 provenance, when it does
+    provenance_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class ProjectPage:
     url: str  # the page's URL without credentials
     #: sha256 of the page's body: a plan that read the page depended on exactly this
     digest: str = ""
+    #: the project's PEP 792 status, when it is not "active"
+    status: ProjectStatus | None = None
 
 
 class IndexClient:
@@ -139,6 +147,7 @@ class IndexClient:
                 mirror=mirror.name,
                 url=stored.final_url,
                 digest=stored.digest,
+                status=project_status(page),
             )
 
         return self._first(normalized, name, parsed)
@@ -305,6 +314,7 @@ def _remote_file(
         kind=kind,
         tags=tags,
         mirror=mirror,
+        provenance_url=provenance_url(item, page_url),
     )
 
 
@@ -335,15 +345,22 @@ def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
 class PageCache:
     """Project pages, each fetched once per run whatever asks for it (thread-safe)."""
 
-    def __init__(self, client: IndexClient):
+    def __init__(self, client: IndexClient, *, gate: Gate | None = None):
+        """:param gate: the checks each page passes before anything reads it."""
         self.client = client
+        self.gate = gate
         self._pages: dict[str, ProjectPage | RemoteIndexError] = {}
         self._lock = threading.Lock()
+
+    def _checked(self, found: ProjectPage | RemoteIndexError) -> ProjectPage | RemoteIndexError:
+        if self.gate is None or isinstance(found, RemoteIndexError):
+            return found
+        return self.gate.apply(found)
 
     def prefetch(self, names: Iterable[str]) -> None:
         wanted = {canonicalize_name(n) for n in names} - self._pages.keys()
         if wanted:
-            fetched = self.client.projects(wanted)
+            fetched = {k: self._checked(v) for k, v in self.client.projects(wanted).items()}
             with self._lock:
                 self._pages.update(fetched)
 
@@ -353,7 +370,7 @@ class PageCache:
             found = self._pages.get(key)
         if found is None:
             try:
-                found = self.client.project(key)
+                found = self._checked(self.client.project(key))
             except RemoteIndexError as exc:
                 found = exc
             with self._lock:

@@ -43,6 +43,7 @@ from pypidl.plan.file_choice import (
     python3_file,
     same_version,
 )
+from pypidl.plan.gate import Gate, GateOptions
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.notes import plan_notes
@@ -52,6 +53,7 @@ from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.plan_log import log_growth, log_reads, log_versions
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
+from pypidl.plan.provenance import check_all
 from pypidl.plan.replan import PlanMemo, inputs_digest
 from pypidl.plan.sdists import SdistReader
 from pypidl.sources import Mirror, derive_file_url, redact_url
@@ -91,6 +93,10 @@ class PlanOptions:
     #: the newest release a target installs whatever the kind of its files (default: wheels
     #: first, sdists only where no wheels-only solution exists; issue 17)
     prefer_newest: bool = False
+    #: projects whose files must come with a verified PEP 740 provenance
+    require_provenance: frozenset[str] = frozenset()
+    #: what may cross the gap: cooldown, advisories (plan/gate.py)
+    gate: GateOptions = field(default_factory=GateOptions)
 
 
 @dataclass
@@ -146,7 +152,8 @@ class Planner:
             routes=self.project_indexes.routes(),
             store=PageStore(cache_dir() / "pages") if options.reuse else None,
         )
-        self.pages = PageCache(self.client)
+        self.gate = Gate(options.gate)
+        self.pages = PageCache(self.client, gate=self.gate)
         # one session for pages and metadata: one pool of kept-alive connections
         self.metadata = MetadataFetcher(
             net,
@@ -175,9 +182,12 @@ class Planner:
             self.close()
 
     def _memo(self, reqs: RequirementSet) -> PlanMemo | None:
-        """Where a plan of ``reqs`` is kept, unless it may not be reused (pip-compile resolves
-        for this host, whatever the inputs say)."""
-        if not self.options.reuse or self.options.pip_compile:
+        """Where a plan of ``reqs`` is kept, unless it may not be reused: pip-compile resolves
+        for this host, whatever the inputs say; the checks before the gap depend on the clock
+        (a cooldown), on an advisory export and on provenance fetched at plan time, none of
+        which the pages' digests cover."""
+        opts = self.options
+        if not opts.reuse or opts.pip_compile or opts.gate.active or opts.require_provenance:
             return None
         key = inputs_digest(
             reqs,
@@ -255,17 +265,32 @@ class Planner:
         }
         for name in missing:
             projects.setdefault(NormalizedName(name), ())
-        return Manifest(
-            entries=tuple(entries),
-            requirements=tuple(r.line() for r in reqs.requirements),
-            index_urls=self._index_urls(),
-            pins=self._pins(),
-            targets=tuple(t.label for t in self.targets),
-            all_versions=self.options.all_versions,
-            problems=tuple(selection.problems),
-            projects=projects,
-            notes=notes,
+        return self._checked(
+            Manifest(
+                entries=tuple(entries),
+                requirements=tuple(r.line() for r in reqs.requirements),
+                index_urls=self._index_urls(),
+                pins=self._pins(),
+                targets=tuple(t.label for t in self.targets),
+                all_versions=self.options.all_versions,
+                problems=tuple(selection.problems),
+                projects=projects,
+                notes=notes,
+            )
         )
+
+    def _checked(self, manifest: Manifest) -> Manifest:
+        """``manifest`` with what the gate found: its warnings, the vulnerable releases kept,
+        the projects' statuses."""
+        manifest = self._provenance(manifest)
+        found = [*self.gate.notes(), *self.gate.vulnerable(manifest.entries)]
+        planned = {e.project for e in manifest.entries}
+        statuses = {
+            name: status.to_json()
+            for name, status in self.gate.statuses.items()
+            if name in planned or name in manifest.projects
+        }
+        return replace(manifest, problems=(*manifest.problems, *found), project_status=statuses)
 
     def _release_files(self, name: str, version: str) -> list[RemoteFile]:
         try:
@@ -346,14 +371,16 @@ class Planner:
             projects.setdefault(e.project, set()).add(e.version)
         for name, pinned in locked.versions.items():
             projects.setdefault(name, set()).update(pinned)
-        return Manifest(
-            entries=tuple(marked),
-            requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
-            index_urls=self._index_urls(),
-            pins=self._pins(),
-            targets=tuple(t.label for t in self.targets),
-            problems=tuple(problems),
-            projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
+        return self._checked(
+            Manifest(
+                entries=tuple(marked),
+                requirements=tuple(f"{lock.format}: {lock.path}" for lock in locks),
+                index_urls=self._index_urls(),
+                pins=self._pins(),
+                targets=tuple(t.label for t in self.targets),
+                problems=tuple(problems),
+                projects={n: tuple(sorted(vs, key=Version)) for n, vs in projects.items()},
+            )
         )
 
     def _pins(self) -> dict[str, str]:
@@ -645,6 +672,63 @@ class Planner:
             kind=rf.kind,
             upload_time=rf.upload_time,
             core_metadata_sha256=rf.core_metadata_sha256,
+            provenance_url=rf.provenance_url,
+        )
+
+    def _provenance(self, manifest: Manifest) -> Manifest:
+        """``manifest`` without the files whose PEP 740 provenance fails (or is missing where
+        ``--require-provenance`` wants it), the others marked with what their check said."""
+        results = check_all(
+            [
+                (e.filename, e.sha256, e.provenance_url)
+                for e in manifest.entries
+                if e.provenance_url
+            ],
+            self.client.session,
+            self.net,
+            workers=self.options.workers,
+        )
+        counts = dict.fromkeys(("verified", "unverified", "absent", "refused"), 0)
+        kept: list[Entry] = []
+        problems: list[Problem] = []
+        for e in manifest.entries:
+            found = results.get(e.filename) if e.provenance_url else None
+            if found is None:
+                counts["absent"] += 1
+                if e.project in self.options.require_provenance:
+                    counts["refused"] += 1
+                    problems.append(
+                        Problem(
+                            e.project,
+                            f"{e.filename}: refused, the index serves no "
+                            "provenance for it (--require-provenance)",
+                        )
+                    )
+                    continue
+                kept.append(e)
+                continue
+            counts[found.status] += 1
+            if found.status == "refused":
+                problems.append(
+                    Problem(e.project, f"{e.filename}: refused, its provenance {found.reason}")
+                )
+                continue
+            kept.append(replace(e, provenance_sha256=found.sha256, provenance=found.status))
+        if counts["unverified"]:
+            problems.append(
+                Problem(
+                    "(provenance)",
+                    f"{counts['unverified']} provenance document(s) kept but NOT verified: "
+                    "install pypidl[provenance] (pypi-attestations) to verify them",
+                    severity="warning",
+                )
+            )
+        checks = {f"provenance_{k}": n for k, n in counts.items()}
+        return replace(
+            manifest,
+            entries=tuple(kept),
+            problems=(*manifest.problems, *problems),
+            checks={**manifest.checks, **checks},
         )
 
 

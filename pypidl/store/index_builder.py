@@ -40,6 +40,7 @@ from pypidl.hashing import bytes_sha256, file_sha256
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.dir2pi import require_pip2pi, run_dir2pi
 from pypidl.store.leftovers import INDEX_TEMP_PREFIX, IndexLock, find_leftovers
+from pypidl.store.provenance import provenance_path
 from pypidl.store.render import (
     HTML_PAGE,
     JSON_PAGE,
@@ -50,6 +51,7 @@ from pypidl.store.render import (
     render_root_html,
     render_root_json,
 )
+from pypidl.store.status import load_statuses
 
 __all__ = [
     "BACKENDS",
@@ -136,7 +138,8 @@ def _collect(root: Path) -> tuple[dict[str, list[IndexFile]], list[str], int]:
                 continue
             sidecar_sha, written = _sidecar(path) if filename.endswith(".whl") else (None, False)
             sidecars_written += written
-            files.append(IndexFile(record.entry, checked, sidecar_sha))
+            provenance = provenance_path(path).is_file()
+            files.append(IndexFile(record.entry, checked, sidecar_sha, provenance))
         if missing:
             log.info("%s: compacting the catalog (files missing on disk)", project)
             catalog.compact(project)
@@ -260,15 +263,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def _render_all(by_project: Mapping[str, Sequence[IndexFile]]) -> dict[tuple[str, ...], str]:
-    """Every page by its path inside ``simple/``."""
+def _render_all(
+    by_project: Mapping[str, Sequence[IndexFile]],
+    statuses: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[tuple[str, ...], str]:
+    """Every page by its path inside ``simple/`` (``statuses``: PEP 792, by project)."""
+    statuses = statuses or {}
     pages: dict[tuple[str, ...], str] = {
         (HTML_PAGE,): render_root_html(by_project),
         (JSON_PAGE,): render_root_json(by_project),
     }
     for project, files in by_project.items():
-        pages[(project, HTML_PAGE)] = render_project_html(project, files)
-        pages[(project, JSON_PAGE)] = render_project_json(project, files)
+        status = statuses.get(project)
+        pages[(project, HTML_PAGE)] = render_project_html(project, files, status)
+        pages[(project, JSON_PAGE)] = render_project_json(project, files, status)
     return pages
 
 
@@ -341,7 +349,7 @@ def _build(root: Path) -> IndexReport:
     by_project, dropped, sidecars = _collect(root)
     simple = root / SIMPLE_DIR
     written = unchanged = 0
-    for parts, text in _render_all(by_project).items():
+    for parts, text in _render_all(by_project, load_statuses(root)).items():
         if _write_if_changed(safe_join(simple, *parts), text):
             written += 1
         else:

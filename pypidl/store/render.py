@@ -10,16 +10,16 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 from packaging.version import Version
 
+from pypidl._time import pep700_time
 from pypidl.manifest import PACKAGES_DIR, Entry
+from pypidl.store.provenance import PROVENANCE_SUFFIX
 
 __all__ = [
     "HTML_PAGE",
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Version of the simple repository API the pages declare (PEP 629 / PEP 691 ``meta``).
 REPOSITORY_VERSION = "1.1"
+#: ... on a page that carries a PEP 792 project status
+STATUS_API_VERSION = "1.4"
 
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -61,6 +63,12 @@ class IndexFile:
     size: int
     #: sha256 of the PEP 658 sidecar written beside the wheel, or ``None`` when there is none
     metadata_sha256: str | None = None
+    #: a verified PEP 740 provenance is kept beside the file (``<file>.provenance``)
+    provenance: bool = False
+
+    @property
+    def provenance_url(self) -> str:
+        return self.url + PROVENANCE_SUFFIX
 
     @property
     def url(self) -> str:
@@ -72,52 +80,28 @@ class IndexFile:
         return (Version(self.entry.version), self.entry.filename)
 
 
-_UPLOAD_TIME = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?",
-    re.IGNORECASE,
-)
-
-
-def _pep700_time(value: str | None) -> str | None:
-    """``value`` as PEP 700 wants it (``yyyy-mm-ddThh:mm:ss.ffffffZ``, UTC), or ``None``.
-
-    A time without a zone is taken as UTC; one that cannot be parsed is left out of the page
-    rather than risk a client rejecting the whole page.
-    """
-    if not value:
-        return None
-    m = _UPLOAD_TIME.fullmatch(value.strip())
-    if m is None:
-        log.debug("upload time %r is not ISO 8601; left out", value)
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    offset = timedelta(0)
-    zone = m.group(8)
-    if zone and zone.upper() != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    try:
-        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
-    except ValueError:
-        log.debug("upload time %r is not a valid date; left out", value)
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
-    """The PEP 503 page of ``project`` (with PEP 592, 629, 658 and 714 attributes)."""
+def render_project_html(
+    project: str, files: Sequence[IndexFile], status: Mapping[str, str] | None = None
+) -> str:
+    """The PEP 503 page of ``project`` (with PEP 592, 629, 658, 714 and 792 attributes)."""
     name = _attr(project)
     lines = [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
-        f'    <meta name="pypi:repository-version" content="{REPOSITORY_VERSION}">',
+        f'    <meta name="pypi:repository-version" content="{_api_version(status)}">',
+    ]
+    if status:
+        lines.append(f'    <meta name="pypi:project-status" content="{_attr(status["status"])}">')
+        if status.get("reason"):
+            lines.append(
+                f'    <meta name="pypi:project-status-reason" content="{_attr(status["reason"])}">'
+            )
+    lines += [
         f"    <title>Links for {name}</title>",
         "  </head>",
         "  <body>",
@@ -130,6 +114,8 @@ def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
             attrs.append(f'data-requires-python="{_attr(e.requires_python)}"')
         if e.yanked:
             attrs.append(f'data-yanked="{_attr(e.yanked_reason or "")}"')
+        if f.provenance:
+            attrs.append(f'data-provenance="{_attr(f.provenance_url)}"')
         if f.metadata_sha256:
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
             attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
@@ -138,8 +124,16 @@ def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
     return "\n".join(lines)
 
 
-def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
-    """The PEP 691 page of ``project`` (with PEP 700 ``versions``, ``size``, ``upload-time``)."""
+def _api_version(status: Mapping[str, str] | None) -> str:
+    """The API version a page declares: PEP 792's 1.4 only on the pages that need it."""
+    return STATUS_API_VERSION if status else REPOSITORY_VERSION
+
+
+def render_project_json(
+    project: str, files: Sequence[IndexFile], status: Mapping[str, str] | None = None
+) -> str:
+    """The PEP 691 page of ``project`` (with PEP 700 ``versions``, ``size``, ``upload-time``,
+    PEP 740 ``provenance`` and PEP 792 ``project-status``)."""
     versions = sorted({f.entry.version for f in files}, key=Version)
     out: list[dict[str, Any]] = []
     for f in files:
@@ -152,7 +146,7 @@ def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
             "yanked": (e.yanked_reason or True) if e.yanked else False,
             "size": f.size,
         }
-        upload_time = _pep700_time(e.upload_time)
+        upload_time = pep700_time(e.upload_time)
         if upload_time is not None:
             item["upload-time"] = upload_time
         metadata: dict[str, str] | bool = (
@@ -161,13 +155,17 @@ def render_project_json(project: str, files: Sequence[IndexFile]) -> str:
         # PEP 714: only the new key. pip 22.3 to 23.1 crash on "dist-info-metadata" in JSON,
         # and teams on Python 3.8/3.9 still run those pips (3.9's ensurepip bundles 23.0.1).
         item["core-metadata"] = metadata
+        if f.provenance:
+            item["provenance"] = f.provenance_url
         out.append(item)
-    doc = {
-        "meta": {"api-version": REPOSITORY_VERSION},
+    doc: dict[str, Any] = {
+        "meta": {"api-version": _api_version(status)},
         "name": project,
-        "versions": versions,
-        "files": out,
     }
+    if status:
+        doc["project-status"] = dict(status)
+    doc["versions"] = versions
+    doc["files"] = out
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 

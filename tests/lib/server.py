@@ -150,10 +150,12 @@ class ServedFile:
     sha256: str
     requires_python: str | None
     yanked: bool | str
-    upload_time: str
+    upload_time: str | None  # None: the pages give no upload time
     metadata: bytes | None = field(repr=False)
     url_path: str  # path below the server root (includes the prefix)
     url: str  # absolute URL
+    #: a PEP 740 provenance, served at ``<url>.provenance`` and named on the pages
+    provenance: bytes | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -268,9 +270,9 @@ def _quality(media_type: str, accepted: list[tuple[str, float]]) -> tuple[float,
     return best if best is not None else (0.0, -1)
 
 
-def _http_date(upload_time: str) -> str:
+def _http_date(upload_time: str | None) -> str:
     try:
-        when = _dt.datetime.fromisoformat(upload_time.replace("Z", "+00:00"))
+        when = _dt.datetime.fromisoformat((upload_time or "").replace("Z", "+00:00"))
     except ValueError:
         when = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
     if when.tzinfo is None:
@@ -444,6 +446,8 @@ class IndexServer:
         self._requests: list[RequestRecord] = []
         self._faults: dict[str, list[Fault]] = {}
         self._always: dict[str, Fault] = {}
+        #: project -> (PEP 792 status, reason) its pages declare
+        self.statuses: dict[str, tuple[str, str | None]] = {}
         self._stopping = threading.Event()
         self._released = threading.Event()  # ends every Stall at once (release_stalls)
         self._thread: threading.Thread | None = None
@@ -508,8 +512,9 @@ class IndexServer:
         project: str | None = None,
         requires_python: str | None = None,
         yanked: bool | str = False,
-        upload_time: str = "2024-01-01T00:00:00Z",
+        upload_time: str | None = "2024-01-01T00:00:00Z",
         metadata: bytes | bool | None = None,
+        provenance: bytes | None = None,
     ) -> ServedFile:
         """Serve a distribution file.
 
@@ -545,6 +550,7 @@ class IndexServer:
             metadata=metadata,
             url_path=url_path,
             url=f"{self.scheme}://127.0.0.1:{self.port}{url_path}",
+            provenance=provenance,
         )
         with self._lock:
             old = self._files.pop(filename, None)
@@ -815,8 +821,12 @@ class IndexServer:
                 "requires-python": f.requires_python,
                 "yanked": f.yanked,
                 "size": f.size,
-                "upload-time": f.upload_time,
             }
+            if f.upload_time is not None:
+                entry["upload-time"] = f.upload_time
+            if f.provenance is not None:
+                entry["provenance"] = f.url + ".provenance"
+                attrs.append(f'data-provenance="{html.escape(f.url)}.provenance"')
             if f.requires_python is not None:
                 attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
             if f.yanked is not False:
@@ -830,10 +840,18 @@ class IndexServer:
             anchors.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br>")
             entries.append(entry)
         versions = sorted({f.version for f in files}, key=_version_key)
+        status = self.statuses.get(project)
+        status_meta = ""
+        if status is not None:
+            status_meta = f'<meta name="pypi:project-status" content="{status[0]}">\n'
+            if status[1]:
+                reason = html.escape(status[1])
+                status_meta += f'<meta name="pypi:project-status-reason" content="{reason}">\n'
         page = (
             "<!DOCTYPE html>\n<html>\n<head>\n"
             f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
-            f"<title>Links for {html.escape(project)}</title>\n</head>\n<body>\n"
+            + status_meta
+            + f"<title>Links for {html.escape(project)}</title>\n</head>\n<body>\n"
             f"<h1>Links for {html.escape(project)}</h1>\n"
             + "\n".join(anchors)
             + "\n</body>\n</html>\n"
@@ -844,13 +862,18 @@ class IndexServer:
             "versions": versions,
             "files": entries,
         }
+        if status is not None:
+            data["project-status"] = {"status": status[0], "reason": status[1]}
         return self._page(h, ctype, page, data)
 
     # ----------------------------------------------------------- files
 
     def _file(self, h: _Handler, url_path: str) -> _Response:
         is_metadata = url_path.endswith(".metadata")
-        lookup = url_path[: -len(".metadata")] if is_metadata else url_path
+        is_provenance = url_path.endswith(".provenance")
+        lookup = url_path
+        if is_metadata or is_provenance:
+            lookup = url_path.rsplit(".", 1)[0]
         with self._lock:
             served = self._by_path.get(lookup)
             if served is None:
@@ -865,6 +888,11 @@ class IndexServer:
             if not self.metadata or served.metadata is None:
                 return _not_found()
             data = served.metadata
+            etag = '"' + hashlib.sha256(data).hexdigest() + '"'
+        elif is_provenance:
+            if served.provenance is None:
+                return _not_found()
+            data = served.provenance
             etag = '"' + hashlib.sha256(data).hexdigest() + '"'
         else:
             data = served.data

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from pypidl._time import pep700_time
 from pypidl.cli import main
 from pypidl.errors import BadInputError
-from pypidl.store import render
 from pypidl.store.catalog import Catalog
 from pypidl.store.index_builder import build_index
 from pypidl.store.serve import choose_media_type, make_server
@@ -322,7 +322,7 @@ def test_dir2pi_missing_is_bad_input(
 
 
 def test_upload_time_formats() -> None:
-    t = render._pep700_time
+    t = pep700_time
     assert t("2024-01-02T03:04:05Z") == "2024-01-02T03:04:05.000000Z"
     assert t("2024-01-02T03:04:05.123456789Z") == "2024-01-02T03:04:05.123456Z"
     assert t("2024-01-02 03:04:05-0130") == "2024-01-02T04:34:05.000000Z"
