@@ -9,13 +9,11 @@ Python converts (a plain :class:`ValueError`).  :func:`loads` reports all three 
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised by the Python 3.9 CI run
-    import tomli as tomllib
+# tomli, not the standard library's tomllib: the same parser, but its wheels are compiled, about
+# 3x faster on a big lock (issue 20)
+import tomli as tomllib
 
 __all__ = ["UntrustedTOMLError", "loads"]
 
