@@ -182,3 +182,37 @@ def test_without_the_extra_provenance_is_kept_but_plainly_not_verified(
     assert "pypidl[provenance]" in out
     kept = tmp_path / "mirror/packages/gitlab-oidc-project" / (GITLAB + ".provenance")
     assert kept.is_file()
+
+
+@pytest.mark.clients
+@pytest.mark.timeout(300)
+def test_pip_and_uv_install_from_a_mirror_serving_provenance(
+    index_server: Callable[..., IndexServer],
+    assets: Path,
+    wheel_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: dict[str, str],
+    venv_factory: Callable[[], Path],
+) -> None:
+    """Pages that carry PEP 740 provenance (``data-provenance``, the ``provenance`` key) are
+    pages pip and uv still install from, over file:// (HTML) and HTTP (JSON)."""
+    from tests.functional.test_gate import install, serving
+    from tests.lib.wheels import make_wheel
+
+    # a wheel can carry no real signature here: kept unverified, as a default install keeps it
+    monkeypatch.setattr("pypidl.plan.provenance.verifier_available", lambda: False)
+    srv = index_server()
+    _serve(
+        srv, make_wheel(wheel_dir, "alpha", "1.0"), (assets / (GCB + ".provenance")).read_bytes()
+    )
+    assert _sync(srv, tmp_path, "alpha\n") == 0
+    mirror = tmp_path / "mirror"
+    page = json.loads((mirror / "simple/alpha/index.json").read_text("utf-8"))
+    assert page["files"][0]["provenance"].endswith(".provenance")
+    assert "data-provenance=" in (mirror / "simple/alpha/index.html").read_text("utf-8")
+    python = venv_factory()
+    install(python, clean_env, mirror, "alpha")
+    with serving(mirror) as url:
+        install(python, clean_env, mirror, "--reinstall", "alpha", uv=True, url=url)
+    assert list(python.parent.parent.glob("lib/python*/site-packages/alpha-1.0.dist-info"))
