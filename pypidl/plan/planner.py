@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
@@ -28,6 +26,8 @@ from packaging.version import Version
 from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
+from pypidl.plan._gc import fewer_collections
+from pypidl.plan._selection import Picks, entry_for, hash_pins, selected_entries
 from pypidl.plan.build_deps import (
     BuildClosure,
     complete_build_closure,
@@ -43,17 +43,18 @@ from pypidl.plan.file_choice import (
     python3_file,
     same_version,
 )
-from pypidl.plan.gate import Gate, GateOptions
+from pypidl.plan.gate import Gate
 from pypidl.plan.lockfiles import Lock, locked_files
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.notes import plan_notes
+from pypidl.plan.options import PlanOptions
 from pypidl.plan.page_store import PageStore
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.plan_log import log_growth, log_reads, log_versions
-from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher
+from pypidl.plan.prefetch import Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
-from pypidl.plan.provenance import check_all
+from pypidl.plan.provenance import check_all, with_provenance
 from pypidl.plan.replan import PlanMemo, inputs_digest
 from pypidl.plan.sdists import SdistReader
 from pypidl.sources import Mirror, derive_file_url, redact_url
@@ -66,63 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["PlanOptions", "Planner", "plan"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    all_versions: bool = False
-    #: newest N versions per project with --all-versions (None: no limit)
-    all_versions_limit: int | None = None
-    no_deps: bool = False
-    #: auto: keep a release's sdist when a target that needs the release has no wheel for it
-    sdist: str = "auto"
-    #: also resolve the closure for each target (not only pip-compile's host resolution)
-    closure: bool = True
-    #: run pip-compile for this host first and prefer its pins on every target (opt-in: it
-    #: resolves for this machine only and downloads what pip cannot read metadata of)
-    pip_compile: bool = False
-    #: requests in flight while reading pages and metadata
-    workers: int = DEFAULT_IN_FLIGHT
-    #: with all_versions: pre-releases too
-    pre: bool = False
-    #: add what builds the kept sdists, for the targets that build them (plan/build_deps.py)
-    build_deps: bool = True
-    #: keep pages between runs (asked again conditionally) and reuse the plan of unchanged
-    #: inputs (plan/replan.py); False reads every page in full and resolves again
-    reuse: bool = True
-    #: the newest release a target installs whatever the kind of its files (default: wheels
-    #: first, sdists only where no wheels-only solution exists; issue 17)
-    prefer_newest: bool = False
-    #: projects whose files must come with a verified PEP 740 provenance
-    require_provenance: frozenset[str] = frozenset()
-    #: what may cross the gap: cooldown, advisories (plan/gate.py)
-    gate: GateOptions = field(default_factory=GateOptions)
-
-
-@dataclass
-class _Picks:
-    """The planner's running tally: project -> version -> labels of the targets that need it.
-
-    Every source of choices adds to it (the closure's :class:`ClosureResult`, ``--no-deps``,
-    host pins, ``--all-versions``), and the file choice reads it.
-    """
-
-    versions: dict[NormalizedName, dict[str, set[str]]] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    #: project -> versions only --all-versions selected (for the growth report)
-    all_versions_added: dict[NormalizedName, set[str]] = field(default_factory=dict)
-
-    def add(self, project: NormalizedName, version: str, labels: Iterable[str]) -> None:
-        self.versions.setdefault(project, {}).setdefault(version, set()).update(labels)
-
-    def absorb(self, result: ClosureResult) -> None:
-        """Take everything the closure chose and every problem it found."""
-        for name, versions in result.versions.items():
-            for version, labels in versions.items():
-                self.add(name, version, labels)
-        self.problems.extend(result.problems)
-        for name, added in result.all_versions_added.items():
-            self.all_versions_added.setdefault(name, set()).update(added)
 
 
 class Planner:
@@ -168,7 +112,7 @@ class Planner:
 
     def plan(self, reqs: RequirementSet) -> Manifest:
         try:
-            with _fewer_collections():
+            with fewer_collections():
                 memo = self._memo(reqs)
                 if memo is not None:
                     found = memo.recall(self.client, workers=self.options.workers)
@@ -203,7 +147,7 @@ class Planner:
         names = [canonicalize_name(r.name) for r in requirements]
         log.info("Reading %d project page(s) from %s", len(set(names)), self.mirrors[0].name)
         self.pages.prefetch(names)
-        selection = _Picks()
+        selection = Picks()
         missing = self.pages.failed()
         for name, exc in sorted(missing.items()):
             selection.problems.append(_problem_for(name, exc, requirement=_req_text(reqs, name)))
@@ -250,7 +194,7 @@ class Planner:
         build = None
         if self.options.build_deps and not self.options.no_deps and self.options.sdist != "never":
             build = self._select_build(selection)
-        entries = self._files(selection, _hash_pins(reqs))
+        entries = self._files(selection, hash_pins(reqs))
         entries = self._mark_why(entries, names, runtime, build)
         notes = plan_notes(
             selection.versions,
@@ -306,7 +250,7 @@ class Planner:
         choice; the lock's hashes must agree with the index's.
         """
         try:
-            with _fewer_collections():
+            with fewer_collections():
                 return self._plan_locks(locks)
         finally:
             self.close()
@@ -323,7 +267,7 @@ class Planner:
         )
         entries: dict[tuple[str, str], Entry] = {}
         build_entries: list[Entry] = []
-        locked = _Picks()
+        locked = Picks()
         for r in releases:
             if not r.package.not_from_index:
                 locked.add(r.package.name, r.package.version, [t.label for t in r.targets])
@@ -334,7 +278,7 @@ class Planner:
             by_release: dict[tuple[str, str], list[RemoteFile]] = {}
             for rf in files:
                 by_release.setdefault((rf.project, normalized_version(rf.version)), []).append(rf)
-            picks = _Picks(
+            picks = Picks(
                 versions={
                     n: {v: set(ls) for v, ls in vs.items()} for n, vs in locked.versions.items()
                 }
@@ -344,7 +288,7 @@ class Planner:
                 files_of=lambda name, version: by_release.get((name, normalized_version(version))),
             )
             problems.extend(picks.problems)
-            extra = _Picks()
+            extra = Picks()
             for name, versions in build.versions.items():
                 for version, labels in versions.items():
                     if not any(same_version(version, v) for v in locked.versions.get(name, {})):
@@ -360,7 +304,9 @@ class Planner:
                     )
                 )
                 continue
-            entries.setdefault((rf.project, rf.filename), self._entry(rf))
+            entries.setdefault(
+                (rf.project, rf.filename), entry_for(rf, self.client.mirrors_for(rf.project))
+            )
         for entry in build_entries:
             entries.setdefault((entry.project, entry.filename), entry)
         marked = self._mark_why(
@@ -409,7 +355,7 @@ class Planner:
             extra_index_urls=reqs.extra_index_urls,
         )
 
-    def _select_pins(self, pins: Mapping[NormalizedName, str], selection: _Picks) -> None:
+    def _select_pins(self, pins: Mapping[NormalizedName, str], selection: Picks) -> None:
         """Host pins for every target that can install them (the closure-free fall-back)."""
         self.pages.prefetch(pins)
         for name, version in sorted(pins.items()):
@@ -421,7 +367,7 @@ class Planner:
         requirements: Sequence[Requirement],
         constraints: Sequence[Requirement],
         pins: Mapping[NormalizedName, str],
-        selection: _Picks,
+        selection: Picks,
     ) -> None:
         result = self.resolve(
             requirements,
@@ -477,7 +423,7 @@ class Planner:
 
     def _select_build(
         self,
-        selection: _Picks,
+        selection: Picks,
         *,
         files_of: Callable[[str, str], Sequence[RemoteFile] | None] | None = None,
     ) -> BuildClosure:
@@ -553,7 +499,7 @@ class Planner:
             report_build_closure(build, marked)
         return marked
 
-    def _select_direct(self, requirements: Sequence[Requirement], selection: _Picks) -> None:
+    def _select_direct(self, requirements: Sequence[Requirement], selection: Picks) -> None:
         """``--no-deps``: per target, the newest version of each requirement it can install."""
         for req in requirements:
             name = canonicalize_name(req.name)
@@ -579,7 +525,7 @@ class Planner:
                 else:
                     selection.add(name, version, [target.label])
 
-    def _select_all_versions(self, selection: _Picks) -> None:
+    def _select_all_versions(self, selection: Picks) -> None:
         labels = [t.label for t in self.targets]
         for name in list(selection.versions):
             page = self._page(name, selection)
@@ -595,7 +541,7 @@ class Planner:
             for version in versions:
                 selection.add(name, version, labels)
 
-    def _page(self, name: str, selection: _Picks) -> ProjectPage | None:
+    def _page(self, name: str, selection: Picks) -> ProjectPage | None:
         try:
             return self.pages.get(name)
         except RemoteIndexError as exc:
@@ -605,74 +551,16 @@ class Planner:
     # -- files ------------------------------------------------------------------------------
 
     def _files(
-        self, selection: _Picks, hash_pins: Mapping[str, tuple[str, frozenset[str]]]
+        self, selection: Picks, hash_pins: Mapping[str, tuple[str, frozenset[str]]]
     ) -> list[Entry]:
-        """The entries of every selected release.
-
-        :param hash_pins: project -> (where, sha256 digests) from ``--hash`` options: pip with
-            ``--require-hashes`` accepts only those files, so only those are worth mirroring.
-        """
-        by_label = {t.label: t for t in self.targets}
-        entries: list[Entry] = []
-        for name in sorted(selection.versions):
-            page = self._page(name, selection)
-            if page is None:
-                continue
-            for version, labels in sorted(selection.versions[name].items()):
-                targets = [by_label[label] for label in sorted(labels) if label in by_label]
-                files = [f for f in page.files if same_version(f.version, version)]
-                chosen = choose_files(files, targets, sdist=self.options.sdist)
-                if name in hash_pins and chosen:
-                    where, allowed = hash_pins[name]
-                    kept = [f for f in chosen if f.sha256 in allowed]
-                    if not kept:
-                        selection.problems.append(
-                            Problem(
-                                name,
-                                f"no file of {name} {version} for these targets matches the "
-                                f"--hash values at {where}",
-                            )
-                        )
-                        continue
-                    chosen = kept
-                if not chosen:
-                    selection.problems.append(
-                        Problem(name, f"no file of {name} {version} fits any target", target=None)
-                    )
-                for rf in chosen:
-                    if rf.sha256 is None:
-                        selection.problems.append(
-                            Problem(
-                                name, f"{rf.filename}: the index publishes no sha256; not mirrored"
-                            )
-                        )
-                        continue
-                    entries.append(self._entry(rf))
-        return entries
-
-    def _entry(self, rf: RemoteFile) -> Entry:
-        urls: list[str] = []
-        for mirror in self.client.mirrors_for(rf.project):
-            url = rf.url if mirror.name == rf.mirror else derive_file_url(rf.url, mirror)
-            if url and url not in urls:
-                urls.append(url)
-        if rf.url not in urls:
-            urls.insert(0, rf.url)
-        assert rf.sha256 is not None  # noqa: S101 - checked by the caller
-        return Entry(
-            project=rf.project,
-            version=rf.version,
-            filename=rf.filename,
-            urls=tuple(urls),
-            sha256=rf.sha256,
-            size=rf.size,
-            requires_python=rf.requires_python,
-            yanked=rf.yanked,
-            yanked_reason=rf.yanked_reason,
-            kind=rf.kind,
-            upload_time=rf.upload_time,
-            core_metadata_sha256=rf.core_metadata_sha256,
-            provenance_url=rf.provenance_url,
+        """The entries of every selected release (see :func:`selected_entries`)."""
+        return selected_entries(
+            selection,
+            self.targets,
+            page=lambda name: self._page(name, selection),
+            sdist=self.options.sdist,
+            hash_pins=hash_pins,
+            mirrors_for=self.client.mirrors_for,
         )
 
     def _provenance(self, manifest: Manifest) -> Manifest:
@@ -688,48 +576,7 @@ class Planner:
             self.net,
             workers=self.options.workers,
         )
-        counts = dict.fromkeys(("verified", "unverified", "absent", "refused"), 0)
-        kept: list[Entry] = []
-        problems: list[Problem] = []
-        for e in manifest.entries:
-            found = results.get(e.filename) if e.provenance_url else None
-            if found is None:
-                counts["absent"] += 1
-                if e.project in self.options.require_provenance:
-                    counts["refused"] += 1
-                    problems.append(
-                        Problem(
-                            e.project,
-                            f"{e.filename}: refused, the index serves no "
-                            "provenance for it (--require-provenance)",
-                        )
-                    )
-                    continue
-                kept.append(e)
-                continue
-            counts[found.status] += 1
-            if found.status == "refused":
-                problems.append(
-                    Problem(e.project, f"{e.filename}: refused, its provenance {found.reason}")
-                )
-                continue
-            kept.append(replace(e, provenance_sha256=found.sha256, provenance=found.status))
-        if counts["unverified"]:
-            problems.append(
-                Problem(
-                    "(provenance)",
-                    f"{counts['unverified']} provenance document(s) kept but NOT verified: "
-                    "install pypidl[provenance] (pypi-attestations) to verify them",
-                    severity="warning",
-                )
-            )
-        checks = {f"provenance_{k}": n for k, n in counts.items()}
-        return replace(
-            manifest,
-            entries=tuple(kept),
-            problems=(*manifest.problems, *problems),
-            checks={**manifest.checks, **checks},
-        )
+        return with_provenance(manifest, results, self.options.require_provenance)
 
 
 def plan(
@@ -743,40 +590,6 @@ def plan(
 ) -> Manifest:
     """Plan a mirror of ``reqs`` for ``targets``; see the module docstring."""
     return Planner(mirrors, net, targets, options, project_indexes=project_indexes).plan(reqs)
-
-
-#: Allocations between two collections of the youngest generation while planning (Python's
-#: default is 700).
-PLANNING_GC_THRESHOLD = 50_000
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while planning.
-
-    Planning allocates millions of small objects that live until the plan is written (the
-    parsed pages, a RemoteFile per file, tables, candidates) and makes little cyclic garbage;
-    with the default threshold the collector ran so often, each time walking the survivors,
-    that it took about a sixth of the planner's CPU time on a 145-project, 42-target plan.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], PLANNING_GC_THRESHOLD), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-def _hash_pins(reqs: RequirementSet) -> dict[str, tuple[str, frozenset[str]]]:
-    """sha256 digests the requirements pin with ``--hash``, by project (other algorithms cannot
-    be checked against what an index publishes, so they do not narrow the choice)."""
-    pins: dict[str, tuple[str, frozenset[str]]] = {}
-    for r in reqs.requirements:
-        digests = {h.split(":", 1)[1] for h in r.hashes if h.startswith("sha256:")}
-        if digests:
-            where, before = pins.get(r.name, (r.source, frozenset()))
-            pins[r.name] = (where, before | digests)
-    return pins
 
 
 def _problem_for(name: str, exc: RemoteIndexError, requirement: str | None = None) -> Problem:

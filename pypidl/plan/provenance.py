@@ -17,16 +17,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from pypidl.hashing import bytes_sha256
+from pypidl.manifest import Problem
 from pypidl.session import describe_error
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
     from pypidl.config import NetworkSettings
+    from pypidl.manifest import Entry, Manifest
 
 __all__ = [
     "MAX_PROVENANCE_BYTES",
@@ -34,6 +38,7 @@ __all__ = [
     "check_all",
     "verifier_available",
     "verify_document",
+    "with_provenance",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,3 +156,56 @@ def _fetch(url: str, session: requests.Session, net: NetworkSettings) -> bytes:
                 raise ValueError("larger than 4 MiB")
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def with_provenance(
+    manifest: Manifest, results: Mapping[str, ProvenanceCheck], require: Collection[str]
+) -> Manifest:
+    """``manifest`` without the files whose provenance check refused them (or that have none
+    while their project is in ``require``), the others marked with what the check said, and
+    the counts in its checks.
+
+    :param results: filename -> the check of its provenance (:func:`check_all`)
+    """
+    counts = dict.fromkeys(("verified", "unverified", "absent", "refused"), 0)
+    kept: list[Entry] = []
+    problems: list[Problem] = []
+    for e in manifest.entries:
+        found = results.get(e.filename) if e.provenance_url else None
+        if found is None:
+            counts["absent"] += 1
+            if e.project in require:
+                counts["refused"] += 1
+                problems.append(
+                    Problem(
+                        e.project,
+                        f"{e.filename}: refused, the index serves no "
+                        "provenance for it (--require-provenance)",
+                    )
+                )
+                continue
+            kept.append(e)
+            continue
+        counts[found.status] += 1
+        if found.status == "refused":
+            problems.append(
+                Problem(e.project, f"{e.filename}: refused, its provenance {found.reason}")
+            )
+            continue
+        kept.append(replace(e, provenance_sha256=found.sha256, provenance=found.status))
+    if counts["unverified"]:
+        problems.append(
+            Problem(
+                "(provenance)",
+                f"{counts['unverified']} provenance document(s) kept but NOT verified: "
+                "install pypidl[provenance] (pypi-attestations) to verify them",
+                severity="warning",
+            )
+        )
+    checks = {f"provenance_{k}": n for k, n in counts.items()}
+    return replace(
+        manifest,
+        entries=tuple(kept),
+        problems=(*manifest.problems, *problems),
+        checks={**manifest.checks, **checks},
+    )

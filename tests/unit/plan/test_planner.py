@@ -9,6 +9,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, parse_sdist_filename, parse_wheel_filename
 
 from pypidl.config import NetworkSettings
+from pypidl.plan._selection import entry_for
 from pypidl.plan.file_choice import choose_files, newest_installable
 from pypidl.plan.pages import RemoteFile
 from pypidl.plan.planner import Planner
@@ -253,7 +254,9 @@ def test_entry_urls(
     mirrors: tuple[Mirror, ...], listed_by: str, url: str, expected: list[str]
 ) -> None:
     p = planner(*mirrors)
-    entry = p._entry(rf("demo-1.0-py3-none-any.whl", mirror=listed_by, url=url))
+    entry = entry_for(
+        rf("demo-1.0-py3-none-any.whl", mirror=listed_by, url=url), p.client.mirrors_for("demo")
+    )
     assert list(entry.urls) == expected
     assert entry.project == NormalizedName("demo")
     assert entry.sha256 == SHA

@@ -1,0 +1,33 @@
+"""The garbage collector's pace while planning."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["PLANNING_GC_THRESHOLD", "fewer_collections"]
+
+#: Allocations between two collections of the youngest generation while planning (Python's
+#: default is 700).
+PLANNING_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while planning.
+
+    Planning allocates millions of small objects that live until the plan is written (the
+    parsed pages, a RemoteFile per file, tables, candidates) and makes little cyclic garbage;
+    with the default threshold the collector ran so often, each time walking the survivors,
+    that it took about a sixth of the planner's CPU time on a 145-project, 42-target plan.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], PLANNING_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
