@@ -314,7 +314,7 @@ def shard_from_args(value: str, ui: UI) -> tuple[int, int]:
 
     :raises BadInputError: a malformed value, or ``auto`` outside a known scheduler.
     """
-    from pypidl.manifest import parse_shard
+    from pypidl._shards import parse_shard
 
     if value != "auto":
         return parse_shard(value)

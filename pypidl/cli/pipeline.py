@@ -409,7 +409,7 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
     manifest = load(args.manifest)
     shard = None
     if args.shard:
-        from pypidl.manifest import shard_manifest
+        from pypidl._shards import shard_manifest
 
         k, n = shard = shard_from_args(args.shard, ui)
         total = len(manifest.entries)

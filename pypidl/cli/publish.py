@@ -80,10 +80,11 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from pypidl._shards import shard_manifest
     from pypidl.cli._common import network_from_args, require_mirror, shard_from_args
     from pypidl.cli._report import now
     from pypidl.errors import BadInputError
-    from pypidl.manifest import load, shard_manifest
+    from pypidl.manifest import load
     from pypidl.publish.publisher import PublishOptions, mirror_files, publish
     from pypidl.publish.repository import credentials, locate_repository
     from pypidl.session import new_session

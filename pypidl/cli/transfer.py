@@ -139,8 +139,8 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run_export(args: argparse.Namespace, ui: UI) -> int:
+    from pypidl._shards import shard_manifest
     from pypidl.exporters import get_exporter
-    from pypidl.manifest import shard_manifest
 
     check_output_file(args.output, what="output")
     manifest = load(args.manifest)
@@ -171,7 +171,7 @@ def run_export(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_merge(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl.manifest import merge_manifests
+    from pypidl._shards import merge_manifests
 
     check_output_file(args.output, what="merged manifest")
     manifests = [load(path) for path in args.manifests]

@@ -74,7 +74,7 @@ class Workers:
         report: RunReport,
         events: Events,
     ):
-        """:param groups: each worker's share: whole projects (``manifest.partition``).
+        """:param groups: each worker's share: whole projects (``_shards.partition``).
         :param config: what every worker is told when it starts.
         """
         self._groups = groups

@@ -4,7 +4,7 @@ Shape:
 
 * files the catalog already proves (a ``stat`` matches its record) are reported as skipped by the
   parent, with no process started: a re-run over a complete mirror is a few ``stat`` calls;
-* the rest is split into whole projects balanced by bytes (:func:`pypidl.manifest.partition`),
+* the rest is split into whole projects balanced by bytes (:func:`pypidl._shards.partition`),
   one group per worker process, so only one process ever writes a project's catalog file;
 * workers are ``spawn``-ed processes (every OS), each with ``concurrency / workers`` threads
   sharing one :class:`pypidl.fetch.downloader.Downloader`;
@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pypidl._fs import check_basename, safe_join
+from pypidl._shards import partition
 from pypidl.config import NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.fetch._wire import WorkerConfig
 from pypidl.fetch._workers import Workers
 from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import MirrorStats, mirror_key
-from pypidl.manifest import PACKAGES_DIR, Entry, partition
+from pypidl.manifest import PACKAGES_DIR, Entry
 from pypidl.store.catalog import Catalog, Record
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 

@@ -7,7 +7,7 @@ have the wrong size or the wrong sha256, and files on disk the catalog does not 
 it again; without it nothing is written.
 
 The work is spread like downloads: whole projects per ``spawn``-ed worker process, balanced by
-bytes with :func:`pypidl.manifest.partition`.
+bytes with :func:`pypidl._shards.partition`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pypidl._fs import TEMP_PREFIX
+from pypidl._shards import partition
 from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.hashing import copy_hashing
-from pypidl.manifest import PACKAGES_DIR, partition
+from pypidl.manifest import PACKAGES_DIR
 from pypidl.store.catalog import STATE_DIR, Catalog
 from pypidl.store.leftovers import IndexLock, find_leftovers
 

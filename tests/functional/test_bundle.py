@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pypidl import _shards as shards_mod
 from pypidl import bundle as bundle_mod
-from pypidl import manifest as manifest_mod
 from pypidl.cli import main
 from pypidl.errors import BadInputError
 from pypidl.manifest import Entry, Manifest, dump, load
@@ -100,13 +100,13 @@ def final_files(root: Path) -> list[str]:
 
 
 def test_parse_shard() -> None:
-    assert manifest_mod.parse_shard("2/5") == (2, 5)
-    assert manifest_mod.parse_shard(" 1 / 1 ") == (1, 1)
+    assert shards_mod.parse_shard("2/5") == (2, 5)
+    assert shards_mod.parse_shard(" 1 / 1 ") == (1, 1)
     for bad in ("0/3", "4/3", "1/0", "a/b", "1", "1/2/3", "-1/2", ""):
         with pytest.raises(BadInputError):
-            manifest_mod.parse_shard(bad)
+            shards_mod.parse_shard(bad)
     with pytest.raises(BadInputError):
-        manifest_mod.select_shard([], 3, 2)
+        shards_mod.select_shard([], 3, 2)
 
 
 def test_export_shards_are_disjoint_and_cover_the_manifest(
@@ -128,7 +128,7 @@ def test_export_shards_are_disjoint_and_cover_the_manifest(
     for project in ("alpha", "beta", "gamma"):
         assert sum(any(f"/{project}-" in u for u in s) for s in shards) == 1
     # the same selection every time (deterministic across hosts)
-    assert manifest_mod.select_shard(man.entries, 2, n) == manifest_mod.select_shard(
+    assert shards_mod.select_shard(man.entries, 2, n) == shards_mod.select_shard(
         tuple(reversed(man.entries)), 2, n
     )
     assert main(["export", str(path), "-f", "urls", "--shard", "4/3"]) == 2
@@ -148,7 +148,7 @@ def test_merge_unions_and_keeps_every_url(dists: dict[str, tuple[Path, Entry]]) 
         targets=("cp311-win_amd64",),
         projects={"beta": ("2.0",), "gamma": ("0.1",)},
     )
-    merged = manifest_mod.merge_manifests([a, b])
+    merged = shards_mod.merge_manifests([a, b])
     assert [e.filename for e in merged.entries] == sorted(
         [dists[k][1].filename for k in ("alpha-1.0", "beta-2.0", "gamma-0.1")]
     )
@@ -166,7 +166,7 @@ def test_merge_refuses_conflicting_digests(
     e = dists["alpha-1.0"][1]
     b = Manifest(entries=(Entry(**{**e.__dict__, "sha256": "0" * 64}),))
     with pytest.raises(BadInputError, match=e.filename):
-        manifest_mod.merge_manifests([a, b])
+        shards_mod.merge_manifests([a, b])
     dump(a, tmp_path / "a.json")
     dump(b, tmp_path / "b.json")
     out = tmp_path / "merged.json"

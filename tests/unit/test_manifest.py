@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pypidl import _shards as shards
 from pypidl import manifest as m
 from pypidl.errors import BadInputError, ManifestError
 
@@ -241,7 +242,7 @@ def many_entries() -> list[m.Entry]:
 @pytest.mark.parametrize("parts", [1, 2, 3, 5, 12, 20])
 def test_partition_is_disjoint_complete_and_whole_projects(parts: int) -> None:
     entries = many_entries()
-    groups = m.partition(entries, parts)
+    groups = shards.partition(entries, parts)
     # the groups no project would reach are not made (12 projects)
     assert len(groups) == min(parts, len({e.project for e in entries}))
     assert all(groups)
@@ -256,13 +257,13 @@ def test_partition_is_disjoint_complete_and_whole_projects(parts: int) -> None:
 
 def test_partition_is_deterministic_whatever_the_input_order() -> None:
     entries = many_entries()
-    first = m.partition(entries, 4)
-    assert m.partition(list(reversed(entries)), 4) == first
-    assert m.partition(entries, 4) == first
+    first = shards.partition(entries, 4)
+    assert shards.partition(list(reversed(entries)), 4) == first
+    assert shards.partition(entries, 4) == first
 
 
 def test_partition_balances_bytes() -> None:
-    groups = m.partition(many_entries(), 3)
+    groups = shards.partition(many_entries(), 3)
     loads = [sum(e.size or 0 for e in g) for g in groups]
     biggest_project = 2 * 900
     # greedy largest-first: no group exceeds the lightest by more than the largest project
@@ -272,10 +273,10 @@ def test_partition_balances_bytes() -> None:
 
 def test_partition_counts_unknown_sizes_and_rejects_zero_parts() -> None:
     entries = [entry(f"n{i}", "1.0", f"n{i}-1.0.tar.gz", None) for i in range(6)]
-    groups = m.partition(entries, 3)
+    groups = shards.partition(entries, 3)
     assert [len(g) for g in groups] == [2, 2, 2]
     with pytest.raises(ValueError, match="at least 1"):
-        m.partition(entries, 0)
+        shards.partition(entries, 0)
 
 
 # --------------------------------------------------------------------------- pins (issue 20)
@@ -313,6 +314,6 @@ def test_malformed_pins_are_refused(pins: object, needle: str) -> None:
 def test_merging_two_different_pins_of_a_project_is_refused() -> None:
     a = m.Manifest(entries=(), pins={"demo": VENDOR})
     b = m.Manifest(entries=(), pins={"demo": "http://127.0.0.1:3/simple/"})
-    assert m.merge_manifests([a, a]).pins == {"demo": VENDOR}
+    assert shards.merge_manifests([a, a]).pins == {"demo": VENDOR}
     with pytest.raises(BadInputError, match="two indexes"):
-        m.merge_manifests([a, b])
+        shards.merge_manifests([a, b])

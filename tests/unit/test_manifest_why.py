@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pypidl import manifest as m
+from pypidl._shards import merge_manifests
 from pypidl.errors import ManifestError
-from pypidl.manifest import merge_manifests
 
 SHA = "a" * 64
 
