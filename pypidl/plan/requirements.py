@@ -29,7 +29,6 @@ include cycles, and files that are missing or not text.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import logging
 import os
 import re
@@ -41,30 +40,22 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from pypidl._fs import read_input
 from pypidl.errors import RequirementsError
-from pypidl.hashing import STRONG_HASHES
+from pypidl.plan._requirement_line import INDEX_ONLY_HINT, check_hash, index_requirement, redact
 from pypidl.sources import check_index_url
 
 __all__ = [
     "ParsedRequirement",
     "RequirementSet",
-    "comparable",
     "parse_requirement_files",
     "parse_requirement_lines",
 ]
 
 log = logging.getLogger(__name__)
-
-_INDEX_ONLY_HINT = (
-    "pypidl mirrors projects from a package index only; write the requirement as "
-    "'name[extras] specifier ; marker' (for example 'requests>=2.31') and publish other "
-    "packages to an index first"
-)
 
 # pip's own patterns, written from its documentation: a comment starts at a "#" that begins the
 # line or follows whitespace; ${NAME} is expanded only for upper-case, digit and "_" names.
@@ -74,24 +65,6 @@ _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 _OPTION_START_RE = re.compile(r"\s-")
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 _URL_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_CREDENTIALS_RE = re.compile(r"(://)[^/@\s]+@")
-_VCS_SCHEMES = ("git", "hg", "svn", "bzr")
-_ARCHIVE_SUFFIXES = (
-    ".whl",
-    ".zip",
-    ".tar",
-    ".tar.gz",
-    ".tgz",
-    ".tar.bz2",
-    ".tbz",
-    ".tar.xz",
-    ".txz",
-    ".tar.lz",
-    ".tlz",
-    ".tar.lzma",
-)
-_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_HEX_RE = re.compile(r"[0-9a-fA-F]+")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -136,18 +109,6 @@ class RequirementSet:
     def names(self) -> list[NormalizedName]:
         """Normalized names of the requirements (not constraints), first occurrence order."""
         return list(dict.fromkeys(req.name for req in self.requirements))
-
-    def to_pip_compile_in(self, *, constraints_path: str | None = None) -> str:
-        """A ``requirements.in`` text for pip-compile: one :meth:`ParsedRequirement.line` per line.
-
-        Constraints are not requirements, so they are not inlined.  Write
-        :meth:`constraints_text` to a file and either pass ``--constraint`` to pip-compile or give
-        its (absolute) path as ``constraints_path`` to add a ``-c`` line here.
-        """
-        lines = [req.line() for req in self.requirements]
-        if constraints_path is not None:
-            lines.append(f"-c {shlex.quote(constraints_path)}")
-        return "".join(f"{line}\n" for line in lines)
 
     def constraints_text(self) -> str:
         """The constraints, one normalized line each, for a file pip-compile reads with ``-c``."""
@@ -350,10 +311,16 @@ class _Parser:
                     hint=f"put {name} on a line of its own",
                 )
             if name == "--hash":
-                hashes.append(_check_hash(value, where))
+                hashes.append(check_hash(value, where))
             else:
                 log.debug("%s: ignoring %s (pypidl does not build packages)", where, name)
-        parsed = _parse_requirement(req_text, where, tuple(hashes))
+        requirement = index_requirement(req_text, where)
+        parsed = ParsedRequirement(
+            requirement=requirement,
+            name=canonicalize_name(requirement.name),
+            source=where,
+            hashes=tuple(hashes),
+        )
         if constraint:
             if parsed.requirement.extras:
                 raise RequirementsError(
@@ -395,9 +362,9 @@ class _Parser:
             )
         if name == "--editable":
             raise RequirementsError(
-                f"editable requirement '-e {_redact(value)}' is not supported",
+                f"editable requirement '-e {redact(value)}' is not supported",
                 context=where,
-                hint=_INDEX_ONLY_HINT,
+                hint=INDEX_ONLY_HINT,
             )
         if name == "--index-url":
             self._index_url = check_index_url(value, context=where)
@@ -550,117 +517,12 @@ def _unknown_option(name: str, where: str) -> RequirementsError:
     )
 
 
-def _check_hash(value: str | None, where: str) -> str:
-    algo, sep, digest = (value or "").partition(":")
-    algo = algo.lower()
-    if not sep or algo not in STRONG_HASHES:
-        raise RequirementsError(
-            f"--hash={value} is not 'algo:hex' with a strong algorithm",
-            context=where,
-            hint=f"write --hash=sha256:<hex>; accepted algorithms: {', '.join(STRONG_HASHES)}",
-        )
-    if len(digest) != _HEX_LENGTHS[algo] or not _HEX_RE.fullmatch(digest):
-        raise RequirementsError(
-            f"--hash={value}: a {algo} digest is {_HEX_LENGTHS[algo]} hexadecimal digits",
-            context=where,
-        )
-    return f"{algo}:{digest.lower()}"
-
-
-def _parse_requirement(text: str, where: str, hashes: tuple[str, ...]) -> ParsedRequirement:
-    _refuse_non_index(text, where)
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement as exc:
-        brief = str(exc).splitlines()[0] if str(exc) else "invalid requirement"
-        raise RequirementsError(
-            f"invalid requirement {text!r}: {brief}",
-            context=where,
-            hint="write 'name[extras] specifier ; marker', for example 'requests[socks]>=2.31'",
-        ) from None
-    if requirement.url is not None:  # "name @ <url or path>"
-        raise _not_index(_url_kind(requirement.url) or "direct URL", text, where)
-    _check_versions(requirement, text, where)
-    return ParsedRequirement(
-        requirement=requirement,
-        name=canonicalize_name(requirement.name),
-        source=where,
-        hashes=hashes,
-    )
-
-
-def comparable(requirement: Requirement) -> bool:
-    """Whether the versions of ``requirement``'s specifier can be compared.
-
-    ``==1.<5,000 digits>`` is a valid version string, but comparing it converts the digits to
-    an integer, which CPython refuses beyond 4,300 digits with a ``ValueError`` that surfaced
-    in the middle of planning (issue 20).
-    """
-    try:
-        for spec in requirement.specifier:
-            with contextlib.suppress(InvalidVersion):  # "===anything", "==1.*": not compared
-                Version(spec.version)
-        hash(requirement.specifier)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_versions(requirement: Requirement, text: str, where: str) -> None:
-    if not comparable(requirement):
-        raise RequirementsError(
-            f"invalid requirement {_short_text(text)!r}: a version number too long to compare",
-            context=where,
-        )
-
-
-def _short_text(text: str) -> str:
-    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
-
-
-def _url_kind(location: str) -> str | None:
-    """``"VCS"``, ``"local path"`` or ``"direct URL"`` for a URL, ``None`` for anything else."""
-    match = _URL_SCHEME_RE.match(location)
-    if match is None or len(match.group(1)) == 1:  # nothing, or a Windows drive letter
-        return "local path" if location.startswith((".", "/", "\\", "~")) else None
-    scheme = match.group(1).lower()
-    if scheme.split("+", 1)[0] in _VCS_SCHEMES:
-        return "VCS"
-    if scheme == "file":
-        return "local path"
-    return "direct URL" if location[match.end() :].startswith("//") else None
-
-
-def _refuse_non_index(text: str, where: str) -> None:
-    """Raise for a bare URL or path, which pip would install but an index cannot serve."""
-    kind = _url_kind(text)
-    if kind is None:
-        head = re.split(r"[\s;\[@<>=!~(,]", text, maxsplit=1)[0]
-        if (
-            head.startswith((".", "~"))
-            or "/" in head
-            or "\\" in head
-            or head.lower().endswith(_ARCHIVE_SUFFIXES)
-        ):
-            kind = "local path"
-    if kind is not None:
-        raise _not_index(kind, text, where)
-
-
-def _not_index(kind: str, text: str, where: str) -> RequirementsError:
-    return RequirementsError(
-        f"{kind} requirement {_redact(text)!r} is not supported",
-        context=where,
-        hint=_INDEX_ONLY_HINT,
-    )
-
-
 def _include_path(value: str, source: str, where: str) -> str:
     scheme_match = _URL_SCHEME_RE.match(value)
     if scheme_match and len(scheme_match.group(1)) > 1:  # not a Windows drive letter
         if scheme_match.group(1).lower() != "file":
             raise RequirementsError(
-                f"cannot include {_redact(value)}: only local requirements files are supported",
+                f"cannot include {redact(value)}: only local requirements files are supported",
                 context=where,
                 hint="download the file and name its path instead",
             )
@@ -668,10 +530,6 @@ def _include_path(value: str, source: str, where: str) -> str:
     if Path(value).is_absolute():
         return value
     return os.path.normpath(Path(source).parent / value)
-
-
-def _redact(text: str) -> str:
-    return _CREDENTIALS_RE.sub(r"\1****@", text)
 
 
 def _short(path: str) -> str:
