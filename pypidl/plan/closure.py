@@ -44,6 +44,7 @@ from resolvelib.resolvers import (
 )
 
 from pypidl.manifest import Problem
+from pypidl.plan._multi_version import why_several
 from pypidl.plan.fastpath import first_fit
 from pypidl.plan.metadata import MetadataError, MetadataSource
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
@@ -107,18 +108,7 @@ class ClosureResult:
         return self.versions.get(project, {}).get(version, frozenset())
 
 
-# ---------------------------------------------------------------------------------- model
-
-
 _Info = RequirementInformation  # (requirement, parent)
-
-
-# ---------------------------------------------------------------------------------- provider
-
-
-# ---------------------------------------------------------------------------------- driver
-
-
 _Mapping = dict[str, Candidate]
 
 
@@ -502,53 +492,9 @@ def resolve_closure(
         extras={NormalizedName(k): frozenset(v) for k, v in sorted(extras.items())},
         all_versions_added={NormalizedName(k): frozenset(v) for k, v in sorted(added.items())},
         pins=pins,
-        multi_version=_why_several(main, providers, shared),
+        multi_version=why_several(main, providers, shared),
         resolutions=runs,
     )
-
-
-#: Why a project needed more than one version, most telling first.
-WHY_PYTHON = "Requires-Python"
-WHY_PLATFORM = "no file for some targets' platform"
-WHY_MARKERS = "requirements that differ by marker"
-
-
-def _why_several(
-    versions: Mapping[str, Mapping[str, set[str]]],
-    providers: Mapping[str, TargetProvider],
-    shared: Prefetcher,
-) -> dict[NormalizedName, str]:
-    """For each project the targets' own resolutions chose in more than one version (what
-    ``--all-versions`` adds on purpose is not counted): why the targets that did not get the
-    most widely chosen version could not take it."""
-    found: dict[NormalizedName, str] = {}
-    for name, chosen in versions.items():
-        if len(chosen) < 2:
-            continue
-        common = max(chosen, key=lambda v: (len(chosen[v]), Version(v)))
-        reasons: set[str] = set()
-        try:
-            files = shared.releases(name).get(Version(common), ())
-        except Unavailable:
-            continue
-        for version, labels in chosen.items():
-            if version == common:
-                continue
-            for label in labels:
-                provider = providers.get(label)
-                if provider is None:
-                    continue
-                if any(v == Version(common) for v, _files in provider.table(name)):
-                    reasons.add(WHY_MARKERS)
-                elif any(not provider.allows_python(f.requires_python) for f in files):
-                    reasons.add(WHY_PYTHON)
-                else:
-                    reasons.add(WHY_PLATFORM)
-        for why in (WHY_PYTHON, WHY_PLATFORM, WHY_MARKERS):
-            if why in reasons:
-                found[NormalizedName(name)] = why
-                break
-    return found
 
 
 def _applies_static(marker: Marker | None, target: Target) -> bool:
