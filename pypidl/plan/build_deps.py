@@ -34,6 +34,7 @@ from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from pypidl.manifest import Entry, Problem
+from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
     BrokenPyprojectError,
@@ -43,7 +44,6 @@ from pypidl.plan.sdists import (
     SdistReader,
     SdistReadError,
 )
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel
 
 if sys.version_info >= (3, 11):
     pass

@@ -45,6 +45,7 @@ from resolvelib.resolvers import (
 
 from pypidl.manifest import Problem
 from pypidl.plan._multi_version import why_several
+from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan.fastpath import first_fit
 from pypidl.plan.metadata import MetadataError, MetadataSource
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
@@ -58,7 +59,7 @@ from pypidl.plan.provider import (
     identifier_of,
 )
 from pypidl.plan.sharing import RecordingProvider, resolve_shared
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel, span_ends
+from pypidl.plan.targets import span_ends
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import ProjectPage, RemoteFile

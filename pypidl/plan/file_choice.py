@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from pypidl.plan.targets import allows_any_python3, is_python3_wheel
+from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import RemoteFile

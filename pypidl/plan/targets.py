@@ -15,17 +15,17 @@ import functools
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, sys_tags
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl._fs import read_input
 from pypidl.errors import TargetError
+from pypidl.plan._python3 import requires_python_specifier
 from pypidl.plan.platforms import (
     DEFAULT_PLATFORMS,
     expand_platform_ends,
@@ -41,10 +41,8 @@ __all__ = [
     "DEFAULT_IMPLEMENTATIONS",
     "DEFAULT_PYTHON_VERSIONS",
     "Target",
-    "allows_any_python3",
     "default_full_version",
     "host_target",
-    "is_python3_wheel",
     "load_targets_file",
     "parse_targets",
     "span_ends",
@@ -402,23 +400,12 @@ class Target:
         known: dict[str, bool] = self.__dict__.setdefault("_python_cache", {})
         found = known.get(requires_python)
         if found is None:
-            spec = _specifier(requires_python)
+            spec = requires_python_specifier(requires_python)
             found = spec is None or spec.contains(
                 Version(self.python_full_version), prereleases=True
             )
             known[requires_python] = found
         return found
-
-
-@functools.lru_cache(maxsize=4096)
-def _specifier(requires_python: str | None) -> SpecifierSet | None:
-    if requires_python is None or not requires_python.strip():
-        return None
-    try:
-        return SpecifierSet(requires_python)
-    except InvalidSpecifier:
-        logger.debug("ignoring invalid Requires-Python %r", requires_python)
-        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,56 +582,3 @@ def host_target() -> Target:
         abis = (first.abi,)  # a debug or free-threaded build
     full = "{}.{}.{}".format(*sys.version_info[:3])
     return Target(impl, python, platform, tags, abis, full)
-
-
-# --------------------------------------------------------------------------------------------
-# Python 3 filters
-
-
-_INTERPRETER_RE = re.compile(r"[a-z]+?(\d)")
-
-
-def is_python3_wheel(tags: Iterable[Tag]) -> bool:
-    """False when every tag is for Python 2 (``py2``, ``cp27``, ``pp27``...): such files are skipped.
-
-    A tag whose interpreter carries no version counts as Python 3.
-    """
-    for tag in tags:
-        match = _INTERPRETER_RE.match(tag.interpreter)
-        if match is None or match.group(1) != "2":
-            return True
-    return False
-
-
-def _candidate_versions(spec: SpecifierSet) -> Iterator[Version]:
-    for minor in range(21):
-        yield Version(f"3.{minor}.0")
-        yield Version(f"3.{minor}.999")
-    # Versions named by the specifier, and their neighbours, catch narrow windows like
-    # ">=3.6.2,<3.6.4".
-    for item in spec:
-        text = item.version.replace(".*", "")
-        try:
-            named = Version(text)
-        except InvalidVersion:
-            continue
-        if named.major != 3 or named.minor > 20:
-            continue
-        release = list(named.release) + [0] * (3 - len(named.release))
-        base = release[:3]
-        for delta in (-1, 0, 1):
-            patch = base[2] + delta
-            if patch >= 0:
-                yield Version(f"3.{base[1]}.{patch}")
-        yield named
-
-
-def allows_any_python3(requires_python: str | None) -> bool:
-    """False only when ``Requires-Python`` excludes every Python 3 release (3.0 to 3.20).
-
-    Missing or invalid specifiers allow everything.
-    """
-    spec = _specifier(requires_python)
-    if spec is None:
-        return True
-    return any(spec.contains(v, prereleases=True) for v in _candidate_versions(spec))

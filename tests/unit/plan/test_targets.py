@@ -12,14 +12,13 @@ from packaging.utils import parse_wheel_filename
 from pip._internal.utils.compatibility_tags import get_supported
 
 from pypidl.errors import BadInputError, TargetError
+from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan.platforms import DEFAULT_PLATFORMS, FAMILIES, expand_platform
 from pypidl.plan.targets import (
     DEFAULT_PYTHON_VERSIONS,
     Target,
-    allows_any_python3,
     default_full_version,
     host_target,
-    is_python3_wheel,
     load_targets_file,
     parse_targets,
 )
