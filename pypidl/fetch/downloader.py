@@ -40,12 +40,12 @@ import requests
 from pypidl._fs import check_basename, safe_join
 from pypidl.config import NetworkSettings
 from pypidl.errors import UnsafeFilenameError
+from pypidl.fetch._response import check_response
 from pypidl.fetch.journal import Journal
 from pypidl.fetch.part import RESUME_NOTE_MIN, PartFile
 from pypidl.fetch.rescue import IndexLookup
 from pypidl.fetch.results import DOWNLOADED, FAILED, INTERRUPTED, SKIPPED, FileResult
 from pypidl.fetch.retry import (
-    FINAL_STATUSES,
     MAX_PROGRESS_RETRIES,
     SET_ASIDE_AFTER,
     AttemptFailed,
@@ -55,9 +55,7 @@ from pypidl.fetch.retry import (
     StallWatchdog,
     UrlRefused,
     backoff_delay,
-    http_reason,
     mirror_key,
-    retry_after_seconds,
 )
 from pypidl.hashing import CHUNK_SIZE, file_sha256, sha256_mismatch
 from pypidl.manifest import PACKAGES_DIR, Entry
@@ -483,7 +481,7 @@ class Downloader:
             raise AttemptFailed(type(exc).__name__) from None
         kept = part.offset
         with resp:
-            start = self._check_response(entry, resp, part)
+            start = check_response(entry, resp, part)
             part.remember(resp, key)
             try:
                 self._stream(entry, resp, key, part, start)
@@ -493,45 +491,6 @@ class Downloader:
                     # progress, or a server that always breaks off gets endless free restarts
                     exc.progressed = False
                 raise
-
-    def _check_response(self, entry: Entry, resp: requests.Response, part: PartFile) -> int:
-        """Decide what the response means for the part; returns the byte it starts at."""
-        code = resp.status_code
-        if code in FINAL_STATUSES:
-            raise UrlRefused(http_reason(resp))
-        if code == 429 or code >= 500:
-            raise AttemptFailed(
-                http_reason(resp), retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
-            )
-        if code == 416:
-            # Our part is longer than the server's file, or the server is confused: start over.
-            part.discard()
-            raise AttemptFailed(http_reason(resp), health=False)
-        if code == 206:
-            first = _content_range_start(resp.headers.get("Content-Range"))
-            if first != part.offset:
-                part.discard()
-                raise AttemptFailed(f"unusable Content-Range {resp.headers.get('Content-Range')!r}")
-        elif code == 200:
-            if part.offset:
-                log.debug(
-                    "%s: the server sent the whole file instead of a range; starting over",
-                    entry.filename,
-                )
-                part.reset()
-        else:
-            raise UrlRefused(f"unexpected answer {http_reason(resp)}")
-        length = resp.headers.get("Content-Length")
-        if entry.size is not None and length is not None and length.isdigit():
-            total = part.offset + int(length)
-            if total != entry.size:
-                if code == 206:
-                    part.discard()
-                    raise AttemptFailed(
-                        f"the server's file has {total} bytes, expected {entry.size}"
-                    )
-                raise UrlRefused(f"the server's file has {total} bytes, expected {entry.size}")
-        return part.offset
 
     def _stream(
         self, entry: Entry, resp: requests.Response, key: str, part: PartFile, start: int
@@ -607,17 +566,6 @@ def _say_waiting(project: str, holder: str | None, timeout: float) -> None:
         project,
         timeout,
     )
-
-
-def _content_range_start(value: str | None) -> int | None:
-    """The first byte of a ``Content-Range: bytes a-b/n`` header."""
-    if not value:
-        return None
-    unit, _, spec = value.strip().partition(" ")
-    first, sep, _rest = spec.partition("-")
-    if unit.lower() != "bytes" or not sep or not first.isdigit():
-        return None
-    return int(first)
 
 
 def _all_failed(reasons: dict[str, str]) -> str:

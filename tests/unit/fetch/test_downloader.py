@@ -16,6 +16,7 @@ import pytest
 from pypidl.config import NetworkSettings
 from pypidl.fetch import downloader as download
 from pypidl.fetch import retry
+from pypidl.fetch._response import content_range_start
 from pypidl.fetch.downloader import Downloader, FileResult
 from pypidl.fetch.part import part_path
 from pypidl.fetch.pool import RunReport
@@ -70,7 +71,7 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
     ],
 )
 def test_content_range_start(value, start):
-    assert download._content_range_start(value) == start
+    assert content_range_start(value) == start
 
 
 def test_failure_text_lists_each_mirror_only_when_several():
