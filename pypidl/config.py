@@ -18,6 +18,10 @@ from pypidl import __version__
 from pypidl.sources import Mirror, split_credentials
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRIES",
     "NetworkSettings",
     "cache_dir",
     "default_index_url",
@@ -27,23 +31,33 @@ __all__ = [
 ]
 
 
+#: The defaults of the network flags, written once: the flags, their help and the settings
+#: objects a library caller builds without the CLI all read them from here.
+DEFAULT_CONNECT_TIMEOUT = 15.0
+DEFAULT_READ_TIMEOUT = 60.0
+#: attempts per file per mirror round
+DEFAULT_RETRIES = 4
+#: download streams in total, and requests in flight while planning
+DEFAULT_CONCURRENCY = 256
+
+
 @dataclass(frozen=True)
 class NetworkSettings:
     """How to talk to indexes: identity, timeouts, TLS, credentials, retry policy."""
 
     user_agent: str = ""
-    connect_timeout: float = 15.0
-    read_timeout: float = 60.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
     #: True, False (never the default), or the path of a CA bundle
     verify: bool | str = True
     client_cert: str | None = None
     #: (netloc, user, password) taken out of index URLs; never logged or written
     credentials: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
     #: attempts per file per mirror round, and the base of the exponential back-off (seconds)
-    retries: int = 4
+    retries: int = DEFAULT_RETRIES
     backoff: float = 0.5
     #: a transfer that receives no byte for this long is abandoned and retried
-    stall_timeout: float = 60.0
+    stall_timeout: float = DEFAULT_READ_TIMEOUT
 
     def with_credentials_from(self, urls: list[str]) -> NetworkSettings:
         creds = list(self.credentials)

@@ -11,7 +11,15 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from pypidl._fs import check_output
-from pypidl.config import NetworkSettings, default_mirror, pip_config_value, user_agent
+from pypidl.config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRIES,
+    NetworkSettings,
+    default_mirror,
+    pip_config_value,
+    user_agent,
+)
 from pypidl.errors import BadInputError
 from pypidl.sources import Mirror, check_index_url, load_mirror_sets, redact_url
 
@@ -169,18 +177,19 @@ def _connection_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--connect-timeout",
         type=positive_float,
-        default=15.0,
+        default=DEFAULT_CONNECT_TIMEOUT,
         metavar="S",
-        help="seconds (default 15)",
+        help=f"seconds (default {DEFAULT_CONNECT_TIMEOUT:g})",
     )
     g.add_argument(
         "--timeout",
         "--read-timeout",
         dest="read_timeout",
         type=positive_float,
-        default=60.0,
+        default=DEFAULT_READ_TIMEOUT,
         metavar="S",
-        help="seconds without a byte before a read is abandoned and retried (default 60)",
+        help="seconds without a byte before a read is abandoned and retried "
+        f"(default {DEFAULT_READ_TIMEOUT:g})",
     )
     g.add_argument(
         "--stall-timeout",
@@ -191,9 +200,9 @@ def _connection_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--retries",
         type=positive_int,
-        default=4,
+        default=DEFAULT_RETRIES,
         metavar="N",
-        help="attempts per file per mirror (default 4)",
+        help=f"attempts per file per mirror (default {DEFAULT_RETRIES})",
     )
 
 
@@ -260,12 +269,12 @@ def network_from_args(
         raise BadInputError(f"client certificate {client_cert!r} does not exist")
     net = NetworkSettings(
         user_agent=user_agent(),
-        connect_timeout=getattr(args, "connect_timeout", 15.0),
-        read_timeout=getattr(args, "read_timeout", 60.0),
+        connect_timeout=getattr(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        read_timeout=getattr(args, "read_timeout", DEFAULT_READ_TIMEOUT),
         stall_timeout=_stall_timeout(args),
         verify=verify,
         client_cert=str(client_cert) if client_cert else None,
-        retries=max(1, getattr(args, "retries", 4)),
+        retries=max(1, getattr(args, "retries", DEFAULT_RETRIES)),
     )
     raw = urls or ([file_index_url] if file_index_url else [])
     return mirrors, net.with_credentials_from([*raw, *file_extra_index_urls])
@@ -273,7 +282,7 @@ def network_from_args(
 
 def _stall_timeout(args: argparse.Namespace) -> float:
     stall: float | None = getattr(args, "stall_timeout", None)
-    read: float = getattr(args, "read_timeout", 60.0)
+    read: float = getattr(args, "read_timeout", DEFAULT_READ_TIMEOUT)
     return stall if stall is not None else read
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pypidl.cli._common import positive_int
+from pypidl.config import DEFAULT_CONCURRENCY
 from pypidl.store.locks import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -149,9 +150,10 @@ def download_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--concurrency",
         type=positive_int,
-        default=256,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help="download streams in total, and requests in flight while planning (default 256)",
+        help="download streams in total, and requests in flight while planning "
+        f"(default {DEFAULT_CONCURRENCY})",
     )
     g.add_argument(
         "--processes",

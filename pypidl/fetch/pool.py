@@ -34,7 +34,7 @@ from typing import Protocol
 
 from pypidl._fs import check_basename, safe_join
 from pypidl._shards import partition
-from pypidl.config import NetworkSettings
+from pypidl.config import DEFAULT_CONCURRENCY, NetworkSettings
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.fetch._wire import WorkerConfig
 from pypidl.fetch._workers import Workers
@@ -79,7 +79,7 @@ class EngineOptions:
     :param pins: project -> the only indexes its files may come from (a rescue asks no other).
     """
 
-    concurrency: int = 256
+    concurrency: int = DEFAULT_CONCURRENCY
     processes: int | None = None
     net: NetworkSettings = field(default_factory=NetworkSettings)
     progress_interval: float = 0.1

@@ -27,6 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pypidl.config import DEFAULT_CONCURRENCY
 from pypidl.errors import RemoteIndexError
 from pypidl.plan.metadata import CoreMetadata, MetadataError
 
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Table", "Unavailable"
 log = logging.getLogger(__name__)
 
 #: Requests in flight while planning unless told otherwise (the download engine's default).
-DEFAULT_IN_FLIGHT = 256
+DEFAULT_IN_FLIGHT = DEFAULT_CONCURRENCY
 
 #: version -> the files of that release (as the index lists them)
 Releases = dict[Version, tuple["RemoteFile", ...]]
