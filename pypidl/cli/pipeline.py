@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -22,10 +20,11 @@ from pypidl.cli._common import (
 )
 from pypidl.cli._output import UI, format_bytes
 from pypidl.cli._pipeline_flags import download_flags, plan_flags, report_flag, requirement_flags
+from pypidl.cli._pipeline_settings import DEFAULT_REQUIREMENTS, input_paths
 from pypidl.cli._summary import print_summary
 from pypidl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInputError
 from pypidl.manifest import Manifest, dump, load
-from pypidl.sources import redact_url, strip_credentials
+from pypidl.sources import redact_url
 
 if TYPE_CHECKING:
     from pypidl.config import NetworkSettings
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from pypidl.sources import Mirror
 
 __all__ = ["register"]
-
-DEFAULT_REQUIREMENTS = "requirements.txt"
 
 
 def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:  # type: ignore[type-arg]
@@ -127,25 +124,6 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------
-
-
-def _input_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """``(requirements files, lockfiles)`` the command was given; a lock is recognised by its
-    name or content wherever a requirements file is accepted."""
-    from pypidl.plan.lock_formats import is_lock_file
-
-    given = list(args.requirements or []) + list(args.requirement_files or [])
-    locks = [p for p in given if is_lock_file(p)] + list(getattr(args, "lock_files", None) or [])
-    reqs = [p for p in given if p not in locks]
-    if locks and reqs:
-        raise BadInputError(
-            f"give requirements files or lockfiles, not both: {reqs[0]} is a requirements file "
-            f"and {locks[0]} a lock",
-            hint="a lock already pins every version; plan the requirements in a separate run",
-        )
-    if not locks and not reqs:
-        reqs = [DEFAULT_REQUIREMENTS]
-    return reqs, locks
 
 
 def _gate_options(args: argparse.Namespace, net: NetworkSettings) -> GateOptions:
@@ -271,7 +249,7 @@ def _make_plan(args: argparse.Namespace, ui: UI) -> tuple[Manifest, NetworkSetti
     from pypidl.plan.planner import plan
     from pypidl.plan.requirements import parse_requirement_files
 
-    req_paths, lock_paths = _input_paths(args)
+    req_paths, lock_paths = input_paths(args)
     if lock_paths:
         manifest, net = _plan_locks(args, ui, lock_paths)
         return _announce(ui, manifest), net
@@ -331,10 +309,14 @@ def _finish(
     manifest: Manifest,
     report: RunReport | None,
     *,
+    started: str,
     root: Path | None = None,
     shard: tuple[int, int] | None = None,
 ) -> int:
-    """Write --report (when asked) and return the exit code."""
+    """Write --report (when asked) and return the exit code.
+
+    :param started: when the command started (:func:`_check_report`), for the report.
+    """
     if getattr(args, "report", None):
         from pypidl.cli._report import build_report, write_report
 
@@ -345,7 +327,7 @@ def _finish(
                 manifest=manifest,
                 run=report,
                 exit_code=code,
-                started=args.started,
+                started=started,
                 download_dir=str(root) if root is not None else None,
                 shard=shard,
             ),
@@ -356,13 +338,15 @@ def _finish(
 
 def run_plan(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.manifest, what="manifest")
-    args.started = _check_report(args)
+    started = _check_report(args)
     manifest, _ = _make_plan(args, ui)
     dump(manifest, args.manifest)
     if args.manifest != "-":
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
     print_summary(ui, manifest, None)
-    return _finish(args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None)
+    return _finish(
+        args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None, started=started
+    )
 
 
 def run_sync(args: argparse.Namespace, ui: UI) -> int:
@@ -371,7 +355,7 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         check_output_file(args.manifest, what="manifest")
     if args.dry_run:
         check_output_file(args.url_list_path, what="URL list")
-    args.started = _check_report(args)
+    started = _check_report(args)
     if not args.dry_run:
         ui.info("Packages will be downloaded to %s", root)
         prepare_download_dir(args.download_dir)
@@ -387,7 +371,9 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
             dump(manifest, args.manifest)
             ui.info("Manifest written to %s", os.path.abspath(args.manifest))
         print_summary(ui, manifest, None)
-        return _finish(args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None)
+        return _finish(
+            args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None, started=started
+        )
     manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
     try:
         dump(manifest, manifest_path)
@@ -396,16 +382,24 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         ui.error("Cannot write the manifest %s: %s", manifest_path, exc.strerror or exc)
         return max(
             _download_and_index(
-                args, ui, manifest, root, disk_error=exc, credentials=planned.credentials
+                args,
+                ui,
+                manifest,
+                root,
+                started=started,
+                disk_error=exc,
+                credentials=planned.credentials,
             ),
             EXIT_FAILED,
         )
     ui.debug("Manifest written to %s", manifest_path)
-    return _download_and_index(args, ui, manifest, root, credentials=planned.credentials)
+    return _download_and_index(
+        args, ui, manifest, root, started=started, credentials=planned.credentials
+    )
 
 
 def run_download(args: argparse.Namespace, ui: UI) -> int:
-    args.started = _check_report(args)
+    started = _check_report(args)
     manifest = load(args.manifest)
     shard = None
     if args.shard:
@@ -418,53 +412,7 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
     root = Path(args.download_dir).resolve()
     ui.info("Packages will be downloaded to %s", root)
     prepare_download_dir(args.download_dir)
-    return _download_and_index(args, ui, manifest, root, shard=shard)
-
-
-def _rescue_indexes(
-    args: argparse.Namespace, manifest: Manifest, mirrors: Sequence[Mirror]
-) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """The indexes whose project pages may rescue a file every listed URL failed, and, for each
-    project pinned to an index (the manifest's ``pins``, ``--project-index``, ``# pypidl:
-    project-index``), that index alone: a pinned project's files never come from another
-    index, rescued or not.
-
-    The indexes named on the command line come first, then the ones the plan was made from
-    (a manifest's index URLs hold "****" at most: credentials come from the network settings,
-    by host).  Indexes declared only for pinned projects serve only those.
-    """
-    files: list[str] = []
-    if getattr(args, "requirements", None) is not None or getattr(args, "requirement_files", None):
-        with contextlib.suppress(BadInputError):
-            files = _input_paths(args)[0]
-    routing = project_indexes_from_args(args, files)
-    named = bool(getattr(args, "index_url", None) or getattr(args, "cn", False))
-    candidates = [m.simple_url for m in mirrors] if named else []
-    candidates += [strip_credentials(u) for u in manifest.index_urls]
-    declared = {m.simple_url.rstrip("/") for m in routing.indexes.values()}
-    declared |= {url.rstrip("/") for url in manifest.pins.values()}
-    indexes: list[str] = []
-    for url in candidates:
-        clean = url if url.endswith("/") else url + "/"
-        usable = clean.startswith(("https://", "http://")) and clean.rstrip("/") not in declared
-        if usable and clean not in indexes:
-            indexes.append(clean)
-    # what the plan pinned (and checked the files against) first, then the flags
-    pins: dict[str, tuple[str, ...]] = {p: (url,) for p, url in manifest.pins.items()}
-    for project, name in routing.pins.items():
-        pins.setdefault(str(project), (routing.indexes[name].simple_url,))
-    return tuple(indexes), pins
-
-
-def _may_use_tls(args: argparse.Namespace, manifest: Manifest, named_urls: Sequence[str]) -> bool:
-    """Whether a download may talk TLS: any index or file URL that is not plain http (the
-    default index and the packaged mirror sets are https)."""
-    if not getattr(args, "index_url", None) or getattr(args, "cn", False):
-        return True
-    urls = [*args.index_url, *manifest.index_urls, *named_urls]
-    if any(not u.startswith("http://") for u in urls):
-        return True
-    return any(not u.startswith("http://") for e in manifest.entries for u in e.urls)
+    return _download_and_index(args, ui, manifest, root, started=started, shard=shard)
 
 
 def _download_and_index(
@@ -473,6 +421,7 @@ def _download_and_index(
     manifest: Manifest,
     root: Path,
     *,
+    started: str,
     disk_error: OSError | None = None,
     shard: tuple[int, int] | None = None,
     credentials: Sequence[tuple[str, str, str]] = (),
@@ -484,26 +433,12 @@ def _download_and_index(
     :param credentials: what the plan of this run used (``sync``): an index URL with
         credentials inside a requirements file or a lock serves its files too. In memory only.
     """
+    from pypidl.cli._pipeline_settings import engine_options
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
 
-    named_urls = list(project_indexes_from_args(args).raw_urls)
-    mirrors, net = network_from_args(args, tls=_may_use_tls(args, manifest, named_urls))
-    # credentials of the named indexes travel with their files' hosts too
-    net = net.with_credentials_from(named_urls)
-    if credentials:
-        net = replace(net, credentials=tuple(dict.fromkeys((*credentials, *net.credentials))))
-    if args.lock_timeout < 0:
-        raise BadInputError("--lock-timeout must not be negative")
-    indexes, pins = _rescue_indexes(args, manifest, mirrors)
-    options = engine.EngineOptions(
-        concurrency=args.concurrency,
-        processes=args.processes,
-        net=net,
-        lock_timeout=args.lock_timeout,
-        indexes=indexes,
-        pins=pins,
-    )
+    options = engine_options(args, manifest, credentials)
+    net = options.net
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
     from pypidl.store.provenance import keep_provenance
@@ -554,7 +489,7 @@ def _download_and_index(
         code = EXIT_FAILED if failed else EXIT_OK
         if disk_error is not None:  # something was not kept: the run cannot be a success
             code = EXIT_FAILED
-    return _finish(args, ui, code, manifest, report, root=root, shard=shard)
+    return _finish(args, ui, code, manifest, report, started=started, root=root, shard=shard)
 
 
 def _client_config(ui: UI, root: Path) -> None:
@@ -587,6 +522,3 @@ def _write_url_list(manifest: Manifest, path: str, root: Path) -> None:
     text = "".join(get_exporter("urls").render(manifest, root=str(root)))
     with open_output(path, what="URL list") as fh:
         fh.write(text)
-
-
-# -- the summary --------------------------------------------------------------------------------
