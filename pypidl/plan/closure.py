@@ -18,8 +18,8 @@ resolver pip vendors) and a provider that sees the index through that target's e
 
 Pages and metadata are read ahead by a walk of the frontier (:mod:`pypidl.plan.prefetch`) into
 caches all targets share (a page is fetched once per run).  Each resolution tries
-:func:`~pypidl.plan.fastpath.first_fit` before resolvelib, and a target that answers the same as
-an earlier one reuses its result (:mod:`pypidl.plan.sharing`).  See ``docs/resolution.md``.
+:func:`~pypidl.plan._fastpath.first_fit` before resolvelib, and a target that answers the same as
+an earlier one reuses its result (:mod:`pypidl.plan._sharing`).  See ``docs/resolution.md``.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ from resolvelib.resolvers import (
 )
 
 from pypidl.manifest import Problem
+from pypidl.plan._fastpath import first_fit
 from pypidl.plan._multi_version import why_several
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
-from pypidl.plan.fastpath import first_fit
+from pypidl.plan._sharing import RecordingProvider, resolve_shared
 from pypidl.plan.metadata import MetadataError, MetadataSource
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
 from pypidl.plan.provider import (
@@ -58,7 +59,6 @@ from pypidl.plan.provider import (
     has_wheel,
     identifier_of,
 )
-from pypidl.plan.sharing import RecordingProvider, resolve_shared
 from pypidl.plan.targets import span_ends
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _resolve_once(
 ) -> _Outcome:
     """One resolution: the chosen candidates, or the problems that prevent it.
 
-    :func:`~pypidl.plan.fastpath.first_fit` answers when nothing conflicts; resolvelib runs
+    :func:`~pypidl.plan._fastpath.first_fit` answers when nothing conflicts; resolvelib runs
     when something does.  When resolvelib gives up (too many rounds), the requirements it
     backtracked on most are explained instead of a round count.
     """
@@ -384,7 +384,7 @@ def resolve_closure(
     :param index: the shared caches of an earlier call (then ``pages``, ``metadata`` and
         ``workers`` are not used; the caller closes it).
     :param share: reuse one target's resolution for every target that agrees with it
-        (:mod:`pypidl.plan.sharing`); False resolves each target on its own.
+        (:mod:`pypidl.plan._sharing`); False resolves each target on its own.
     :param wheels_first: where a target can install the closure from wheels alone, choose that
         (see :func:`_resolve`); False: the newest release whatever the kind of its files.
     """

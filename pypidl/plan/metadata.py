@@ -48,7 +48,7 @@ from pypidl.dists import (
 )
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import bytes_sha256, is_sha256, sha256_mismatch
-from pypidl.plan.http_files import (
+from pypidl.plan._http_files import (
     RangeFile,
     RangeIgnored,
     ResponseStream,
@@ -330,7 +330,7 @@ class MetadataFetcher:
             try:
                 data = self.file_metadata(rf)
             except (
-                RemoteIndexError,  # MetadataError, or a read refused by plan.http_files
+                RemoteIndexError,  # MetadataError, or a read refused by plan._http_files
                 OSError,
                 requests.RequestException,
                 zipfile.BadZipFile,

@@ -27,6 +27,7 @@ from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan._gc import fewer_collections
+from pypidl.plan._plan_log import log_growth, log_reads, log_versions
 from pypidl.plan._selection import Picks, entry_for, hash_pins, selected_entries
 from pypidl.plan.build_deps import (
     BuildClosure,
@@ -51,7 +52,6 @@ from pypidl.plan.options import PlanOptions
 from pypidl.plan.page_store import PageStore
 from pypidl.plan.pages import IndexClient, PageCache, ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.pip_compile import pins_from_mirrors
-from pypidl.plan.plan_log import log_growth, log_reads, log_versions
 from pypidl.plan.prefetch import Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
 from pypidl.plan.provenance import check_all, with_provenance

@@ -498,11 +498,6 @@ class _Shapes:
         return rows
 
 
-def installable(files: Iterable[RemoteFile], target: Target) -> tuple[RemoteFile, ...]:
-    """The files of a release ``target`` can install (see :meth:`Target.can_install`)."""
-    return tuple(f for f in files if target.can_install(f))
-
-
 def _distinct_environments(targets: Sequence[Target]) -> list[dict[str, str]]:
     seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for target in targets:

@@ -40,8 +40,8 @@ from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
 from pypidl.hashing import CHUNK_SIZE, is_sha256, sha256_mismatch
+from pypidl.plan._http_files import ResponseStream
 from pypidl.plan._requirement_line import comparable
-from pypidl.plan.http_files import ResponseStream
 from pypidl.session import ARTIFACT_HEADERS, new_session
 from pypidl.sources import redact_url
 
