@@ -567,8 +567,7 @@ def _all_versions(
                     text = f"{identifier_of(name, extras)}=={version}"
                     jobs.append((provider, Req(name, extras, SpecifierSet(f"=={version}"), text)))
 
-    def run(job: tuple[TargetProvider, Req]) -> tuple[str, _Mapping] | None:
-        provider, req = job
+    def run(req: Req, provider: TargetProvider) -> tuple[str, _Mapping] | None:
         outcome = _resolve(provider, [req])
         if isinstance(outcome, dict):
             return provider.target.label, outcome
@@ -580,5 +579,19 @@ def _all_versions(
         )
         return None
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, 16))) as pool:
-        return [r for r in pool.map(run, jobs) if r is not None]
+    # A provider's caches have no lock: each thread takes every job of one provider, so no
+    # two threads ever share one (safe by construction, not by the GIL's grace). The shared
+    # Prefetcher underneath is thread-safe. Results keep the jobs' order.
+    by_provider: dict[str, list[int]] = {}
+    for i, (provider, _req) in enumerate(jobs):
+        by_provider.setdefault(provider.target.label, []).append(i)
+    results: list[tuple[str, _Mapping] | None] = [None] * len(jobs)
+
+    def run_all(indexes: list[int]) -> None:
+        for i in indexes:
+            provider, req = jobs[i]
+            results[i] = run(req, provider)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, 16, len(by_provider)))) as pool:
+        list(pool.map(run_all, by_provider.values()))
+    return [r for r in results if r is not None]

@@ -174,7 +174,9 @@ class Lock:
     def _installed_by(self, target: Target) -> set[int]:
         env: dict[str, Any] = dict(target.marker_environment())
         # a lock repeats a few markers (one object per text) for thousands of packages: each is
-        # evaluated once per target
+        # evaluated once per target. Keyed by identity (hashing a Marker renders its text), which
+        # is sound because the dict lives for this call only and self.markers keeps every
+        # marker alive meanwhile.
         verdicts: dict[int, bool] = {}
 
         def holds(marker: Marker, index: int) -> bool:

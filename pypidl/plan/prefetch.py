@@ -111,6 +111,7 @@ class Prefetcher:
         self._markers: dict[tuple[str, str], bool] = {}
         self._python_ok: dict[str, dict[str | None, bool]] = {}
         self._tags_ok: dict[str, dict[frozenset[Tag], bool]] = {}
+        #: (want, group, below) -> guesses; the group's table for want.name is fixed once made
         self._guessed: dict[tuple[Want, int, Version | None], list[Version]] = {}
         by_python: dict[tuple[str, str], list[Target]] = {}
         for target in self.targets:
@@ -333,7 +334,7 @@ class Prefetcher:
 
     def _guess(self, want: Want, group: int, below: Version | None) -> list[Version]:
         rows = self._group_table(want.name, group)
-        key = (want, id(rows), below)
+        key = (want, group, below)
         found = self._guessed.get(key)
         if found is None:
             found = self._guessed[key] = self._guess_in(want, rows, below)
