@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -48,10 +47,13 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from pypidl._fs import atomic_write_text
     from pypidl.advisories import SNAPSHOT_NAME, findings, load_advisories
+    from pypidl.cli._common import check_output_file
+    from pypidl.cli._report import write_report
     from pypidl.store.catalog import STATE_DIR, Catalog
 
+    if args.report:  # before any work, like every other command's outputs (issue 20)
+        check_output_file(args.report, what="report")
     root = Path(args.directory)
     if not root.is_dir():
         raise BadInputError("not a directory", context=str(root), hint="give the mirror directory")
@@ -100,5 +102,5 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             "releases": len(releases),
             "findings": [f.to_json() for f in found],
         }
-        atomic_write_text(args.report, json.dumps(data, indent=1) + "\n")
+        write_report(args.report, data)
     return EXIT_FOUND if found else EXIT_OK

@@ -165,3 +165,41 @@ def test_audit_offline_and_inside_the_gap_from_a_bundled_snapshot(
     out = capsys.readouterr().out
     assert "MAL-2025-101" in out
     assert "PYSEC-2025-7" in out
+
+
+def test_audit_report_is_written_through_a_fifo_and_never_replaces_a_link(
+    index: IndexServer, tmp_path: Path, osv_zip: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """``audit --report`` goes through the writer every other output uses (issue 20)."""
+    import os
+    import threading
+
+    mirror = tmp_path / "mirror"
+    assert _sync(index, tmp_path) == 0
+    audit = ["audit", str(mirror), "--advisories", str(osv_zip), "--report"]
+    target = tmp_path / "elsewhere.json"
+    target.write_text("kept\n", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert main([*audit, str(link)]) == 2  # refused before any work
+    assert link.is_symlink()
+    assert target.read_text(encoding="utf-8") == "kept\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert main([*audit, str(fifo)]) == 1
+    reader.join(30)
+    assert fifo.is_fifo()
+    assert json.loads(got[0])["schema"] == "pypidl-audit"
+    capfdbinary.readouterr()
+    assert main([*audit, "-"]) == 1  # standard output: the report alone, the table on stderr
+    out, err = capfdbinary.readouterr()
+    assert json.loads(out)["schema"] == "pypidl-audit"
+    assert b"Audit" in err
