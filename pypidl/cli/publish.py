@@ -91,9 +91,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     from pypidl.sources import strip_credentials
 
     started = now()
-    if args.report:
-        if args.report == "-":
-            raise BadInputError("--report needs a file name (standard output holds the summary)")
+    if args.report:  # '-' too: the summary's tables then go to stderr (cli._output.UI)
         check_output_file(args.report, what="report")
     root = Path(args.directory)
     if not root.is_dir():
