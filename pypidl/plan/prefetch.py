@@ -410,6 +410,7 @@ class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
     _signature: tuple[tuple[Version, bool, bool], ...] | None = None
     _eligible: dict[bool, dict[Version, tuple[RemoteFile, ...]]] | None = None
     _allowed: dict[tuple[SpecifierSet, bool], list[Version]] | None = None
+    _by_kind: dict[tuple[SpecifierSet, bool], tuple[list[Version], list[Version]]] | None = None
 
     def signature(self) -> tuple[tuple[Version, bool, bool], ...]:
         """Each release's version, whether every one of its files is yanked, and whether one
@@ -450,6 +451,25 @@ class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
             found = cache[(spec, pinned)] = sorted(
                 spec.filter(self.eligible(pinned=pinned)), reverse=True
             )
+        return found
+
+    def allowed_by_kind(
+        self, spec: SpecifierSet, *, pinned: bool
+    ) -> tuple[list[Version], list[Version]]:
+        """:meth:`allowed`, split into the releases with a wheel among their eligible files
+        and those with only an sdist, each newest first (the caller must not change them)."""
+        cache = self._by_kind
+        if cache is None:
+            cache = self._by_kind = {}
+        found = cache.get((spec, pinned))
+        if found is None:
+            eligible = self.eligible(pinned=pinned)
+            wheels: list[Version] = []
+            builds: list[Version] = []
+            for version in self.allowed(spec, pinned=pinned):
+                files = eligible[version]
+                (wheels if any(f.kind == "wheel" for f in files) else builds).append(version)
+            found = cache[(spec, pinned)] = (wheels, builds)
         return found
 
 

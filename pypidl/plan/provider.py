@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -112,25 +112,58 @@ def identifier_of(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
-class _ReadAhead(list[Candidate]):
-    """Candidates, newest first, that read the next releases' metadata as the resolver walks on.
+class _Matches(Sequence[Candidate]):
+    """Candidates, newest first, made as the resolver reaches them, that read the next
+    releases' metadata as it walks on.
 
     The resolver takes the first candidate; when it backtracks, it tries the next ones one after
     another, each needing its metadata: reading a few ahead turns those round trips into one.
+    A project with thousands of releases offers thousands of candidates of which the resolver
+    looks at one or two, so each is made when asked for.
     """
 
     def __init__(
-        self, candidates: Iterable[Candidate], prefetch: Callable[[str, Version], None]
+        self,
+        name: str,
+        extras: frozenset[str],
+        versions: list[Version],
+        files: Mapping[Version, tuple[RemoteFile, ...]],
+        prefetch: Callable[[str, Version], None],
     ) -> None:
-        super().__init__(candidates)
+        self._name = name
+        self._extras = extras
+        self._versions = versions
+        self._files = files
         self._prefetch = prefetch
+        self._made: dict[int, Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    @overload
+    def __getitem__(self, index: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, index: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(index, slice):
+            return [self[n] for n in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self._versions)
+        found = self._made.get(index)
+        if found is None:
+            version = self._versions[index]  # raises IndexError past the end
+            found = Candidate(self._name, version, self._extras, self._files[version])
+            found = self._made.setdefault(index, found)
+        return found
 
     def __iter__(self) -> Iterator[Candidate]:
-        for n, candidate in enumerate(list.__iter__(self)):
+        for n in range(len(self._versions)):
             if n > 0:  # backtracking: the previous candidate failed
-                for later in self[n + 1 : n + BACKTRACK_AHEAD]:
-                    self._prefetch(later.name, later.version)
-            yield candidate
+                for later in self._versions[n + 1 : n + BACKTRACK_AHEAD]:
+                    self._prefetch(self._name, later)
+            yield self[n]
 
 
 class TargetProvider(AbstractProvider[Req, Candidate, str]):
@@ -162,7 +195,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self._satisfied: dict[int, tuple[Req, dict[Version, bool]]] = {}
         self._deps: dict[tuple[str, Version], list[Req]] = {}
         #: find_matches answers by question (see there), with the requirements they were for
-        self._matches: dict[object, tuple[list[Req], list[Candidate]]] = {}
+        self._matches: dict[object, tuple[list[Req], Sequence[Candidate]]] = {}
 
     # helpers
 
@@ -223,7 +256,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Sequence[Candidate]:
         reqs = list(requirements[identifier])
         if identifier == PYTHON:
             ok = all(self.allows_python(str(r.specifier)) for r in reqs)
@@ -248,7 +281,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self._matches[key] = (reqs, matches)
         return matches
 
-    def _find_matches(self, reqs: list[Req], bad: set[Version]) -> list[Candidate]:
+    def _find_matches(self, reqs: list[Req], bad: set[Version]) -> Sequence[Candidate]:
         name, extras = reqs[0].name, reqs[0].extras
         spec = SpecifierSet()
         exact: set[Version] = set()
@@ -264,29 +297,36 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         # ones that failed are left out: final releases that all failed do not let them in
         if exact:
             eligible = {v: files for v, files in eligible.items() if v in exact}
-            allowed = [v for v in spec.filter(eligible, prereleases=True) if v not in bad]
-            allowed.sort(reverse=True)
+            exacts = sorted(spec.filter(eligible, prereleases=True), reverse=True)
+            wheels = [v for v in exacts if has_wheel(eligible[v])]
+            builds = [v for v in exacts if not has_wheel(eligible[v])]
         else:  # the same question of the same table from every target: answered once
-            allowed = [v for v in self.table(name).allowed(spec, pinned=pinned) if v not in bad]
-        preferred = self.preferred.get(name)
-        if preferred is not None and preferred in allowed:
-            allowed.remove(preferred)
-            allowed.insert(0, preferred)
-        if self.wheels_first:
+            wheels, builds = self.table(name).allowed_by_kind(spec, pinned=pinned)
+        if bad:
+            wheels = [v for v in wheels if v not in bad]
+            builds = [v for v in builds if v not in bad]
+        if not self.wheels_first:
+            groups = [sorted([*wheels, *builds], reverse=True)]
+        elif self._sdists_allowed(name):
             # a release with a wheel for the target before one it would have to build; the
             # sdist-only ones only where the closure allows them (see closure._resolve)
-            wheels = [v for v in allowed if has_wheel(eligible[v])]
-            builds = [v for v in allowed if not has_wheel(eligible[v])]
-            allowed = wheels + builds if self._sdists_allowed(name) else wheels
+            groups = [wheels, builds]
+        else:
+            groups = [wheels]
+        preferred = self.preferred.get(name)
+        allowed: list[Version] = []
+        for group in groups:
+            if preferred is not None and preferred in group:
+                allowed.append(preferred)
+                allowed.extend(v for v in group if v != preferred)
+            else:
+                allowed.extend(group)
         # the first candidate's metadata, which the resolver reads next; while it backtracks on
         # this project, as many of the following ones as have failed so far: it walks back
         # through the releases one by one, and a round trip each would add up
         for version in allowed[: min(len(bad) + 1, BACKTRACK_BATCH)]:
             self.shared.prefetch_metadata(name, version)
-        return _ReadAhead(
-            (Candidate(name, v, extras, eligible[v]) for v in allowed),
-            self.shared.prefetch_metadata,
-        )
+        return _Matches(name, extras, allowed, eligible, self.shared.prefetch_metadata)
 
     @property
     def sdist_ok(self) -> frozenset[str] | None:
