@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pypidl.manifest import Entry, Problem
-from pypidl.plan.file_choice import choose_files, same_version
+from pypidl.plan.file_choice import choose_files
 from pypidl.sources import derive_file_url
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def selected_entries(
             continue
         for version, labels in sorted(selection.versions[name].items()):
             needing = [by_label[label] for label in sorted(labels) if label in by_label]
-            files = [f for f in project_page.files if same_version(f.version, version)]
+            files = project_page.release_files(version)
             chosen = choose_files(files, needing, sdist=sdist)
             if name in hash_pins and chosen:
                 where, allowed = hash_pins[name]

@@ -27,6 +27,7 @@ __all__ = [
     "normalized_version",
     "python3_file",
     "same_version",
+    "same_version_key",
 ]
 
 #: ``--sdist``: keep a release's sdist ``always``, ``never``, or (``auto``) when a target builds it.
@@ -47,6 +48,12 @@ def same_version(a: str, b: str) -> bool:
     if va is None or vb is None:
         return False  # unequal texts, at least one not a version
     return va == vb
+
+
+def same_version_key(version: str) -> Version | str:
+    """``version`` as :func:`same_version` compares it: its :class:`Version`, or the text
+    itself when it is not a version (then only the same text matches)."""
+    return _version(version) or version
 
 
 @functools.lru_cache(maxsize=1 << 16)

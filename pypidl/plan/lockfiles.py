@@ -45,7 +45,6 @@ from packaging.utils import (
 from pypidl._fs import check_basename
 from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.manifest import Problem
-from pypidl.plan.file_choice import same_version
 from pypidl.plan.pages import RemoteFile
 from pypidl.sources import strip_credentials
 
@@ -309,7 +308,7 @@ def _candidates(
 ) -> tuple[list[RemoteFile], list[Problem]]:
     problems: list[Problem] = []
     try:
-        listed = [f for f in page(pkg.name).files if same_version(f.version, pkg.version)]
+        listed = page(pkg.name).release_files(pkg.version)
     except RemoteIndexError as exc:
         if pkg.files and all(f.url and f.sha256 for f in pkg.files):
             listed = []  # the lock's own URLs will do

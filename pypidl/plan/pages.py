@@ -6,6 +6,7 @@ mirrors, and turned into :class:`RemoteFile` objects with checked names and dige
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -39,12 +40,15 @@ from pypidl._simple import (
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256
+from pypidl.plan.file_choice import same_version_key
 from pypidl.plan.page_fields import ProjectStatus, project_status, provenance_url
 from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from pypidl.plan.gate import Gate
 
 __all__ = [
@@ -92,6 +96,19 @@ class ProjectPage:
     digest: str = ""
     #: the project's PEP 792 status, when it is not "active"
     status: ProjectStatus | None = None
+
+    def release_files(self, version: str) -> list[RemoteFile]:
+        """The files of one release (its version compared as a version: ``1.0`` is ``1.0.0``)."""
+        wanted = same_version_key(version)
+        return list(self._by_version.get(wanted, ()))
+
+    @functools.cached_property
+    def _by_version(self) -> dict[Version | str, list[RemoteFile]]:
+        # the planner asks for a few releases of pages that list thousands: index them once
+        index: dict[Version | str, list[RemoteFile]] = {}
+        for rf in self.files:
+            index.setdefault(same_version_key(rf.version), []).append(rf)
+        return index
 
 
 class IndexClient:
@@ -292,10 +309,8 @@ def _remote_file(
     tags: frozenset[Tag] = frozenset()
     try:
         if filename.endswith(".whl"):
-            wname, wversion, _, tags = parse_wheel_filename(filename)
-            # a page names a few dozen tag sets thousands of times: keep one of each
-            tags = _TAG_SETS.setdefault(tags, tags)
-            kind, version = "wheel", sys.intern(str(wversion))
+            wname, version, tags = _wheel_name(filename)
+            kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
             wname, sversion = parse_sdist_filename(filename)
             kind, version = "sdist", sys.intern(str(sversion))
@@ -316,6 +331,37 @@ def _remote_file(
         mirror=mirror,
         provenance_url=provenance_url(item, page_url),
     )
+
+
+def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag]]:
+    """What ``parse_wheel_filename`` makes of ``filename``: its project, version (normalized)
+    and tags, each worked out once per page-independent text.
+
+    A page lists the same project, a few hundred versions and a few dozen tag sets over tens of
+    thousands of wheels; packaging reads each part, remembered by its text (the parts of a wheel
+    name are separated by dashes, which no part may hold).
+
+    :raises InvalidWheelFilename: as ``parse_wheel_filename`` does.
+    """
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6):
+        parse_wheel_filename(filename)  # raises, naming the problem
+    name, version = _wheel_release("-".join(parts[:-3]))
+    return name, version, _wheel_tags("-".join(parts[-3:]))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _wheel_release(release: str) -> tuple[NormalizedName, str]:
+    # (an invalid name raises on every call: lru_cache does not keep exceptions, nor need to)
+    name, version, _build, _tags = parse_wheel_filename(f"{release}-py3-none-any.whl")
+    return name, sys.intern(str(version))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _wheel_tags(text: str) -> frozenset[Tag]:
+    tags = parse_wheel_filename(f"x-0-{text}.whl")[3]
+    # one set object per text, so that tables keyed by tag sets hash each once
+    return _TAG_SETS.setdefault(tags, tags)
 
 
 def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:

@@ -241,7 +241,7 @@ class Planner:
             page = self.pages.get(name)
         except RemoteIndexError:
             return []
-        return [f for f in page.files if same_version(f.version, version)]
+        return page.release_files(version)
 
     def plan_locks(self, locks: Sequence[Lock]) -> Manifest:
         """A manifest of exactly what ``locks`` pin, for the targets: nothing is resolved.

@@ -16,6 +16,7 @@ in every target's environment; a dependency no target needs is not followed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -71,7 +72,7 @@ class Want:
             frozenset(canonicalize_name(e) for e in req.extras),
         )
 
-    @property
+    @functools.cached_property
     def pinned(self) -> bool:
         """``==`` without a wildcard, or ``===`` (PEP 592: then a yanked release may be taken)."""
         return any(
@@ -352,6 +353,9 @@ class Prefetcher:
         return rows
 
     def _guess_in(self, want: Want, rows: Table, below: Version | None) -> list[Version]:
+        if below is None:  # the question every target group asks first: answered by the table
+            allowed = rows.allowed(want.specifier, pinned=want.pinned)
+            return allowed[:1]
         eligible = [
             v
             for v, files in rows
