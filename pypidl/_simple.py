@@ -84,7 +84,12 @@ class SimplePage:
     project_status: Any = None
 
 
-@dataclass(frozen=True)
+#: ``__slots__`` for the classes a page makes one object of per file, where Python has them
+#: for dataclasses (3.10): a plan holds every file of every page it read
+FILE_SLOTS: dict[str, bool] = {"slots": True} if sys.version_info >= (3, 10) else {}
+
+
+@dataclass(frozen=True, **FILE_SLOTS)
 class ListedFile:
     """One file entry of a page, checked: a safe name, a usable URL, typed fields.
 

@@ -28,6 +28,7 @@ from packaging.utils import (
 
 from pypidl._fs import check_basename
 from pypidl._simple import (
+    FILE_SLOTS,
     MAX_PAGE_BYTES,
     MAX_PAGE_SECONDS,
     ListedFile,
@@ -72,7 +73,7 @@ class ProjectNotFound(RemoteIndexError):
     """No configured index has the project."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **FILE_SLOTS)
 class RemoteFile(ListedFile):
     """A file as one index lists it: what the page says (:class:`ListedFile`), and what its
     name says (project, version, kind, wheel tags)."""

@@ -223,9 +223,18 @@ def _compute_tags(
         found = generic_tags(interpreter, chosen, platforms)
     else:
         found = generic_tags(interpreter, list(abis or ()), platforms)
-    ranked = dict.fromkeys(found)
-    ranked.update(dict.fromkeys(compatible_tags(python, interpreter, platforms)))
+    ranked = dict.fromkeys(map(_one_tag, found))
+    ranked.update(dict.fromkeys(map(_one_tag, compatible_tags(python, interpreter, platforms))))
     return tuple(ranked)
+
+
+#: every tag a target's list holds, each kept once: forty targets list many of the same tags
+#: (about 1,700 each), and each Tag is three strings and an object
+_TAGS: dict[Tag, Tag] = {}
+
+
+def _one_tag(tag: Tag) -> Tag:
+    return _TAGS.setdefault(tag, tag)
 
 
 @functools.lru_cache(maxsize=512)
@@ -300,7 +309,7 @@ class Target:
     def __str__(self) -> str:
         return self.label
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """A stable, readable, unique name: ``cp311-linux-x86_64``, ``cp313-cp313t-macos-arm64``.
 
