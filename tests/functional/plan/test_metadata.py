@@ -6,6 +6,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,7 +73,7 @@ def test_sidecar_hash_mismatch_falls_back_to_the_wheel(
     wheel = make_wheel(wheel_dir, "alpha", "1.0", requires_dist=["beta"])
     served = server.add_file(wheel)
     files = _page(server, "alpha")
-    bad = [RemoteFile(**{**f.__dict__, "core_metadata_sha256": "0" * 64}) for f in files]
+    bad = [replace(f, core_metadata_sha256="0" * 64) for f in files]
     with MetadataFetcher(NET) as fetcher:
         meta = fetcher.release(canonicalize_name("alpha"), "1.0", bad)
     assert [r.name for r in meta.requires_dist] == ["beta"]
