@@ -68,6 +68,19 @@ class Req:
     def identifier(self) -> str:
         return identifier_of(self.name, self.extras)
 
+    def __hash__(self) -> int:
+        # the resolver's answers are remembered by requirement, asked hundreds of thousands of
+        # times: hash the fields (a specifier set among them) once
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.name, self.extras, self.specifier, self.text, self.exact))
+
+    def __getstate__(self) -> dict[str, object]:
+        # a string's hash differs between processes: another one works its own out
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     @functools.cached_property
     def pinned(self) -> bool:
         """``==`` without a wildcard, or ``===``: the PEP 592 condition for a yanked release."""
@@ -192,10 +205,10 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
         #: projects whose page could not be read, with the reason
         self.unavailable: dict[str, str] = {}
-        self._satisfied: dict[int, tuple[Req, dict[Version, bool]]] = {}
+        self._satisfied: dict[Req, dict[Version, bool]] = {}
         self._deps: dict[tuple[str, Version], list[Req]] = {}
         #: find_matches answers by question (see there), with the requirements they were for
-        self._matches: dict[object, tuple[list[Req], Sequence[Candidate]]] = {}
+        self._matches: dict[object, Sequence[Candidate]] = {}
 
     # helpers
 
@@ -265,21 +278,18 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         bad = {c.version for c in incompatibilities[identifier]}
         # resolvelib asks again with the same requirements whenever it re-pins a parent (every
         # round when it backtracks): the answer depends only on the question and on the
-        # preferred version, so remember it (the requirements are the providers' own objects:
-        # ids are stable while the memo keeps them alive)
+        # preferred version, so remember it
         key = (
             identifier,
-            tuple(map(id, reqs)),
+            tuple(reqs),
             frozenset(bad),
             self.preferred.get(name),
             self._sdists_allowed(name),
         )
         found = self._matches.get(key)
-        if found is not None:
-            return found[1]
-        matches = self._find_matches(reqs, bad)
-        self._matches[key] = (reqs, matches)
-        return matches
+        if found is None:
+            found = self._matches[key] = self._find_matches(reqs, bad)
+        return found
 
     def _find_matches(self, reqs: list[Req], bad: set[Version]) -> Sequence[Candidate]:
         name, extras = reqs[0].name, reqs[0].extras
@@ -351,12 +361,12 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every pinned project in every round: remember the answers
-        memo = self._satisfied.get(id(requirement))
-        if memo is None or memo[0] is not requirement:
-            memo = self._satisfied[id(requirement)] = (requirement, {})
-        found = memo[1].get(candidate.version)
+        memo = self._satisfied.get(requirement)
+        if memo is None:
+            memo = self._satisfied[requirement] = {}
+        found = memo.get(candidate.version)
         if found is None:
-            found = memo[1][candidate.version] = self._satisfies(requirement, candidate)
+            found = memo[candidate.version] = self._satisfies(requirement, candidate)
         return found
 
     def _satisfies(self, requirement: Req, candidate: Candidate) -> bool:
