@@ -42,6 +42,10 @@ __all__ = [
     "MAX_PAGE_SECONDS",
     "ListedFile",
     "SimplePage",
+    "entry_requires_python",
+    "entry_upload_time",
+    "entry_yanked",
+    "file_url",
     "listed_file",
     "parse_page",
     "read_body",
@@ -262,45 +266,66 @@ def listed_file(item: Mapping[str, Any], page_url: str, cls: type[F], **extra: A
     :raises UnsafeFilenameError: the entry's file name could leave its directory.
     """
     filename = check_basename(item["filename"])
-    url = str(item.get("url", ""))
-    unusable = None
-    if _plain_web_url(url) and page_url.startswith(_WEB):
-        clean = url  # what the general path below makes of it, at a fraction of the cost
-    else:
-        parts = urlsplit(_join(page_url, url))
-        clean = strip_credentials(
-            urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-        )
-        unusable = url_problem(clean)
-        page_scheme = urlsplit(page_url).scheme.lower()
-        if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
-            # a web page may send pypidl to another web host, never to a file on this machine
-            unusable = f"must have the scheme of their page ({page_scheme}:)"
-    if unusable is not None:
-        log.warning("ignoring %s on %s: file URLs %s", filename, redact_url(page_url), unusable)
+    clean = file_url(item, page_url)
+    if clean is None:
         return None
     hashes = item.get("hashes")
     core = item.get("core-metadata", item.get("dist-info-metadata"))
     yanked = item.get("yanked", False)
-    requires_python = item.get("requires-python")
     size = item.get("size")
-    upload_time = item.get("upload-time")
     return cls(
         filename=filename,
         url=clean,
         sha256=_digest(hashes.get("sha256")) if isinstance(hashes, Mapping) else None,
-        # a page repeats a few Requires-Python texts thousands of times: keep one of each
-        requires_python=sys.intern(requires_python)
-        if isinstance(requires_python, str) and requires_python
-        else None,
-        yanked=isinstance(yanked, str) or bool(yanked),
+        requires_python=entry_requires_python(item),
+        yanked=entry_yanked(item),
         yanked_reason=(yanked or None) if isinstance(yanked, str) else None,
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        upload_time=upload_time if isinstance(upload_time, str) else None,
+        upload_time=entry_upload_time(item),
         core_metadata_sha256=_digest(core.get("sha256")) if isinstance(core, Mapping) else None,
         has_core_metadata=bool(core),
         **extra,
     )
+
+
+def entry_requires_python(item: Mapping[str, Any]) -> str | None:
+    """A file entry's Requires-Python (None when it has none, or not as text)."""
+    found = item.get("requires-python")
+    # a page repeats a few Requires-Python texts thousands of times: keep one of each
+    return sys.intern(found) if isinstance(found, str) and found else None
+
+
+def entry_yanked(item: Mapping[str, Any]) -> bool:
+    """Whether a file entry is yanked (PEP 592: ``true``, or the reason as text)."""
+    yanked = item.get("yanked", False)
+    return isinstance(yanked, str) or bool(yanked)
+
+
+def entry_upload_time(item: Mapping[str, Any]) -> str | None:
+    """A file entry's PEP 700 ``upload-time`` as the page wrote it, when it is text."""
+    found = item.get("upload-time")
+    return found if isinstance(found, str) else None
+
+
+def file_url(item: Mapping[str, Any], page_url: str) -> str | None:
+    """The absolute URL of a page's file entry, without credentials or fragment; None (with a
+    warning) when pypidl may not use it."""
+    url = str(item.get("url", ""))
+    if _plain_web_url(url) and page_url.startswith(_WEB):
+        return url  # what the general path below makes of it, at a fraction of the cost
+    parts = urlsplit(_join(page_url, url))
+    clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
+    unusable = url_problem(clean)
+    page_scheme = urlsplit(page_url).scheme.lower()
+    if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
+        # a web page may send pypidl to another web host, never to a file on this machine
+        unusable = f"must have the scheme of their page ({page_scheme}:)"
+    if unusable is not None:
+        log.warning(
+            "ignoring %s on %s: file URLs %s", item.get("filename"), redact_url(page_url), unusable
+        )
+        return None
+    return clean
 
 
 _WEB = ("https://", "http://")

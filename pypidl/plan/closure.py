@@ -62,7 +62,8 @@ from pypidl.plan.provider import (
 from pypidl.plan.targets import span_ends
 
 if TYPE_CHECKING:
-    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.page_files import FileFacts
+    from pypidl.plan.pages import ProjectPage
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -507,7 +508,7 @@ def _applies_static(marker: Marker | None, target: Target) -> bool:
         return False
 
 
-def _python3_release(files: Sequence[RemoteFile]) -> bool:
+def _python3_release(files: Sequence[FileFacts]) -> bool:
     wheels = [f for f in files if f.kind == "wheel"]
     if wheels:
         return any(is_python3_wheel(f.tags) for f in wheels)

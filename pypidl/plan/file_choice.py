@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 
 if TYPE_CHECKING:
+    from pypidl.plan.page_files import FileFacts
     from pypidl.plan.pages import RemoteFile
     from pypidl.plan.targets import Target
 
@@ -66,7 +67,7 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def python3_file(rf: RemoteFile) -> bool:
+def python3_file(rf: FileFacts) -> bool:
     if rf.kind == "wheel" and not is_python3_wheel(rf.tags):
         return False
     return allows_any_python3(rf.requires_python)

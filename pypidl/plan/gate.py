@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,7 @@ from pypidl.manifest import Entry, Problem
 if TYPE_CHECKING:
     from pypidl.advisories import Advisories, Advisory
     from pypidl.plan.page_fields import ProjectStatus
-    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.page_files import FileFacts, ProjectPage
 
 __all__ = ["Gate", "GateOptions", "ProjectRefused"]
 
@@ -76,17 +76,17 @@ class Gate:
                     context=page.name,
                 )
             self._note(page.name, f"{page.status.status} on its index (PEP 792){why}")
-        files = page.files
+        files = page.entries
         if self.options.exclude_newer is not None:
             files = self._cooldown(page, files, self.options.exclude_newer)
         if self.options.advisories is not None:
             files = self._advised(page, files, self.options.advisories)
-        return page if files is page.files else replace(page, files=files)
+        return page if files is page.entries else page.keeping(files)
 
     def _cooldown(
-        self, page: ProjectPage, files: tuple[RemoteFile, ...], cutoff: datetime
-    ) -> tuple[RemoteFile, ...]:
-        kept: list[RemoteFile] = []
+        self, page: ProjectPage, files: tuple[FileFacts, ...], cutoff: datetime
+    ) -> tuple[FileFacts, ...]:
+        kept: list[FileFacts] = []
         untimed = newer = 0
         for rf in files:
             moment = parse_iso_time(rf.upload_time)
@@ -108,8 +108,8 @@ class Gate:
         return files if not newer else tuple(kept)
 
     def _advised(
-        self, page: ProjectPage, files: tuple[RemoteFile, ...], advisories: Advisories
-    ) -> tuple[RemoteFile, ...]:
+        self, page: ProjectPage, files: tuple[FileFacts, ...], advisories: Advisories
+    ) -> tuple[FileFacts, ...]:
         refused: dict[str, list[Advisory]] = {}
         for version in sorted({rf.version for rf in files}):
             found = advisories.affecting(page.name, version)

@@ -1,55 +1,30 @@
 """Reading simple indexes: PEP 691 JSON by content negotiation, PEP 503 HTML as the fall-back.
 
 Pages are fetched through the session of :mod:`pypidl.session`, from an ordered list of
-mirrors, and turned into :class:`RemoteFile` objects with checked names and digests.
+mirrors, and read into :class:`~pypidl.plan.page_files.ProjectPage` objects (see there).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
-from packaging.tags import Tag
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import NormalizedName, canonicalize_name
 
-from pypidl._fs import check_basename
-from pypidl._simple import (
-    FILE_SLOTS,
-    MAX_PAGE_BYTES,
-    MAX_PAGE_SECONDS,
-    ListedFile,
-    SimplePage,
-    content_type,
-    listed_file,
-    parse_page,
-    read_body,
-)
+from pypidl._simple import MAX_PAGE_BYTES, MAX_PAGE_SECONDS, content_type, read_body
 from pypidl.config import NetworkSettings
 from pypidl.errors import RemoteIndexError, UnsafeFilenameError
 from pypidl.hashing import bytes_sha256
-from pypidl.plan.file_choice import same_version_key
-from pypidl.plan.page_fields import ProjectStatus, project_status, provenance_url
+from pypidl.plan.page_files import ProjectPage, RemoteFile, files_of
 from pypidl.plan.page_store import PageStore, StoredPage
 from pypidl.session import SIMPLE_ACCEPT, describe_error, new_session
 from pypidl.sources import Mirror, redact_url, strip_credentials
 
 if TYPE_CHECKING:
-    from packaging.version import Version
-
     from pypidl.plan.gate import Gate
 
 __all__ = [
@@ -65,51 +40,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: every wheel tag set met so far, each kept once (dict operations are atomic across threads)
-_TAG_SETS: dict[frozenset[Tag], frozenset[Tag]] = {}
-
 
 class ProjectNotFound(RemoteIndexError):
     """No configured index has the project."""
-
-
-@dataclass(frozen=True, **FILE_SLOTS)
-class RemoteFile(ListedFile):
-    """A file as one index lists it: what the page says (:class:`ListedFile`), and what its
-    name says (project, version, kind, wheel tags)."""
-
-    project: NormalizedName = NormalizedName("")  # noqa: RUF009 - a NewType: the str itself
-    version: str = ""
-    kind: str = ""  # "wheel" | "sdist"
-    tags: frozenset[Tag] = frozenset()
-    mirror: str = ""  # name of the mirror whose page listed it
-    #: where the index serves the file's PEP 740 provenance, when it does
-    provenance_url: str | None = None
-
-
-@dataclass(frozen=True)
-class ProjectPage:
-    name: NormalizedName
-    files: tuple[RemoteFile, ...]
-    mirror: str
-    url: str  # the page's URL without credentials
-    #: sha256 of the page's body: a plan that read the page depended on exactly this
-    digest: str = ""
-    #: the project's PEP 792 status, when it is not "active"
-    status: ProjectStatus | None = None
-
-    def release_files(self, version: str) -> list[RemoteFile]:
-        """The files of one release (its version compared as a version: ``1.0`` is ``1.0.0``)."""
-        wanted = same_version_key(version)
-        return list(self._by_version.get(wanted, ()))
-
-    @functools.cached_property
-    def _by_version(self) -> dict[Version | str, list[RemoteFile]]:
-        # the planner asks for a few releases of pages that list thousands: index them once
-        index: dict[Version | str, list[RemoteFile]] = {}
-        for rf in self.files:
-            index.setdefault(same_version_key(rf.version), []).append(rf)
-        return index
 
 
 class IndexClient:
@@ -156,16 +89,14 @@ class IndexClient:
         normalized = canonicalize_name(name)
 
         def parsed(mirror: Mirror, stored: StoredPage) -> ProjectPage:
-            page = parse_page(
-                stored.body, stored.content_type, stored.final_url, encoding=stored.encoding
-            )
-            return ProjectPage(
-                name=normalized,
-                files=tuple(files_of(page, normalized, mirror.name)),
-                mirror=mirror.name,
+            return ProjectPage.read(
+                normalized,
+                stored.body,
+                stored.content_type,
+                stored.encoding,
                 url=stored.final_url,
+                mirror=mirror.name,
                 digest=stored.digest,
-                status=project_status(page),
             )
 
         return self._first(normalized, name, parsed)
@@ -281,112 +212,6 @@ class IndexClient:
 
 class _NotFound(Exception):
     pass
-
-
-def files_of(page: SimplePage, name: NormalizedName, mirror: str) -> list[RemoteFile]:
-    """The files of ``name`` that ``page`` lists (each checked; the rest skipped).
-
-    :raises ValueError: a file name listed with different sha256 digests or sizes.
-    """
-    files = []
-    for item in page.items:
-        rf = _remote_file(name, item, page.url, mirror)
-        if rf is not None:
-            files.append(rf)
-    return _one_per_filename(files)
-
-
-def _remote_file(
-    project: NormalizedName, item: Mapping[str, Any], page_url: str, mirror: str
-) -> RemoteFile | None:
-    """A RemoteFile, or None for files pypidl does not mirror (eggs, installers, foreign names,
-    unsafe names, unusable URLs)."""
-    filename = item["filename"]
-    try:
-        check_basename(filename)
-    except UnsafeFilenameError:
-        log.warning("ignoring unsafe file name %r on %s", filename, redact_url(page_url))
-        return None
-    tags: frozenset[Tag] = frozenset()
-    try:
-        if filename.endswith(".whl"):
-            wname, version, tags = _wheel_name(filename)
-            kind = "wheel"
-        elif filename.endswith((".tar.gz", ".zip")):
-            wname, sversion = parse_sdist_filename(filename)
-            kind, version = "sdist", sys.intern(str(sversion))
-        else:
-            return None
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
-    if wname != project:
-        return None
-    return listed_file(
-        item,
-        page_url,
-        RemoteFile,
-        project=project,
-        version=version,
-        kind=kind,
-        tags=tags,
-        mirror=mirror,
-        provenance_url=provenance_url(item, page_url),
-    )
-
-
-def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag]]:
-    """What ``parse_wheel_filename`` makes of ``filename``: its project, version (normalized)
-    and tags, each worked out once per page-independent text.
-
-    A page lists the same project, a few hundred versions and a few dozen tag sets over tens of
-    thousands of wheels; packaging reads each part, remembered by its text (the parts of a wheel
-    name are separated by dashes, which no part may hold).
-
-    :raises InvalidWheelFilename: as ``parse_wheel_filename`` does.
-    """
-    parts = filename[:-4].split("-")
-    if len(parts) not in (5, 6):
-        parse_wheel_filename(filename)  # raises, naming the problem
-    name, version = _wheel_release("-".join(parts[:-3]))
-    return name, version, _wheel_tags("-".join(parts[-3:]))
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _wheel_release(release: str) -> tuple[NormalizedName, str]:
-    # (an invalid name raises on every call: lru_cache does not keep exceptions, nor need to)
-    name, version, _build, _tags = parse_wheel_filename(f"{release}-py3-none-any.whl")
-    return name, sys.intern(str(version))
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _wheel_tags(text: str) -> frozenset[Tag]:
-    tags = parse_wheel_filename(f"x-0-{text}.whl")[3]
-    # one set object per text, so that tables keyed by tag sets hash each once
-    return _TAG_SETS.setdefault(tags, tags)
-
-
-def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
-    """``files`` with each file name once; the same name with other contents is an error.
-
-    A manifest lists a file name once per project, so a page may not offer two files under one
-    name: which one would the mirror hold?  The same file listed twice (another URL, the same
-    digest and size) is kept once.
-
-    :raises ValueError: a file name listed with different sha256 digests or sizes.
-    """
-    first: dict[str, RemoteFile] = {}
-    kept: list[RemoteFile] = []
-    for rf in files:
-        seen = first.setdefault(rf.filename, rf)
-        if seen is rf:
-            kept.append(rf)
-        elif seen.sha256 != rf.sha256 or (
-            seen.size is not None and rf.size is not None and seen.size != rf.size
-        ):
-            raise ValueError(
-                f"{rf.filename} is listed twice on the page, with different sha256 digests or sizes"
-            )
-    return kept
 
 
 class PageCache:

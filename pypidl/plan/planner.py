@@ -532,7 +532,7 @@ class Planner:
             if page is None:
                 continue
             versions = sorted(
-                {f.version for f in page.files if python3_file(f)}, key=Version, reverse=True
+                {f.version for f in page.entries if python3_file(f)}, key=Version, reverse=True
             )
             if not self.options.pre:
                 versions = [v for v in versions if not Version(v).is_prerelease]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from packaging.tags import Tag
 
     from pypidl.plan.metadata import MetadataSource
-    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.page_files import FileFacts, ProjectPage
     from pypidl.plan.targets import Target
 
 __all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Table", "Unavailable", "Want"]
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 DEFAULT_IN_FLIGHT = DEFAULT_CONCURRENCY
 
 #: version -> the files of that release (as the index lists them)
-Releases = dict[Version, tuple["RemoteFile", ...]]
+Releases = dict[Version, tuple["FileFacts", ...]]
 
 
 class Unavailable(Exception):
@@ -104,6 +104,8 @@ class Prefetcher:
         self._envs = _distinct_environments(self.targets)
         self._lock = threading.Lock()
         self._page_futures: dict[str, Future[Releases]] = {}
+        #: project -> its page, once read (a release's files are made from it when asked for)
+        self._page_of: dict[str, ProjectPage] = {}
         self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
         self._tables: dict[tuple[str, str], Table] = {}
         self._shapes: dict[str, _Shapes] = {}
@@ -169,9 +171,10 @@ class Prefetcher:
             page = self._pages(name)
         except RemoteIndexError as exc:
             raise Unavailable(exc.message) from None
-        grouped: dict[Version, list[RemoteFile]] = {}
+        self._page_of[name] = page
+        grouped: dict[Version, list[FileFacts]] = {}
         parsed: dict[str, Version | None] = {}  # a release has many files: parse its version once
-        for rf in page.files:
+        for rf in page.entries:
             if rf.version in parsed:
                 version = parsed[rf.version]
             else:
@@ -235,7 +238,8 @@ class Prefetcher:
         future = self._meta_futures.get((name, version))  # without the lock, as for pages
         if future is not None:
             return future
-        files = self.releases(name).get(version, ())
+        self.releases(name)  # (raises Unavailable)
+        files = self._page_of[name].release_files(str(version))
         with self._lock:
             future = self._meta_futures.get((name, version))
             if future is None:
@@ -402,7 +406,7 @@ class Prefetcher:
         return False
 
 
-class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
+class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
     """Releases with files a target installs, newest first, with those files.
 
     One table serves every target that installs the same kinds of a project's files (see
@@ -412,7 +416,7 @@ class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
     """
 
     _signature: tuple[tuple[Version, bool, bool], ...] | None = None
-    _eligible: dict[bool, dict[Version, tuple[RemoteFile, ...]]] | None = None
+    _eligible: dict[bool, dict[Version, tuple[FileFacts, ...]]] | None = None
     _allowed: dict[tuple[SpecifierSet, bool], list[Version]] | None = None
     _by_kind: dict[tuple[SpecifierSet, bool], tuple[list[Version], list[Version]]] | None = None
 
@@ -428,7 +432,7 @@ class Table(list[tuple[Version, tuple["RemoteFile", ...]]]):
             )
         return found
 
-    def eligible(self, *, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
+    def eligible(self, *, pinned: bool) -> dict[Version, tuple[FileFacts, ...]]:
         """The releases with their files that are not yanked (all of them when every one is
         yanked and the requirement is ``pinned``)."""
         cache = self._eligible

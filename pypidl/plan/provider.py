@@ -28,7 +28,7 @@ from pypidl.plan.metadata import MetadataError
 from pypidl.plan.prefetch import Prefetcher, Table, Unavailable
 
 if TYPE_CHECKING:
-    from pypidl.plan.pages import RemoteFile
+    from pypidl.plan.page_files import FileFacts
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -105,7 +105,7 @@ class Candidate:
     version: Version
     extras: frozenset[str]
     #: files of this version the target can install (for messages and the planner)
-    files: tuple[RemoteFile, ...] = field(compare=False, repr=False)
+    files: tuple[FileFacts, ...] = field(compare=False, repr=False)
 
     @property
     def identifier(self) -> str:
@@ -115,7 +115,7 @@ class Candidate:
         return f"{self.identifier} {self.version}"
 
 
-def has_wheel(files: Iterable[RemoteFile]) -> bool:
+def has_wheel(files: Iterable[FileFacts]) -> bool:
     """Whether these files (a release's, that a target installs) hold a wheel: else the target
     would build the release from its sdist."""
     return any(f.kind == "wheel" for f in files)
@@ -140,7 +140,7 @@ class _Matches(Sequence[Candidate]):
         name: str,
         extras: frozenset[str],
         versions: list[Version],
-        files: Mapping[Version, tuple[RemoteFile, ...]],
+        files: Mapping[Version, tuple[FileFacts, ...]],
         prefetch: Callable[[str, Version], None],
     ) -> None:
         self._name = name
@@ -230,7 +230,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def allows_python(self, spec: str | None) -> bool:
         return self.target.allows_python(spec)
 
-    def installable(self, files: Iterable[RemoteFile]) -> tuple[RemoteFile, ...]:
+    def installable(self, files: Iterable[FileFacts]) -> tuple[FileFacts, ...]:
         return tuple(f for f in files if self.target.can_install(f))
 
     def table(self, name: str) -> Table:
@@ -353,7 +353,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def _sdists_allowed(self, name: str) -> bool:
         return not self.wheels_first or self.sdist_ok is None or name in self.sdist_ok
 
-    def _eligible(self, name: str, pinned: bool) -> dict[Version, tuple[RemoteFile, ...]]:
+    def _eligible(self, name: str, pinned: bool) -> dict[Version, tuple[FileFacts, ...]]:
         """The releases of ``name`` the target installs, with their files that are not yanked
         (all of them when every one is yanked and the requirement is ``pinned``)."""
         # the table is asked each time: a recording provider writes the answer down
