@@ -23,7 +23,6 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan._gc import fewer_collections
@@ -89,19 +88,20 @@ class Planner:
         self.options = options
         self.project_indexes = project_indexes or ProjectIndexes()
         self.project_indexes.check_names(m.name for m in self.mirrors)
+        cache = options.cache_dir
         self.client = IndexClient(
             self.mirrors,
             net,
             workers=options.workers,
             routes=self.project_indexes.routes(),
-            store=PageStore(cache_dir() / "pages") if options.reuse else None,
+            store=PageStore(cache / "pages") if options.reuse and cache is not None else None,
         )
         self.gate = Gate(options.gate)
         self.pages = PageCache(self.client, gate=self.gate)
         # one session for pages and metadata: one pool of kept-alive connections
         self.metadata = MetadataFetcher(
             net,
-            cache_dir=cache_dir() / "metadata",
+            cache_dir=cache / "metadata" if cache is not None else None,
             workers=options.workers,
             session=self.client.session,
             mirrors=self.mirrors,
@@ -133,6 +133,8 @@ class Planner:
         opts = self.options
         if not opts.reuse or opts.pip_compile or opts.gate.active or opts.require_provenance:
             return None
+        if opts.cache_dir is None:
+            return None
         key = inputs_digest(
             reqs,
             targets=self.targets,
@@ -140,7 +142,7 @@ class Planner:
             mirrors=self.mirrors,
             routes=self.project_indexes.routes(),
         )
-        return PlanMemo(cache_dir() / "plans", key)
+        return PlanMemo(opts.cache_dir / "plans", key)
 
     def _plan(self, reqs: RequirementSet) -> Manifest:
         requirements = [r.requirement for r in reqs.requirements]
@@ -353,6 +355,7 @@ class Planner:
             net=self.net,
             constraints=reqs.constraints_text(),
             extra_index_urls=reqs.extra_index_urls,
+            cache_dir=self.options.cache_dir,
         )
 
     def _select_pins(self, pins: Mapping[NormalizedName, str], selection: Picks) -> None:
@@ -457,7 +460,7 @@ class Planner:
 
         reader = SdistReader(
             self.net,
-            cache_dir=cache_dir() / "build-system",
+            cache_dir=cache / "build-system" if (cache := self.options.cache_dir) else None,
             workers=self.options.workers,
             mirror_urls=mirror_urls,
         )
