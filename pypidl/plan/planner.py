@@ -28,12 +28,7 @@ from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan._gc import fewer_collections
 from pypidl.plan._plan_log import log_growth, log_reads, log_versions
 from pypidl.plan._selection import Picks, entry_for, hash_pins, selected_entries
-from pypidl.plan.build_deps import (
-    BuildClosure,
-    complete_build_closure,
-    report_build_closure,
-    why_of,
-)
+from pypidl.plan.build_deps import BuildClosure, build_closure, report_build_closure, why_of
 from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.file_choice import (
     SDIST_POLICIES,
@@ -436,20 +431,6 @@ class Planner:
             files), or None to read the index's.
         """
 
-        def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
-            fixed = files_of(name, version) if files_of is not None else None
-            if fixed is not None:
-                return list(fixed)
-            return self._release_files(name, version)
-
-        def resolve(
-            requirements: Sequence[Requirement],
-            targets: Sequence[Target],
-            preferred: Mapping[NormalizedName, str],
-        ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
-            result = self.resolve(requirements, targets, preferred=preferred)
-            return result.versions, result.problems
-
         def mirror_urls(rf: RemoteFile) -> list[str]:
             # as for metadata: a file listed by an index outside the mirror set (a project kept
             # to its own index) is never asked of the others
@@ -458,23 +439,23 @@ class Planner:
             urls = (derive_file_url(rf.url, m) for m in self.mirrors if m.name != rf.mirror)
             return [u for u in urls if u]
 
-        reader = SdistReader(
-            self.net,
-            cache_dir=cache / "build-system" if (cache := self.options.cache_dir) else None,
-            workers=self.options.workers,
-            mirror_urls=mirror_urls,
-        )
-        try:
-            build = complete_build_closure(
-                selection.versions,
-                targets=self.targets,
-                release_files=release_files,
-                reader=reader,
-                resolve=resolve,
+        cache = self.options.cache_dir
+        build = build_closure(
+            selection.versions,
+            targets=self.targets,
+            pages=self.pages.get,
+            metadata=self.metadata,
+            index=self._index(),
+            reader=SdistReader(
+                self.net,
+                cache_dir=cache / "build-system" if cache is not None else None,
                 workers=self.options.workers,
-            )
-        finally:
-            reader.close()
+                mirror_urls=mirror_urls,
+            ),
+            workers=self.options.workers,
+            files_of=files_of,
+            wheels_first=not self.options.prefer_newest,
+        )
         for name, versions in build.versions.items():
             for version, labels in versions.items():
                 selection.add(name, version, labels)
