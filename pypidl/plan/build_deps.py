@@ -36,7 +36,7 @@ from pypidl.errors import RemoteIndexError
 from pypidl.manifest import Entry, Problem
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan.closure import resolve_closure
-from pypidl.plan.file_choice import same_version
+from pypidl.plan.file_choice import normalized_version, same_version
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
     BrokenPyprojectError,
@@ -307,22 +307,15 @@ def why_of(
     A release the build closure did not choose is there for the runtime closure.
     """
     name = NormalizedName(project)
-    wanted = _normalized(version)
-    built = any(_normalized(v) == wanted for v in build.get(name, {}))
-    run = any(_normalized(v) == wanted for v in runtime.get(name, {}))
+    wanted = normalized_version(version)
+    built = any(normalized_version(v) == wanted for v in build.get(name, {}))
+    run = any(normalized_version(v) == wanted for v in runtime.get(name, {}))
     out: list[str] = []
     if run or not built:
         out.append(WHY_REQUIREMENT if name in set(requirements) else WHY_DEPENDENCY)
     if built:
         out.append(WHY_BUILD)
     return tuple(out)
-
-
-def _normalized(version: str) -> str:
-    try:
-        return str(Version(version))
-    except InvalidVersion:
-        return version
 
 
 def report_build_closure(build: BuildClosure, entries: Sequence[Entry]) -> None:
