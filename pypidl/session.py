@@ -151,7 +151,7 @@ class PypidlSession(requests.Session):
 
     requests lets those variables replace a session's CA bundle on every request, so ``--cert``
     would be ignored on any host where one of them is set.  pypidl has already weighed the
-    flag, the variable and pip's configuration (see ``cli._common.network_from_args``).
+    flag, the variable and pip's configuration (see ``cli._common.connection_from_args``).
     """
 
     def __init__(self) -> None:
