@@ -36,7 +36,7 @@ from pypidl.errors import RemoteIndexError
 from pypidl.manifest import Entry, Problem
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan.closure import resolve_closure
-from pypidl.plan.file_choice import normalized_version, same_version
+from pypidl.plan.file_choice import normalized_version
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
     BrokenPyprojectError,
@@ -374,10 +374,9 @@ def build_closure(
         if fixed is not None:
             return list(fixed)
         try:
-            page = pages(name)
+            return pages(name).release_files(version)
         except RemoteIndexError:
             return []
-        return [f for f in page.files if same_version(f.version, version)]
 
     def resolve(
         requirements: Sequence[Requirement],

@@ -33,7 +33,6 @@ from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.manifest import Entry, Problem
 from pypidl.plan.build_deps import build_closure, builders, kept_sdist
 from pypidl.plan.closure import resolve_closure
-from pypidl.plan.file_choice import same_version
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.notes import build_detail
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
@@ -240,7 +239,7 @@ def _builds(
     found = []
     for name, version in sorted(pins.items()):
         try:
-            files = [f for f in pages(name).files if same_version(f.version, version)]
+            files = pages(name).release_files(version)
         except ProjectNotFound:
             continue
         if not builders(files, [target]):
