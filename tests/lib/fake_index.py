@@ -8,14 +8,21 @@ from collections import Counter
 from collections.abc import Sequence
 
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from pypidl.plan.closure import UNKNOWN_DEPENDENCIES, resolve_closure
 from pypidl.plan.metadata import CoreMetadata, MetadataError
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
 from pypidl.plan.targets import Target
 
-__all__ = ["FakeIndex"]
+__all__ = ["SHA", "FakeIndex", "remote_file"]
+
+SHA = "ab" * 32
 
 
 class FakeIndex:
@@ -96,3 +103,32 @@ class FakeIndex:
             metadata=self,
             **kwargs,  # type: ignore[arg-type]
         )
+
+
+def remote_file(
+    filename: str,
+    *,
+    requires_python: str | None = None,
+    yanked: bool = False,
+    mirror: str = "m",
+    url: str | None = None,
+) -> RemoteFile:
+    """A file of a page, everything read from its name."""
+    if filename.endswith(".whl"):
+        name, version, _, tags = parse_wheel_filename(filename)
+        kind = "wheel"
+    else:
+        name, version = parse_sdist_filename(filename)
+        tags, kind = frozenset(), "sdist"
+    return RemoteFile(
+        project=name,
+        filename=filename,
+        url=url or f"http://127.0.0.1:1/packages/ab/cd/ef/{filename}",
+        version=str(version),
+        kind=kind,
+        sha256=SHA,
+        requires_python=requires_python,
+        yanked=yanked,
+        tags=tags,
+        mirror=mirror,
+    )
