@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pypidl._fs import inputs_read_once
 from pypidl.cli._common import network_from_args, project_indexes_from_args, targets_from_args
 from pypidl.errors import BadInputError
 from pypidl.sources import strip_credentials
@@ -113,8 +114,17 @@ def plan_settings(args: argparse.Namespace, *, workers: int | None = None) -> Pl
 
     :param workers: requests in flight while planning (``sync``: its ``--concurrency``);
         None: :class:`~pypidl.plan.options.PlanOptions`' default.
+    Each input file is read once (:func:`pypidl._fs.inputs_read_once`): recognising a lock,
+    the requirements and their ``# pypidl:`` lines all read it, and ``-r /dev/stdin`` can be
+    read only once.
+
     :raises BadInputError: for unusable input, naming the file.
     """
+    with inputs_read_once():
+        return _plan_settings(args, workers)
+
+
+def _plan_settings(args: argparse.Namespace, workers: int | None) -> PlanSettings:
     from pypidl.config import cache_dir
     from pypidl.plan.requirements import parse_requirement_files
 

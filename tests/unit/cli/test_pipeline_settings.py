@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,26 @@ def test_bad_values_are_refused_before_any_work(tmp_path: Path) -> None:
     lock.write_text("")  # never read: the flag is refused first
     with pytest.raises(BadInputError, match="--no-deps does not apply to a lock"):
         plan_settings(parse("plan", str(lock), "--no-deps"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no /dev/stdin")
+def test_requirements_on_standard_input_are_read_once() -> None:
+    """Recognising a lock, the requirements and their '# pypidl:' lines each read the file:
+    a pipe gives its bytes once, so they must share one read."""
+    script = (
+        "import sys; from pypidl.cli import build_parser; "
+        "from pypidl.cli._pipeline_settings import plan_settings; "
+        "s = plan_settings(build_parser('plan').parse_args(sys.argv[1:])); "
+        "print([r.line() for r in s.requirements.requirements], dict(s.sources.routing.pins))"
+    )
+    text = f"# pypidl: index private={PRIVATE}\n# pypidl: project-index beta=private\nalpha\nbeta\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "plan", "-r", "/dev/stdin", "-i", HERE, *TARGET],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['alpha', 'beta'] {'beta': 'private'}"
