@@ -10,6 +10,7 @@ import re
 import stat
 import sys
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write_text",
     "check_basename",
     "check_output",
+    "inputs_read_once",
     "open_output",
     "read_checked",
     "read_input",
@@ -279,6 +281,27 @@ class InputTooLargeError(OSError):
     """A file to be read whole is larger than :data:`MAX_INPUT_FILE` (or never ends)."""
 
 
+#: (device, inode) -> bytes of the inputs read inside :func:`inputs_read_once`
+_READ_ONCE: ContextVar[dict[tuple[int, int], bytes] | None] = ContextVar(
+    "pypidl_inputs_read", default=None
+)
+
+
+@contextlib.contextmanager
+def inputs_read_once() -> Iterator[None]:
+    """Inside the block, :func:`read_input` reads each file once and returns the same bytes
+    when it is named again.
+
+    A command's inputs are read by several steps (is it a lock? its requirements, then their
+    ``# pypidl:`` lines), and a pipe or a device (``-r /dev/stdin``) can be read only once.
+    """
+    token = _READ_ONCE.set({})
+    try:
+        yield
+    finally:
+        _READ_ONCE.reset(token)
+
+
 def read_input(path: str | os.PathLike[str], *, limit: int = MAX_INPUT_FILE) -> bytes:
     """The bytes of ``path``, a file a user named, read whole but never beyond ``limit``.
 
@@ -287,14 +310,29 @@ def read_input(path: str | os.PathLike[str], *, limit: int = MAX_INPUT_FILE) -> 
     :raises InputTooLargeError: (an :class:`OSError`, so callers' messages name the file) when
         there is more than ``limit``.
     """
+    memo = _READ_ONCE.get()
+    key = None
+    if memo is not None:
+        found = os.stat(path)  # before opening: a named pipe would wait for another writer
+        key = (found.st_dev, found.st_ino)
+        data = memo.get(key) if found.st_ino else None
+        if data is not None:
+            _check_input_size(data, limit)
+            return data
     with open(path, "rb") as fh:
         data = fh.read(limit + 1)
+    _check_input_size(data, limit)
+    if memo is not None and key is not None and key[1]:
+        memo[key] = data
+    return data
+
+
+def _check_input_size(data: bytes, limit: int) -> None:
     if len(data) > limit:
         raise InputTooLargeError(
             f"larger than {limit // (1024 * 1024)} MiB: not an input pypidl reads "
             "(an endless device?)"
         )
-    return data
 
 
 def read_checked(path: str | os.PathLike[str]) -> bytes | None:

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
     "NetworkSettings",
     "cache_dir",
     "default_index_url",
@@ -39,6 +40,9 @@ DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_RETRIES = 4
 #: download streams in total, and requests in flight while planning
 DEFAULT_CONCURRENCY = 256
+#: The longest ``Retry-After`` honoured, in seconds, by a request and by a file's download: a
+#: server asking for a day gets a minute, then its answer.
+MAX_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True)

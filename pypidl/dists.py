@@ -12,10 +12,20 @@ from typing import IO
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-__all__ = ["METADATA_SUFFIX", "metadata_member", "read_sdist_pkg_info", "read_wheel_metadata"]
+__all__ = [
+    "MAX_METADATA",
+    "METADATA_SUFFIX",
+    "metadata_member",
+    "read_sdist_pkg_info",
+    "read_wheel_metadata",
+]
 
 #: PEP 658: a wheel's METADATA is served beside it under the wheel's name plus this suffix.
 METADATA_SUFFIX = ".metadata"
+
+#: The largest METADATA or PKG-INFO read from a distribution, by the planner or for an upload
+#: (real ones are a few KiB to a few 100 KiB).
+MAX_METADATA = 16 * 1024 * 1024
 
 _METADATA_MEMBER = re.compile(r"([^/]+)\.dist-info/METADATA")
 

@@ -19,7 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from pypidl.config import NetworkSettings
+from pypidl.config import MAX_RETRY_AFTER, NetworkSettings
 from pypidl.stopping import _STOPPING, RequestCancelled, allow_waits, interrupt_waits
 
 __all__ = [
@@ -44,10 +44,6 @@ SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
 SIMPLE_ACCEPT = f"{SIMPLE_JSON}, {SIMPLE_HTML};q=0.2, text/html;q=0.01"
 #: Headers for a distribution file: its bytes (and byte ranges) as stored, never re-encoded.
 ARTIFACT_HEADERS: dict[str, str] = {"Accept-Encoding": "identity"}
-
-#: The longest ``Retry-After`` a request honours, in seconds (the downloader caps files alike):
-#: a server asking for a day gets a minute, then its answer.
-MAX_RETRY_AFTER = 60.0
 
 
 def new_session(
@@ -151,7 +147,7 @@ class PypidlSession(requests.Session):
 
     requests lets those variables replace a session's CA bundle on every request, so ``--cert``
     would be ignored on any host where one of them is set.  pypidl has already weighed the
-    flag, the variable and pip's configuration (see ``cli._common.network_from_args``).
+    flag, the variable and pip's configuration (see ``cli._common.connection_from_args``).
     """
 
     def __init__(self) -> None:

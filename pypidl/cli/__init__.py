@@ -106,8 +106,8 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     ui = UI(
-        verbose=getattr(args, "verbose", 0),
-        quiet=getattr(args, "quiet", False),
+        verbose=args.verbose,
+        quiet=args.quiet,
         stdout_taken=_writes_to_stdout(args),
     )
     previous = _install_stop_handlers()
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
             ui.error("hint: %s", exc.hint)
         for problem in getattr(exc, "problems", [])[1:21]:
             ui.error("  %s", problem)
-        if getattr(args, "debug", False):
+        if args.debug:
             traceback.print_exc()
         return exc.exit_code
     except (KeyboardInterrupt, RequestCancelled):
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None, *, seed: bool = False) -> int:
             return _bug(ui)
         # a disk that is full, read-only or gone: the environment's fault, not pypidl's
         ui.error("%s: %s", exc.filename, exc.strerror or exc)
-        if getattr(args, "debug", False):
+        if args.debug:
             traceback.print_exc()
         return EXIT_FAILED
     except Exception:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_output_file",
+    "connection_from_args",
     "network_from_args",
     "parent_parsers",
     "positive_int",
@@ -213,18 +214,16 @@ def network_from_args(
     file_extra_index_urls: Sequence[str] = (),
     tls: bool = True,
 ) -> tuple[list[Mirror], NetworkSettings]:
-    """The ordered mirrors and the network settings a command's flags ask for.
+    """The ordered mirrors and the network settings a command's index flags ask for.
 
-    :param tls: whether the command may talk TLS at all; ``False`` (every URL it will use is
-        plain http) spares reading pip's configuration for its ``cert`` settings, a module of
-        about 13 MB that would otherwise be loaded for nothing.  Flags are still checked.
+    :param tls: see :func:`connection_from_args`.
 
     Index precedence: ``--index-url`` flags, then an ``--index-url`` inside the requirements file,
     then pip's configuration, then pip's built-in default.  The ``--extra-index-url`` lines of
     the requirements files come after all of them, as pip asks its extra indexes too: a project
     only an extra index has is found there, one the indexes before it have is taken from them.
     """
-    urls: list[str] = list(getattr(args, "index_url", None) or [])
+    urls: list[str] = list(args.index_url or [])
     used_file_index = [file_index_url] if file_index_url and not urls else []  # -i replaces it
     for url in [*urls, *file_extra_index_urls, *used_file_index]:
         check_index_url(url)
@@ -238,10 +237,10 @@ def network_from_args(
         mirrors = [Mirror.from_index_url(file_index_url, name="primary")]
     else:
         mirrors = [default_mirror()]
-    if getattr(args, "mirrors_file", None) and not getattr(args, "cn", False):
+    if args.mirrors_file and not args.cn:
         log.warning("--mirrors-file %s is not used without --cn", args.mirrors_file)
-    if getattr(args, "cn", False):
-        sets = load_mirror_sets(getattr(args, "mirrors_file", None))
+    if args.cn:
+        sets = load_mirror_sets(args.mirrors_file)
         if "cn" not in sets:
             raise BadInputError("the mirror sets have no 'cn' set", context=args.mirrors_file)
         mirrors = list(sets["cn"]) + mirrors
@@ -252,9 +251,21 @@ def network_from_args(
             known.add(extra.simple_url)
             mirrors.append(extra)
             log.debug("Extra index from the requirements: %s", redact_url(extra.simple_url))
+    net = connection_from_args(args, tls=tls)
+    raw = urls or ([file_index_url] if file_index_url else [])
+    return mirrors, net.with_credentials_from([*raw, *file_extra_index_urls])
+
+
+def connection_from_args(args: argparse.Namespace, *, tls: bool = True) -> NetworkSettings:
+    """The network settings of the connection flags (TLS, timeouts, retries), no credentials.
+
+    :param tls: whether the command may talk TLS at all; ``False`` (every URL it will use is
+        plain http) spares reading pip's configuration for its ``cert`` settings, a module of
+        about 13 MB that would otherwise be loaded for nothing.  Flags are still checked.
+    """
     verify: bool | str = True
     cert = (
-        getattr(args, "cert", None)
+        args.cert
         or os.environ.get("REQUESTS_CA_BUNDLE")
         or (pip_config_value("cert") if tls else None)
     )
@@ -262,34 +273,24 @@ def network_from_args(
         if not os.path.exists(cert):
             raise BadInputError(f"CA bundle {cert!r} does not exist")
         verify = str(cert)
-    client_cert = getattr(args, "client_cert", None) or (
-        pip_config_value("client-cert") if tls else None
-    )
+    client_cert = args.client_cert or (pip_config_value("client-cert") if tls else None)
     if client_cert and not os.path.exists(client_cert):
         raise BadInputError(f"client certificate {client_cert!r} does not exist")
-    net = NetworkSettings(
+    return NetworkSettings(
         user_agent=user_agent(),
-        connect_timeout=getattr(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-        read_timeout=getattr(args, "read_timeout", DEFAULT_READ_TIMEOUT),
-        stall_timeout=_stall_timeout(args),
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
+        stall_timeout=args.read_timeout if args.stall_timeout is None else args.stall_timeout,
         verify=verify,
         client_cert=str(client_cert) if client_cert else None,
-        retries=max(1, getattr(args, "retries", DEFAULT_RETRIES)),
+        retries=args.retries,
     )
-    raw = urls or ([file_index_url] if file_index_url else [])
-    return mirrors, net.with_credentials_from([*raw, *file_extra_index_urls])
-
-
-def _stall_timeout(args: argparse.Namespace) -> float:
-    stall: float | None = getattr(args, "stall_timeout", None)
-    read: float = getattr(args, "read_timeout", DEFAULT_READ_TIMEOUT)
-    return stall if stall is not None else read
 
 
 def targets_from_args(args: argparse.Namespace) -> tuple[Target, ...]:
     from pypidl.plan.targets import load_targets_file, parse_targets
 
-    from_file = load_targets_file(args.targets_file) if getattr(args, "targets_file", None) else ()
+    from_file = load_targets_file(args.targets_file) if args.targets_file else ()
     flags_given = args.python_version or args.platform or args.abi or args.implementation
     from_flags = (
         parse_targets(
@@ -313,8 +314,8 @@ def project_indexes_from_args(
     from pypidl.plan.project_indexes import parse_project_indexes, read_directives
 
     indexes, pins = read_directives(files)
-    flags_indexes = [(v, None) for v in getattr(args, "named_indexes", None) or []]
-    flag_pins = [(v, None) for v in getattr(args, "project_indexes", None) or []]
+    flags_indexes = [(v, None) for v in args.named_indexes]
+    flag_pins = [(v, None) for v in args.project_indexes]
     return parse_project_indexes([*flags_indexes, *indexes], [*flag_pins, *pins])
 
 

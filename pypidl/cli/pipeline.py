@@ -5,35 +5,28 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from pypidl.cli._common import (
-    check_output_file,
-    network_from_args,
-    prepare_download_dir,
-    project_indexes_from_args,
-    shard_from_args,
-    targets_from_args,
-)
+from pypidl.cli._common import check_output_file, prepare_download_dir, shard_from_args
 from pypidl.cli._output import UI, format_bytes
 from pypidl.cli._pipeline_flags import download_flags, plan_flags, report_flag, requirement_flags
-from pypidl.cli._pipeline_settings import DEFAULT_REQUIREMENTS, input_paths
+from pypidl.cli._pipeline_settings import (
+    DEFAULT_REQUIREMENTS,
+    download_settings,
+    download_sources,
+    engine_options,
+    plan_settings,
+)
 from pypidl.cli._summary import print_summary
 from pypidl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInputError
 from pypidl.manifest import Manifest, dump, load
 from pypidl.sources import redact_url
 
 if TYPE_CHECKING:
-    from pypidl.config import NetworkSettings
-    from pypidl.fetch.pool import RunReport
-    from pypidl.plan.gate import GateOptions
-    from pypidl.plan.lockfiles import Lock
-    from pypidl.plan.options import PlanOptions
-    from pypidl.plan.project_indexes import ProjectIndexes
-    from pypidl.sources import Mirror
+    from pypidl.cli._pipeline_settings import DownloadSettings, PlanSettings
+    from pypidl.fetch.pool import EngineOptions, RunReport
 
 __all__ = ["register"]
 
@@ -126,155 +119,36 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 # -- commands -----------------------------------------------------------------------------------
 
 
-def _gate_options(args: argparse.Namespace, net: NetworkSettings) -> GateOptions:
-    from pypidl._time import parse_cutoff
-    from pypidl.advisories import load_advisories
-    from pypidl.plan.gate import GateOptions
-
-    if args.refuse_vulnerable and not args.advisories:
-        raise BadInputError("--refuse-vulnerable needs --advisories")
-    return GateOptions(
-        exclude_newer=parse_cutoff(args.exclude_newer) if args.exclude_newer else None,
-        advisories=load_advisories(args.advisories, net=net) if args.advisories else None,
-        refuse_vulnerable=args.refuse_vulnerable,
-    )
-
-
-def _plan_options(args: argparse.Namespace, net: NetworkSettings) -> PlanOptions:
-    from packaging.utils import canonicalize_name
-
-    from pypidl.plan.options import PlanOptions
-    from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
-
-    return PlanOptions(
-        gate=_gate_options(args, net),
-        require_provenance=frozenset(canonicalize_name(p) for p in args.require_provenance),
-        all_versions=args.all_versions,
-        all_versions_limit=args.all_versions_limit,
-        no_deps=args.no_deps,
-        sdist=args.sdist,
-        closure=not args.host_only,
-        pre=args.pre,
-        build_deps=not args.no_build_deps,
-        pip_compile=args.pip_compile,
-        prefer_newest=args.prefer_newest,
-        workers=getattr(args, "concurrency", None) or DEFAULT_IN_FLIGHT,
-        reuse=not args.refresh,
-    )
-
-
-def _plan_locks(
-    args: argparse.Namespace, ui: UI, paths: Sequence[str]
-) -> tuple[Manifest, NetworkSettings]:
-    from pypidl.plan.lock_formats import read_lock
+def _make_plan(settings: PlanSettings, ui: UI) -> Manifest:
+    """The plan of what ``settings`` were made from."""
     from pypidl.plan.planner import Planner
 
-    refused = [
-        flag
-        for flag, given in (
-            ("--all-versions", args.all_versions),
-            ("--no-deps", args.no_deps),
-            ("--host-only", args.host_only),
-        )
-        if given
-    ]
-    if refused:
-        raise BadInputError(
-            f"{', '.join(refused)} does not apply to a lock: it already pins every version",
-            context=paths[0],
-        )
-    locks = [read_lock(p) for p in paths]
-    named = [url for lock in locks for url in lock.index_urls]
-    mirrors, net = network_from_args(args, file_index_url=named[0] if named else None)
-    routing = _lock_routing(args, locks, mirrors)
-    # credentials of the lock's file URLs, which the manifest does not keep (issue 20)
-    file_urls = [url for lock in locks for url in lock.file_urls if "@" in url]
-    net = net.with_credentials_from([*routing.raw_urls, *dict.fromkeys(file_urls)])
-    targets = targets_from_args(args)
-    if named and _lock_indexes_replaced(args):
+    sources, targets = settings.sources, settings.targets
+    reqs = settings.requirements
+    if reqs is None:
+        locks = settings.locks
+        named = sorted({url for lock in locks for url in lock.index_urls})
+        if named and settings.lock_indexes_replaced:
+            ui.info(
+                "--index-url replaces the lock's index(es) %s (--keep-lock-indexes keeps them)",
+                ", ".join(redact_url(u) for u in named),
+            )
         ui.info(
-            "--index-url replaces the lock's index(es) %s (--keep-lock-indexes keeps them)",
-            ", ".join(redact_url(u) for u in sorted(set(named))),
+            "Mirroring what %s pin%s: %d package(s), for %d target(s)",
+            ", ".join(f"{lock.path} ({lock.format})" for lock in locks),
+            "s" if len(locks) == 1 else "",
+            sum(len(lock.packages) for lock in locks),
+            len(targets),
         )
-    ui.info(
-        "Mirroring what %s pin%s: %d package(s), for %d target(s)",
-        ", ".join(f"{lock.path} ({lock.format})" for lock in locks),
-        "s" if len(locks) == 1 else "",
-        sum(len(lock.packages) for lock in locks),
-        len(targets),
-    )
-    options = _plan_options(args, net)
-    planner = Planner(mirrors, net, targets, options, project_indexes=routing)
-    return planner.plan_locks(locks), net
-
-
-def _lock_indexes_replaced(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "index_url", None)) and not getattr(args, "keep_lock_indexes", False)
-
-
-def _lock_routing(
-    args: argparse.Namespace, locks: Sequence[Lock], mirrors: Sequence[Mirror]
-) -> ProjectIndexes:
-    """The flags' per-project indexes, plus one for each package a lock took from another index
-    than the ones being read: it is read from that index only, as the lock's tool did.
-
-    ``--index-url`` replaces the lock's indexes (a lock is mirrored through an internal proxy of
-    them) unless ``--keep-lock-indexes`` keeps them.
-    """
-    from pypidl.plan.project_indexes import parse_project_indexes
-
-    flagged = project_indexes_from_args(args)
-    if _lock_indexes_replaced(args):
-        return flagged
-    usual = {m.simple_url.rstrip("/") for m in mirrors}
-    declared: dict[str, str] = {}
-    pins: list[tuple[str, str | None]] = []
-    for lock in locks:
-        for pkg in lock.packages:
-            if not pkg.index or pkg.index.rstrip("/") in usual or pkg.name in flagged.pins:
-                continue
-            name = declared.setdefault(pkg.index, f"lock-index-{len(declared) + 1}")
-            pins.append((f"{pkg.name}={name}", pkg.where))
-    if not pins:
-        return flagged
-    indexes = [(f"{name}={url}", lock.path) for url, name in declared.items()]
-    flag_indexes = [(v, None) for v in args.named_indexes or []]
-    flag_pins = [(v, None) for v in args.project_indexes or []]
-    return parse_project_indexes([*flag_indexes, *indexes], [*flag_pins, *pins])
-
-
-def _make_plan(args: argparse.Namespace, ui: UI) -> tuple[Manifest, NetworkSettings]:
-    """The plan, and the network settings it was made with: a ``sync`` downloads with their
-    credentials, which may come from inside the requirements or the lock (issue 20)."""
-    from pypidl.plan.planner import plan
-    from pypidl.plan.requirements import parse_requirement_files
-
-    req_paths, lock_paths = input_paths(args)
-    if lock_paths:
-        manifest, net = _plan_locks(args, ui, lock_paths)
-        return _announce(ui, manifest), net
-    reqs = parse_requirement_files(req_paths)
-    routing = project_indexes_from_args(args, reqs.files)
-    if not reqs.requirements:
-        raise BadInputError("no requirements to mirror", context=", ".join(reqs.files))
-    mirrors, net = network_from_args(
-        args, file_index_url=reqs.index_url, file_extra_index_urls=reqs.extra_index_urls
-    )
-    targets = targets_from_args(args)
-    ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
-    if routing:
-        net = net.with_credentials_from(list(routing.raw_urls))
-        for project, name in sorted(routing.pins.items()):
+    else:
+        ui.info("Planning %d requirement(s) for %d target(s)", len(reqs.requirements), len(targets))
+        for project, name in sorted(sources.routing.pins.items()):
             ui.info("%s is read from index %s only", project, name)
-    manifest = plan(
-        reqs,
-        mirrors=mirrors,
-        net=net,
-        targets=targets,
-        options=_plan_options(args, net),
-        project_indexes=routing,
+    planner = Planner(
+        sources.mirrors, sources.net, targets, settings.options, project_indexes=sources.routing
     )
-    return _announce(ui, manifest), net
+    manifest = planner.plan(reqs) if reqs is not None else planner.plan_locks(settings.locks)
+    return _announce(ui, manifest)
 
 
 def _announce(ui: UI, manifest: Manifest) -> Manifest:
@@ -295,7 +169,7 @@ def _check_report(args: argparse.Namespace) -> str:
     """Refuse an unusable --report path before any work; return the start time."""
     from pypidl.cli._report import now
 
-    if getattr(args, "report", None):
+    if args.report:
         if args.report == "-":
             raise BadInputError("--report needs a file name (standard output holds the summary)")
         check_output_file(args.report, what="report")
@@ -317,7 +191,7 @@ def _finish(
 
     :param started: when the command started (:func:`_check_report`), for the report.
     """
-    if getattr(args, "report", None):
+    if args.report:
         from pypidl.cli._report import build_report, write_report
 
         write_report(
@@ -339,7 +213,7 @@ def _finish(
 def run_plan(args: argparse.Namespace, ui: UI) -> int:
     check_output_file(args.manifest, what="manifest")
     started = _check_report(args)
-    manifest, _ = _make_plan(args, ui)
+    manifest = _make_plan(plan_settings(args), ui)
     dump(manifest, args.manifest)
     if args.manifest != "-":
         ui.info("Manifest written to %s", os.path.abspath(args.manifest))
@@ -350,7 +224,8 @@ def run_plan(args: argparse.Namespace, ui: UI) -> int:
 
 
 def run_sync(args: argparse.Namespace, ui: UI) -> int:
-    root = Path(args.download_dir).resolve()
+    download = download_settings(args, advisories=args.advisories)
+    root = download.root
     if args.manifest:
         check_output_file(args.manifest, what="manifest")
     if args.dry_run:
@@ -359,7 +234,8 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
     if not args.dry_run:
         ui.info("Packages will be downloaded to %s", root)
         prepare_download_dir(args.download_dir)
-    manifest, planned = _make_plan(args, ui)
+    settings = plan_settings(args, workers=download.concurrency)
+    manifest = _make_plan(settings, ui)
     if args.dry_run:
         _write_url_list(manifest, args.url_list_path, root)
         ui.info(
@@ -374,6 +250,9 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         return _finish(
             args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None, started=started
         )
+    # the plan's sources serve the download: an index URL with credentials inside a
+    # requirements file or a lock serves its files too (issue 20)
+    engine = engine_options(download, manifest, settings.sources)
     manifest_path = Path(args.manifest) if args.manifest else root / ".pypidl" / "manifest.json"
     try:
         dump(manifest, manifest_path)
@@ -382,23 +261,16 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         ui.error("Cannot write the manifest %s: %s", manifest_path, exc.strerror or exc)
         return max(
             _download_and_index(
-                args,
-                ui,
-                manifest,
-                root,
-                started=started,
-                disk_error=exc,
-                credentials=planned.credentials,
+                args, ui, manifest, download, engine, started=started, disk_error=exc
             ),
             EXIT_FAILED,
         )
     ui.debug("Manifest written to %s", manifest_path)
-    return _download_and_index(
-        args, ui, manifest, root, started=started, credentials=planned.credentials
-    )
+    return _download_and_index(args, ui, manifest, download, engine, started=started)
 
 
 def run_download(args: argparse.Namespace, ui: UI) -> int:
+    download = download_settings(args)
     started = _check_report(args)
     manifest = load(args.manifest)
     shard = None
@@ -409,36 +281,32 @@ def run_download(args: argparse.Namespace, ui: UI) -> int:
         total = len(manifest.entries)
         manifest = shard_manifest(manifest, k, n)
         ui.info("Shard %d/%d: %d of %d file(s)", k, n, len(manifest.entries), total)
-    root = Path(args.download_dir).resolve()
-    ui.info("Packages will be downloaded to %s", root)
+    ui.info("Packages will be downloaded to %s", download.root)
     prepare_download_dir(args.download_dir)
-    return _download_and_index(args, ui, manifest, root, started=started, shard=shard)
+    engine = engine_options(download, manifest, download_sources(args, manifest))
+    return _download_and_index(args, ui, manifest, download, engine, started=started, shard=shard)
 
 
 def _download_and_index(
     args: argparse.Namespace,
     ui: UI,
     manifest: Manifest,
-    root: Path,
+    settings: DownloadSettings,
+    options: EngineOptions,
     *,
     started: str,
     disk_error: OSError | None = None,
     shard: tuple[int, int] | None = None,
-    credentials: Sequence[tuple[str, str, str]] = (),
 ) -> int:
     """Download, index (with --build-index), summarize, write --report.
 
     :param disk_error: a write that already failed (the manifest), for the closing line.
     :param shard: ``(K, N)`` when only one shard is downloaded (for the report).
-    :param credentials: what the plan of this run used (``sync``): an index URL with
-        credentials inside a requirements file or a lock serves its files too. In memory only.
     """
-    from pypidl.cli._pipeline_settings import engine_options
     from pypidl.cli._progress import ProgressEvents
     from pypidl.fetch import pool as engine
 
-    options = engine_options(args, manifest, credentials)
-    net = options.net
+    root, net = settings.root, options.net
     with ProgressEvents(quiet=ui.quiet, verbose=ui.verbose) as events:
         report = engine.run(manifest.entries, root, options=options, events=events)
     from pypidl.store.provenance import keep_provenance
@@ -449,17 +317,17 @@ def _download_and_index(
     if kept.failed:
         for filename, reason in kept.failed:
             ui.error("%s: its provenance was not kept: %s", filename, reason)
-    if getattr(args, "advisories", None):  # sync: keep the snapshot for audit and bundle
+    if settings.advisories:  # sync: keep the snapshot for audit and bundle
         from pypidl._fs import atomic_write_bytes
         from pypidl.advisories import SNAPSHOT_NAME, snapshot
 
-        atomic_write_bytes(root / ".pypidl" / SNAPSHOT_NAME, snapshot(args.advisories, net=net))
+        atomic_write_bytes(root / ".pypidl" / SNAPSHOT_NAME, snapshot(settings.advisories, net=net))
     index_failed = False
-    if args.build_index and not report.interrupted:
+    if settings.build_index and not report.interrupted:
         from pypidl.store.index_builder import build_index
 
         try:
-            result = build_index(root, backend=args.index_backend)
+            result = build_index(root, backend=settings.index_backend)
         except OSError as exc:  # a full disk: the files are fine, the pages could not be written
             index_failed = True
             disk_error = disk_error or exc
@@ -473,7 +341,7 @@ def _download_and_index(
                 result.pages_written,
             )
     print_summary(ui, manifest, report)
-    if args.build_index and not report.interrupted and not index_failed:
+    if settings.build_index and not report.interrupted and not index_failed:
         _client_config(ui, root)
     if report.interrupted:
         ui.error("Interrupted: partial downloads are kept and resume on the next run")

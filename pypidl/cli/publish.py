@@ -81,14 +81,14 @@ def register(sub: argparse._SubParsersAction, parents: SimpleNamespace) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from pypidl._shards import shard_manifest
-    from pypidl.cli._common import network_from_args, require_mirror, shard_from_args
+    from pypidl.cli._common import connection_from_args, require_mirror, shard_from_args
     from pypidl.cli._report import now
     from pypidl.errors import BadInputError
     from pypidl.manifest import load
     from pypidl.publish.publisher import PublishOptions, mirror_files, publish
     from pypidl.publish.repository import credentials, locate_repository
     from pypidl.session import new_session
-    from pypidl.sources import strip_credentials
+    from pypidl.sources import check_index_url, strip_credentials
 
     started = now()
     if args.report:  # '-' too: the summary's tables then go to stderr (cli._output.UI)
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise BadInputError("--shard needs --manifest: a share is a share of a manifest")
     urls = [args.to, *([args.simple_url] if args.simple_url else [])]
     tls = any(not u.startswith("http://") for u in urls)
-    _, net = network_from_args(args, file_index_url=strip_credentials(args.to), tls=tls)
+    check_index_url(strip_credentials(args.to))
+    net = connection_from_args(args, tls=tls)
     upload_url, net = credentials(args.to, net)
     if args.simple_url:
         net = net.with_credentials_from([args.simple_url])

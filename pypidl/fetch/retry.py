@@ -18,6 +18,7 @@ from datetime import timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from pypidl.config import MAX_RETRY_AFTER
 from pypidl.sources import redact_url, strip_credentials
 
 if TYPE_CHECKING:  # the parent process imports this module without the HTTP stack
@@ -46,10 +47,6 @@ log = logging.getLogger(__name__)
 
 #: A mirror that fails this many attempts in a row (without a success between) is set aside.
 SET_ASIDE_AFTER = 6
-
-
-#: The longest ``Retry-After`` pypidl will honour, in seconds.
-MAX_RETRY_AFTER = 60.0
 
 
 #: The longest back-off between two rounds, in seconds.

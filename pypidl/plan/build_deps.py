@@ -23,7 +23,6 @@ The planner owns the resolver and the index; this module owns the reading and th
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,8 +32,11 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
+from pypidl.errors import RemoteIndexError
 from pypidl.manifest import Entry, Problem
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
+from pypidl.plan.closure import resolve_closure
+from pypidl.plan.file_choice import normalized_version
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
     BrokenPyprojectError,
@@ -45,13 +47,10 @@ from pypidl.plan.sdists import (
     SdistReadError,
 )
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    pass
-
 if TYPE_CHECKING:
-    from pypidl.plan.pages import RemoteFile
+    from pypidl.plan.metadata import MetadataSource
+    from pypidl.plan.pages import ProjectPage, RemoteFile
+    from pypidl.plan.prefetch import Prefetcher
     from pypidl.plan.targets import Target
 
 __all__ = [
@@ -60,6 +59,7 @@ __all__ = [
     "WHY_REQUIREMENT",
     "BuildClosure",
     "ResolveBuild",
+    "build_closure",
     "builders",
     "complete_build_closure",
     "kept_sdist",
@@ -307,22 +307,15 @@ def why_of(
     A release the build closure did not choose is there for the runtime closure.
     """
     name = NormalizedName(project)
-    wanted = _normalized(version)
-    built = any(_normalized(v) == wanted for v in build.get(name, {}))
-    run = any(_normalized(v) == wanted for v in runtime.get(name, {}))
+    wanted = normalized_version(version)
+    built = any(normalized_version(v) == wanted for v in build.get(name, {}))
+    run = any(normalized_version(v) == wanted for v in runtime.get(name, {}))
     out: list[str] = []
     if run or not built:
         out.append(WHY_REQUIREMENT if name in set(requirements) else WHY_DEPENDENCY)
     if built:
         out.append(WHY_BUILD)
     return tuple(out)
-
-
-def _normalized(version: str) -> str:
-    try:
-        return str(Version(version))
-    except InvalidVersion:
-        return version
 
 
 def report_build_closure(build: BuildClosure, entries: Sequence[Entry]) -> None:
@@ -350,3 +343,66 @@ def report_build_closure(build: BuildClosure, entries: Sequence[Entry]) -> None:
         len(only_build),
         sum(e.size or 0 for e in only_build) / 2**20,
     )
+
+
+def build_closure(
+    selected: Mapping[NormalizedName, Mapping[str, Iterable[str]]],
+    *,
+    targets: Sequence[Target],
+    pages: Callable[[str], ProjectPage],
+    metadata: MetadataSource,
+    index: Prefetcher,
+    reader: SdistReader,
+    workers: int,
+    files_of: Callable[[NormalizedName, str], Sequence[RemoteFile] | None] | None = None,
+    wheels_first: bool = True,
+) -> BuildClosure:
+    """:func:`complete_build_closure` over a page source: the one wiring the planner and
+    ``pypidl check`` share.
+
+    A release's files are its page's (or ``files_of``'s, when it knows them: a lock's); each
+    build environment resolves through ``index``, the run's shared caches of ``pages`` and
+    ``metadata``, with ``workers`` requests in flight.  ``reader`` is closed when done.
+
+    :param files_of: the files of a release when they are not the page's, or None to read the
+        page (a release it returns None for is read from the page too).
+    :param wheels_first: as for :func:`pypidl.plan.closure.resolve_closure`.
+    """
+
+    def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
+        fixed = files_of(name, version) if files_of is not None else None
+        if fixed is not None:
+            return list(fixed)
+        try:
+            return pages(name).release_files(version)
+        except RemoteIndexError:
+            return []
+
+    def resolve(
+        requirements: Sequence[Requirement],
+        targets: Sequence[Target],  # the ones that build with these requirements
+        preferred: Mapping[NormalizedName, str],
+    ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
+        result = resolve_closure(
+            requirements,
+            targets,
+            pages=pages,
+            metadata=metadata,
+            preferred=preferred,
+            workers=workers,
+            index=index,
+            wheels_first=wheels_first,
+        )
+        return result.versions, result.problems
+
+    try:
+        return complete_build_closure(
+            selected,
+            targets=targets,
+            release_files=release_files,
+            reader=reader,
+            resolve=resolve,
+            workers=workers,
+        )
+    finally:
+        reader.close()

@@ -26,6 +26,7 @@ __all__ = [
     "choose_files",
     "newest_installable",
     "normalized_version",
+    "pins_exactly",
     "python3_file",
     "same_version",
     "same_version_key",
@@ -40,6 +41,16 @@ def normalized_version(version: str) -> str:
         return str(Version(version))
     except InvalidVersion:
         return version
+
+
+def pins_exactly(spec: SpecifierSet) -> bool:
+    """Whether ``spec`` pins one version: ``==`` without a wildcard, or ``===``.
+
+    PEP 592: a yanked file may be chosen only for a requirement that pins it so.
+    """
+    return any(
+        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in spec
+    )
 
 
 def same_version(a: str, b: str) -> bool:
@@ -112,10 +123,7 @@ def newest_installable(
             by_version.setdefault(Version(f.version), []).append(f)
         except InvalidVersion:
             continue
-    # PEP 592: a yanked file only for an exact pin ("==" without a wildcard, or "===")
-    pinned = any(
-        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in spec
-    )
+    pinned = pins_exactly(spec)  # PEP 592: a yanked file only for an exact pin
     installable = [
         version
         for version, release in by_version.items()

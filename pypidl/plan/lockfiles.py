@@ -28,7 +28,6 @@ index page and each target with no file is named.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -47,11 +46,6 @@ from pypidl.errors import BadInputError, RemoteIndexError, UnsafeFilenameError
 from pypidl.manifest import Problem
 from pypidl.plan.pages import RemoteFile
 from pypidl.sources import strip_credentials
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised by the Python 3.9 CI run
-    pass
 
 if TYPE_CHECKING:
     from pypidl.plan.pages import ProjectPage

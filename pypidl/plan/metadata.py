@@ -42,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.dists import (
+    MAX_METADATA,
     METADATA_SUFFIX,
     read_sdist_pkg_info,
     read_wheel_metadata,
@@ -79,8 +80,6 @@ log = logging.getLogger(__name__)
 #: Bytes fetched from the end of a wheel by the first range request: enough for the end
 #: records and the central directory of almost every wheel, so most reads take two requests.
 TAIL_SIZE = 64 * 1024
-#: A METADATA/PKG-INFO larger than this is refused (real ones are a few KiB to a few 100 KiB).
-MAX_METADATA = 16 * 1024 * 1024
 #: Largest file downloaded whole to read its metadata (server ignores Range, or an sdist).
 MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024
 

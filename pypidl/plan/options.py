@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pypidl.plan.gate import GateOptions
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["PlanOptions"]
 
@@ -39,3 +43,7 @@ class PlanOptions:
     require_provenance: frozenset[str] = frozenset()
     #: what may cross the gap: cooldown, advisories (plan/gate.py)
     gate: GateOptions = field(default_factory=GateOptions)
+    #: where pages, metadata, build systems, plans and pip-tools' cache are kept between runs
+    #: (the CLI gives :func:`pypidl.config.cache_dir`); None keeps nothing on disk.  Left out
+    #: of the repr, which keys a kept plan (plan/replan.py): where the cache is changes no plan.
+    cache_dir: Path | None = field(default=None, repr=False)

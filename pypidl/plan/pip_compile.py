@@ -22,7 +22,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from pypidl.config import cache_dir
 from pypidl.errors import ResolutionError
 from pypidl.sources import Mirror, redact_url, split_credentials
 
@@ -71,10 +70,13 @@ def compile_host(
     constraints_in: str = "",
     extra_index_urls: list[str] | None = None,
     python: str | None = None,
+    cache_dir: Path | None = None,
 ) -> HostResolution:
     """Resolve ``requirements_in`` (requirements.in text) with pip-compile against ``index_url``.
 
     :param index_url: the primary index, credentials included when it needs them.
+    :param cache_dir: pypidl's cache, where pip-tools keeps its own (``pip-tools/``); None: a
+        temporary one, gone when pip-compile is done.
     :raises ResolutionError: with pip-compile's own explanation when it cannot resolve.
     """
     with tempfile.TemporaryDirectory(prefix="pypidl-compile-") as tmp:
@@ -103,7 +105,7 @@ def compile_host(
             "--no-config",
             "--resolver=backtracking",
             "--cache-dir",
-            str(cache_dir() / "pip-tools"),
+            str((cache_dir or tmpdir) / "pip-tools"),
             "--output-file",
             str(outfile),
         ]
@@ -255,11 +257,14 @@ def pins_from_mirrors(
     net: NetworkSettings,
     constraints: str = "",
     extra_index_urls: Sequence[str] = (),
+    cache_dir: Path | None = None,
 ) -> dict[NormalizedName, str]:
     """pip-compile's pins for this host from the first of ``mirrors`` that it can reach.
 
     A mirror that fails with what looks like a network failure is skipped for the next; any
     other failure (no solution) is final.
+
+    :param cache_dir: see :func:`compile_host`.
 
     :raises ResolutionError: the first failure, when no mirror gave pins.
     """
@@ -277,6 +282,7 @@ def pins_from_mirrors(
                     for u in extra_index_urls
                     if Mirror.from_index_url(u).simple_url != mirror.simple_url
                 ],
+                cache_dir=cache_dir,
             )
         except ResolutionError as exc:
             errors.append(exc)

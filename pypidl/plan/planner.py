@@ -23,18 +23,12 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from pypidl.config import cache_dir
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan._gc import fewer_collections
 from pypidl.plan._plan_log import log_growth, log_reads, log_versions
 from pypidl.plan._selection import Picks, entry_for, hash_pins, selected_entries
-from pypidl.plan.build_deps import (
-    BuildClosure,
-    complete_build_closure,
-    report_build_closure,
-    why_of,
-)
+from pypidl.plan.build_deps import BuildClosure, build_closure, report_build_closure, why_of
 from pypidl.plan.closure import ClosureResult, resolve_closure
 from pypidl.plan.file_choice import (
     SDIST_POLICIES,
@@ -89,19 +83,20 @@ class Planner:
         self.options = options
         self.project_indexes = project_indexes or ProjectIndexes()
         self.project_indexes.check_names(m.name for m in self.mirrors)
+        cache = options.cache_dir
         self.client = IndexClient(
             self.mirrors,
             net,
             workers=options.workers,
             routes=self.project_indexes.routes(),
-            store=PageStore(cache_dir() / "pages") if options.reuse else None,
+            store=PageStore(cache / "pages") if options.reuse and cache is not None else None,
         )
         self.gate = Gate(options.gate)
         self.pages = PageCache(self.client, gate=self.gate)
         # one session for pages and metadata: one pool of kept-alive connections
         self.metadata = MetadataFetcher(
             net,
-            cache_dir=cache_dir() / "metadata",
+            cache_dir=cache / "metadata" if cache is not None else None,
             workers=options.workers,
             session=self.client.session,
             mirrors=self.mirrors,
@@ -133,6 +128,8 @@ class Planner:
         opts = self.options
         if not opts.reuse or opts.pip_compile or opts.gate.active or opts.require_provenance:
             return None
+        if opts.cache_dir is None:
+            return None
         key = inputs_digest(
             reqs,
             targets=self.targets,
@@ -140,7 +137,7 @@ class Planner:
             mirrors=self.mirrors,
             routes=self.project_indexes.routes(),
         )
-        return PlanMemo(cache_dir() / "plans", key)
+        return PlanMemo(opts.cache_dir / "plans", key)
 
     def _plan(self, reqs: RequirementSet) -> Manifest:
         requirements = [r.requirement for r in reqs.requirements]
@@ -353,6 +350,7 @@ class Planner:
             net=self.net,
             constraints=reqs.constraints_text(),
             extra_index_urls=reqs.extra_index_urls,
+            cache_dir=self.options.cache_dir,
         )
 
     def _select_pins(self, pins: Mapping[NormalizedName, str], selection: Picks) -> None:
@@ -433,20 +431,6 @@ class Planner:
             files), or None to read the index's.
         """
 
-        def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
-            fixed = files_of(name, version) if files_of is not None else None
-            if fixed is not None:
-                return list(fixed)
-            return self._release_files(name, version)
-
-        def resolve(
-            requirements: Sequence[Requirement],
-            targets: Sequence[Target],
-            preferred: Mapping[NormalizedName, str],
-        ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
-            result = self.resolve(requirements, targets, preferred=preferred)
-            return result.versions, result.problems
-
         def mirror_urls(rf: RemoteFile) -> list[str]:
             # as for metadata: a file listed by an index outside the mirror set (a project kept
             # to its own index) is never asked of the others
@@ -455,23 +439,23 @@ class Planner:
             urls = (derive_file_url(rf.url, m) for m in self.mirrors if m.name != rf.mirror)
             return [u for u in urls if u]
 
-        reader = SdistReader(
-            self.net,
-            cache_dir=cache_dir() / "build-system",
-            workers=self.options.workers,
-            mirror_urls=mirror_urls,
-        )
-        try:
-            build = complete_build_closure(
-                selection.versions,
-                targets=self.targets,
-                release_files=release_files,
-                reader=reader,
-                resolve=resolve,
+        cache = self.options.cache_dir
+        build = build_closure(
+            selection.versions,
+            targets=self.targets,
+            pages=self.pages.get,
+            metadata=self.metadata,
+            index=self._index(),
+            reader=SdistReader(
+                self.net,
+                cache_dir=cache / "build-system" if cache is not None else None,
                 workers=self.options.workers,
-            )
-        finally:
-            reader.close()
+                mirror_urls=mirror_urls,
+            ),
+            workers=self.options.workers,
+            files_of=files_of,
+            wheels_first=not self.options.prefer_newest,
+        )
         for name, versions in build.versions.items():
             for version, labels in versions.items():
                 selection.add(name, version, labels)

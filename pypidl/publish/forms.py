@@ -25,14 +25,11 @@ from typing import IO, Any
 from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pypidl.dists import read_sdist_pkg_info, read_wheel_metadata
+from pypidl.dists import MAX_METADATA, read_sdist_pkg_info, read_wheel_metadata
 from pypidl.errors import PypidlError
 from pypidl.hashing import CHUNK_SIZE
 
-__all__ = ["MAX_METADATA", "MultipartBody", "UploadForm", "upload_form"]
-
-#: The largest METADATA or PKG-INFO read from a distribution (real ones are a few hundred KiB).
-MAX_METADATA = 16 * 1024 * 1024
+__all__ = ["MultipartBody", "UploadForm", "upload_form"]
 
 #: core metadata keys whose form field has another name (the rest keep theirs)
 _FIELD_NAMES = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,12 +31,12 @@ from packaging.utils import (
 from pypidl.dists import METADATA_SUFFIX
 from pypidl.errors import BadInputError, UnsafeFilenameError
 from pypidl.manifest import Entry, Problem
-from pypidl.plan.build_deps import BuildClosure, builders, complete_build_closure, kept_sdist
-from pypidl.plan.closure import ClosureResult, resolve_closure
-from pypidl.plan.file_choice import same_version
+from pypidl.plan.build_deps import build_closure, builders, kept_sdist
+from pypidl.plan.closure import resolve_closure
 from pypidl.plan.metadata import MetadataFetcher
 from pypidl.plan.notes import build_detail
 from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.prefetch import Prefetcher
 from pypidl.plan.sdists import SdistReader
 from pypidl.store.catalog import Catalog
 
@@ -196,7 +196,8 @@ def check_mirror(
     :raises BadInputError: when ``root`` is not a pypidl mirror.
     """
     pages = mirror_pages(root)
-    with MetadataFetcher(workers=workers) as metadata:
+    metadata = MetadataFetcher(workers=workers)
+    with metadata, Prefetcher(pages, metadata, targets, in_flight=workers) as index:
         selection = resolve_closure(
             requirements,
             targets,
@@ -204,8 +205,17 @@ def check_mirror(
             metadata=metadata,
             constraints=constraints,
             workers=workers,
+            index=index,
         )
-        build = _build_closure(selection, targets, pages, metadata)
+        build = build_closure(
+            selection.versions,
+            targets=targets,
+            pages=pages,
+            metadata=metadata,
+            index=index,
+            reader=SdistReader(),  # the mirror's files are local: no request, no cache
+            workers=workers,
+        )
         problems = [*selection.problems, *build.problems]
     general = tuple(p for p in problems if p.target is None)
     results = []
@@ -229,7 +239,7 @@ def _builds(
     found = []
     for name, version in sorted(pins.items()):
         try:
-            files = [f for f in pages(name).files if same_version(f.version, version)]
+            files = pages(name).release_files(version)
         except ProjectNotFound:
             continue
         if not builders(files, [target]):
@@ -238,43 +248,3 @@ def _builds(
         detail = build_detail(requires.get(sdist.filename) if sdist is not None else None)
         found.append((f"{name} {version}", detail))
     return tuple(found)
-
-
-def _build_closure(
-    selection: ClosureResult,
-    targets: Sequence[Target],
-    pages: _MirrorPages,
-    metadata: MetadataFetcher,
-) -> BuildClosure:
-    """What building the sdists the targets would install from needs, and what of that the
-    mirror lacks (its problems)."""
-
-    def release_files(name: NormalizedName, version: str) -> list[RemoteFile]:
-        try:
-            page = pages(name)
-        except ProjectNotFound:
-            return []
-        return [f for f in page.files if same_version(f.version, version)]
-
-    def resolve(
-        requirements: Sequence[Requirement],
-        targets: Sequence[Target],  # the ones that build with these requirements
-        preferred: Mapping[NormalizedName, str],
-    ) -> tuple[Mapping[NormalizedName, Mapping[str, Iterable[str]]], Sequence[Problem]]:
-        result = resolve_closure(
-            requirements, targets, pages=pages, metadata=metadata, preferred=preferred
-        )
-        return result.versions, result.problems
-
-    reader = SdistReader()  # the mirror's files are local: no request, no cache
-    try:
-        build = complete_build_closure(
-            selection.versions,
-            targets=targets,
-            release_files=release_files,
-            reader=reader,
-            resolve=resolve,
-        )
-    finally:
-        reader.close()
-    return build

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name
 
 from pypidl.manifest import Problem
 from pypidl.plan.build_deps import (
@@ -19,8 +19,7 @@ from pypidl.plan.build_deps import (
     why_of,
 )
 from pypidl.plan.closure import resolve_closure
-from pypidl.plan.metadata import CoreMetadata, MetadataError
-from pypidl.plan.pages import ProjectNotFound, ProjectPage, RemoteFile
+from pypidl.plan.pages import RemoteFile
 from pypidl.plan.sdists import (
     DEFAULT_BUILD_SYSTEM,
     BuildSystem,
@@ -31,6 +30,7 @@ from pypidl.plan.sdists import (
 )
 from pypidl.plan.targets import Target, parse_targets
 from tests.lib.backends import make_flit_sdist, make_legacy_sdist, make_setuptools_sdist
+from tests.lib.fake_index import FakeIndex
 from tests.lib.server import Corrupt, Cut, Fault, IndexServer, ServedFile, Status
 
 # -- pyproject.toml -------------------------------------------------------------------------
@@ -267,16 +267,15 @@ def test_a_failing_mirror_hands_over_to_the_next(
 # -- the closure ----------------------------------------------------------------------------
 
 
-class FakeIndex:
-    """An in-memory index: pages, metadata, and a build system per sdist."""
+class BuildIndex(FakeIndex):
+    """An in-memory index with a build system per sdist."""
 
     def __init__(self) -> None:
-        self.files: dict[str, list[RemoteFile]] = {}
-        self.meta: dict[tuple[str, str], CoreMetadata] = {}
+        super().__init__()
         self.systems: dict[str, BuildSystem | SdistReadError] = {}
         self.read: list[str] = []
 
-    def add(
+    def add(  # type: ignore[override]
         self,
         name: str,
         version: str,
@@ -286,59 +285,11 @@ class FakeIndex:
         sdist: BuildSystem | SdistReadError | None = None,
         requires_python: str | None = None,
     ) -> None:
-        project = canonicalize_name(name)
-        stem = f"{project.replace('-', '_')}-{version}"
-        files = self.files.setdefault(project, [])
-        for tag in tags:
-            filename = f"{stem}-{tag}.whl"
-            files.append(
-                RemoteFile(
-                    project=project,
-                    filename=filename,
-                    url=f"https://index.invalid/{filename}",
-                    version=version,
-                    kind="wheel",
-                    sha256=None,
-                    requires_python=requires_python,
-                    tags=parse_wheel_filename(filename)[3],
-                )
-            )
+        """Wheels for ``tags``, and an sdist built with ``sdist`` when it is given."""
+        super().add(name, version, deps=deps, tags=tags, requires_python=requires_python)
         if sdist is not None:
-            filename = f"{stem}.tar.gz"
-            files.append(
-                RemoteFile(
-                    project=project,
-                    filename=filename,
-                    url=f"https://index.invalid/{filename}",
-                    version=version,
-                    kind="sdist",
-                    sha256=None,
-                    requires_python=requires_python,
-                )
-            )
-            self.systems[filename] = sdist
-        self.meta[(project, version)] = CoreMetadata(
-            project=project,
-            version=version,
-            requires_dist=tuple(Requirement(d) for d in deps),
-            requires_python=requires_python,
-            provides_extra=frozenset(),
-        )
-
-    # the planner's side
-
-    def page(self, name: str) -> ProjectPage:
-        if name not in self.files:
-            raise ProjectNotFound(f"no index has a project named {name!r}", context=name)
-        return ProjectPage(NormalizedName(name), tuple(self.files[name]), "fake", "")
-
-    def release(
-        self, project: NormalizedName, version: str, files: Sequence[RemoteFile]
-    ) -> CoreMetadata:
-        try:
-            return self.meta[(project, version)]
-        except KeyError:
-            raise MetadataError(f"no metadata for {project} {version}") from None
+            super().add(name, version, deps=deps, sdist=True, requires_python=requires_python)
+            self.systems[f"{canonicalize_name(name).replace('-', '_')}-{version}.tar.gz"] = sdist
 
     def release_files(self, name: NormalizedName, version: str) -> list[RemoteFile]:
         return [f for f in self.files.get(name, []) if f.version == version]
@@ -384,7 +335,7 @@ LINUX = parse_targets(python_versions=["3.11"], platforms=["linux-x86_64"])
 TWO = parse_targets(python_versions=["3.11"], platforms=["linux-x86_64", "win-amd64"])
 
 
-def backends(index: FakeIndex) -> None:
+def backends(index: BuildIndex) -> None:
     index.add("flit-core", "3.9")
     index.add("setuptools", "75.0")
     index.add("setuptools", "60.0")
@@ -393,7 +344,7 @@ def backends(index: FakeIndex) -> None:
 
 
 def test_sdist_backends_and_their_dependencies_join_the_closure() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     index.add("app", "1.0", deps=["flitpkg", "old"], tags=(), sdist=FLIT)
     index.add("flitpkg", "1.0", tags=(), sdist=FLIT)
@@ -411,7 +362,7 @@ def test_sdist_backends_and_their_dependencies_join_the_closure() -> None:
 
 
 def test_only_targets_without_a_wheel_build() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     # a wheel for Windows only: Linux builds the sdist, Windows does not
     index.add("native", "1.0", tags=("cp311-cp311-win_amd64",), sdist=SETUPTOOLS)
@@ -421,7 +372,7 @@ def test_only_targets_without_a_wheel_build() -> None:
     assert versions["setuptools"] == {"75.0": frozenset({linux})}
     assert versions["wheel"] == {"0.45": frozenset({linux})}
     # nothing needs building when every target has a wheel
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     index.add("pure", "1.0", sdist=SETUPTOOLS)
     assert index.closure(["pure"], TWO) == ({}, ())
@@ -429,7 +380,7 @@ def test_only_targets_without_a_wheel_build() -> None:
 
 
 def test_a_backend_that_is_itself_only_an_sdist_gets_its_own_backend() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     hatch = BuildSystem(("hatchling",), "hatchling.build", declared=True)
     index.add("hatchling", "1.25", tags=(), sdist=FLIT)
@@ -440,7 +391,7 @@ def test_a_backend_that_is_itself_only_an_sdist_gets_its_own_backend() -> None:
 
 
 def test_build_cycles_end() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     # setuptools available only as an sdist that needs setuptools (and wheel, which is a wheel)
     index.add("setuptools", "75.0", tags=(), sdist=SETUPTOOLS)
     index.add("wheel", "0.45")
@@ -452,7 +403,7 @@ def test_build_cycles_end() -> None:
 
 
 def test_each_build_environment_is_resolved_on_its_own() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     old = BuildSystem(("setuptools<61",), "setuptools.build_meta", declared=True)
     index.add("a", "1.0", tags=(), sdist=old)
@@ -463,7 +414,7 @@ def test_each_build_environment_is_resolved_on_its_own() -> None:
 
 
 def test_a_missing_backend_names_the_sdist_and_the_target() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     index.add("app", "1.0", tags=(), sdist=BuildSystem(("maturin>=1",), "maturin", True))
     _versions, problems = index.closure(["app"], LINUX)
@@ -476,7 +427,7 @@ def test_a_missing_backend_names_the_sdist_and_the_target() -> None:
 
 
 def test_an_unreadable_sdist_gets_the_defaults_and_a_warning() -> None:
-    index = FakeIndex()
+    index = BuildIndex()
     backends(index)
     index.add("app", "1.0", tags=(), sdist=SdistReadError("connection reset"))
     versions, problems = index.closure(["app"], LINUX)
