@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from pypidl.config import DEFAULT_CONCURRENCY
 from pypidl.errors import RemoteIndexError
+from pypidl.plan.file_choice import pins_exactly
 from pypidl.plan.metadata import CoreMetadata, MetadataError
 
 if TYPE_CHECKING:
@@ -75,10 +76,7 @@ class Want:
     @functools.cached_property
     def pinned(self) -> bool:
         """``==`` without a wildcard, or ``===`` (PEP 592: then a yanked release may be taken)."""
-        return any(
-            s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*"))
-            for s in self.specifier
-        )
+        return pins_exactly(self.specifier)
 
 
 class Prefetcher:

@@ -24,6 +24,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.resolvers import RequirementInformation
 
+from pypidl.plan.file_choice import pins_exactly
 from pypidl.plan.metadata import MetadataError
 from pypidl.plan.prefetch import Prefetcher, Table, Unavailable
 
@@ -84,10 +85,7 @@ class Req:
     @functools.cached_property
     def pinned(self) -> bool:
         """``==`` without a wildcard, or ``===``: the PEP 592 condition for a yanked release."""
-        return self.exact is not None or any(
-            s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*"))
-            for s in self.specifier
-        )
+        return self.exact is not None or pins_exactly(self.specifier)
 
     @classmethod
     def of(cls, req: Requirement) -> Req:
