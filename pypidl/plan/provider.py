@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -68,19 +68,6 @@ class Req:
     @property
     def identifier(self) -> str:
         return identifier_of(self.name, self.extras)
-
-    def __hash__(self) -> int:
-        # the resolver's answers are remembered by requirement, asked hundreds of thousands of
-        # times: hash the fields (a specifier set among them) once
-        return self._hash
-
-    @functools.cached_property
-    def _hash(self) -> int:
-        return hash((self.name, self.extras, self.specifier, self.text, self.exact))
-
-    def __getstate__(self) -> dict[str, object]:
-        # a string's hash differs between processes: another one works its own out
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     @functools.cached_property
     def pinned(self) -> bool:
@@ -177,6 +164,32 @@ class _Matches(Sequence[Candidate]):
             yield self[n]
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ByIdentity(Generic[K, V]):
+    """Answers remembered per object, not per value, for questions asked with the same objects
+    hundreds of thousands of times (hashing a requirement's value costs more than the answer).
+
+    Each key object is kept alive with its answer, so its ``id()`` cannot be reused by another
+    object while the answer is remembered: the rule that makes ``id()`` a safe key, held here
+    rather than by whoever fills the memo.  Not thread-safe: one per provider, and a provider
+    is used by one thread at a time (see ``closure._all_versions``).
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[int, ...], tuple[tuple[K, ...], V]] = {}
+
+    def get(self, *keys: K) -> V | None:
+        found = self._found.get(tuple(map(id, keys)))
+        return None if found is None else found[1]
+
+    def put(self, value: V, *keys: K) -> V:
+        self._found[tuple(map(id, keys))] = (keys, value)
+        return value
+
+
 class TargetProvider(AbstractProvider[Req, Candidate, str]):
     """resolvelib's view of the index for one target."""
 
@@ -203,10 +216,10 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.python = Candidate(PYTHON, Version(target.python_full_version), frozenset(), ())
         #: projects whose page could not be read, with the reason
         self.unavailable: dict[str, str] = {}
-        self._satisfied: dict[Req, dict[Version, bool]] = {}
+        self._satisfied: ByIdentity[Req, dict[Version, bool]] = ByIdentity()
         self._deps: dict[tuple[str, Version], list[Req]] = {}
-        #: find_matches answers by question (see there), with the requirements they were for
-        self._matches: dict[object, Sequence[Candidate]] = {}
+        #: find_matches answers by question (see there)
+        self._matches: dict[object, ByIdentity[Req, Sequence[Candidate]]] = {}
 
     # helpers
 
@@ -277,16 +290,13 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         # resolvelib asks again with the same requirements whenever it re-pins a parent (every
         # round when it backtracks): the answer depends only on the question and on the
         # preferred version, so remember it
-        key = (
-            identifier,
-            tuple(reqs),
-            frozenset(bad),
-            self.preferred.get(name),
-            self._sdists_allowed(name),
-        )
-        found = self._matches.get(key)
+        key = (identifier, frozenset(bad), self.preferred.get(name), self._sdists_allowed(name))
+        memo = self._matches.get(key)
+        if memo is None:
+            memo = self._matches[key] = ByIdentity()
+        found = memo.get(*reqs)
         if found is None:
-            found = self._matches[key] = self._find_matches(reqs, bad)
+            found = memo.put(self._find_matches(reqs, bad), *reqs)
         return found
 
     def _find_matches(self, reqs: list[Req], bad: set[Version]) -> Sequence[Candidate]:
@@ -361,7 +371,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         # resolvelib asks this for every pinned project in every round: remember the answers
         memo = self._satisfied.get(requirement)
         if memo is None:
-            memo = self._satisfied[requirement] = {}
+            memo = self._satisfied.put({}, requirement)
         found = memo.get(candidate.version)
         if found is None:
             found = memo[candidate.version] = self._satisfies(requirement, candidate)
