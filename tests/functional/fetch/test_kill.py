@@ -144,7 +144,7 @@ def test_ctrl_c_stops_the_tree_keeps_parts_and_a_rerun_completes(index_server, t
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.communicate()  # reaps it and closes its pipes, also after a timeout
     assert proc.returncode == 130, err
     report = json.loads(out.split("report ", 1)[1])
     assert report["interrupted"] is True
