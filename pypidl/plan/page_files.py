@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 #: every wheel tag set met so far, each kept once (dict operations are atomic across threads)
 _TAG_SETS: dict[frozenset[Tag], frozenset[Tag]] = {}
 
+#: Pages parsed at once.  Parsing holds the GIL, so more threads would not read pages sooner,
+#: but each holds a page's whole parse tree (tens of MiB for the largest real pages) at a time.
+_READING = threading.BoundedSemaphore(2)
+
 #: Releases made whole together when one is asked for: the asked one and the next older ones
 #: (a resolver that backtracks walks to older releases one by one).
 RELEASES_PER_READ = 8
@@ -186,6 +190,23 @@ class ProjectPage:
         :raises ValueError: the body is no project page, or lists a file name twice with
             different contents.
         """
+        with _READING:
+            return cls._read(
+                name, body, content_type, encoding, url=url, mirror=mirror, digest=digest
+            )
+
+    @classmethod
+    def _read(
+        cls,
+        name: NormalizedName,
+        body: bytes,
+        content_type: str,
+        encoding: str | None,
+        *,
+        url: str,
+        mirror: str,
+        digest: str,
+    ) -> ProjectPage:
         parsed = parse_page(body, content_type, url, encoding=encoding)
         page = cls(
             name,
@@ -287,7 +308,8 @@ class ProjectPage:
             return
         if items is None:
             assert self._body is not None  # noqa: S101 - for mypy: checked just above
-            items = self._body.items(self.url)
+            with _READING:
+                items = self._body.items(self.url)
         for index, key in sorted(wanted.items()):
             rf = _remote_file(self.name, items[index], self.url, self.mirror)
             if rf is not None:

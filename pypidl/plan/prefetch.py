@@ -439,11 +439,18 @@ class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
         found = cache.get(pinned)
         if found is None:
             found = {}
+            yanked = False
             for version, files in self:
                 live = tuple(f for f in files if not f.yanked)
-                if live or pinned:
-                    found[version] = live or files
+                if len(live) == len(files):
+                    found[version] = files  # (the same tuple: tables are many, memory counts)
+                else:
+                    yanked = True
+                    if live or pinned:
+                        found[version] = live or files
             cache[pinned] = found
+            if not yanked:
+                cache[not pinned] = found  # nothing yanked: pinned or not, the same answer
         return found
 
     def allowed(self, spec: SpecifierSet, *, pinned: bool) -> list[Version]:
@@ -511,16 +518,28 @@ class _Shapes:
         #: kind number -> (Requires-Python, wheel tags or None for an sdist)
         self.kinds = list(index)
         self._tables: dict[frozenset[int], _Rows] = {}
+        # a release's files as the tables hold them: one tuple however many tables hold the
+        # same files (a project with thousands of releases has a table per few targets)
+        self._whole = [tuple(f for f, _kind in files) for _version, files in self.rows]
+        self._parts: dict[tuple[int, tuple[int, ...]], tuple[FileFacts, ...]] = {}
 
     def table(self, fitting: frozenset[int]) -> _Rows:
         """The releases with a file of the ``fitting`` kinds, with those files."""
         rows = self._tables.get(fitting)
         if rows is None:
             rows = Table()
-            for version, files in self.rows:
-                chosen = tuple(f for f, kind in files if kind in fitting)
-                if chosen:
-                    rows.append((version, chosen))
+            for n, (version, files) in enumerate(self.rows):
+                picked = tuple(i for i, (_f, kind) in enumerate(files) if kind in fitting)
+                if not picked:
+                    continue
+                if len(picked) == len(files):
+                    rows.append((version, self._whole[n]))
+                    continue
+                chosen = self._parts.get((n, picked))
+                if chosen is None:
+                    chosen = tuple(files[i][0] for i in picked)
+                    chosen = self._parts.setdefault((n, picked), chosen)
+                rows.append((version, chosen))
             rows = self._tables.setdefault(fitting, rows)
         return rows
 
