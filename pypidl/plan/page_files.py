@@ -191,39 +191,23 @@ class ProjectPage:
             different contents.
         """
         with _READING:
-            return cls._read(
-                name, body, content_type, encoding, url=url, mirror=mirror, digest=digest
+            parsed = parse_page(body, content_type, url, encoding=encoding)
+            page = cls(
+                name,
+                None,
+                mirror,
+                url,
+                digest,
+                project_status(parsed),
+                entries=page_entries(parsed, name, mirror),
+                body=_Body(zlib.compress(body, 1), content_type, encoding),
             )
-
-    @classmethod
-    def _read(
-        cls,
-        name: NormalizedName,
-        body: bytes,
-        content_type: str,
-        encoding: str | None,
-        *,
-        url: str,
-        mirror: str,
-        digest: str,
-    ) -> ProjectPage:
-        parsed = parse_page(body, content_type, url, encoding=encoding)
-        page = cls(
-            name,
-            None,
-            mirror,
-            url,
-            digest,
-            project_status(parsed),
-            entries=page_entries(parsed, name, mirror),
-            body=_Body(zlib.compress(body, 1), content_type, encoding),
-        )
-        # the newest releases are the ones a plan asks for: made now, from the page at hand
-        newest: list[Version | str] = sorted(
-            (k for k in page._by_version() if not isinstance(k, str)), reverse=True
-        )
-        with page._lock:
-            page._make(newest[:RELEASES_PER_READ], parsed.items)
+            # the newest releases are the ones a plan asks for: made now, from the page at hand
+            newest: list[Version | str] = sorted(
+                (k for k in page._by_version() if not isinstance(k, str)), reverse=True
+            )
+            with page._lock:
+                page._make(newest[:RELEASES_PER_READ], parsed.items)
         return page
 
     @property
