@@ -243,12 +243,17 @@ def _build_system(reader: BuildSystemSource, sdist: RemoteFile) -> BuildSystem |
         return exc
 
 
+#: the start of the warning for an sdist whose build system could not be read (maybe only this
+#: time: the network, or a damaged archive)
+UNREADABLE_BUILD_SYSTEM = "build requirements of"
+
+
 def _read_problem(sdist: RemoteFile, exc: SdistReadError, label: str) -> Problem:
     # The defaults are mirrored instead, which is what most unreadable sdists need: a possible
     # gap, not a known one.
     return Problem(
         sdist.project,
-        f"build requirements of {sdist.filename} unknown ({exc.message}); "
+        f"{UNREADABLE_BUILD_SYSTEM} {sdist.filename} unknown ({exc.message}); "
         f"mirroring the setuptools defaults for it",
         f"{sdist.project}=={sdist.version}",
         label,

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UNKNOWN_DEPENDENCIES",
+    "UNREADABLE_METADATA",
     "ClosureResult",
     "resolve_closure",
 ]
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 #: Every problem about a release whose dependencies could not be known starts with this (and has
 #: ``severity="warning"``: a possible gap, not a known one).
 UNKNOWN_DEPENDENCIES = "dependencies unknown"
+#: the start of the warning for a release whose metadata could not be read (maybe only this time)
+UNREADABLE_METADATA = f"{UNKNOWN_DEPENDENCIES}: metadata unreadable"
 
 #: resolvelib rounds per resolution; one round pins one project, so this is generous.
 MAX_ROUNDS = 5000
@@ -284,7 +287,7 @@ def _unknown(shared: Prefetcher, mapping: _Mapping, label: str) -> list[Problem]
         try:
             meta = shared.metadata(cand.name, cand.version)
         except MetadataError as exc:
-            reason = f"{UNKNOWN_DEPENDENCIES}: metadata unreadable: {exc.message}"
+            reason = f"{UNREADABLE_METADATA}: {exc.message}"
         else:
             if meta.dependencies_known:
                 continue

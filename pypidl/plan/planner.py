@@ -49,7 +49,7 @@ from pypidl.plan.pip_compile import pins_from_mirrors
 from pypidl.plan.prefetch import Prefetcher
 from pypidl.plan.project_indexes import ProjectIndexes
 from pypidl.plan.provenance import check_all, with_provenance
-from pypidl.plan.replan import PlanMemo, inputs_digest
+from pypidl.plan.replan import PlanMemo, inputs_digest, may_change
 from pypidl.plan.sdists import SdistReader
 from pypidl.sources import Mirror, derive_file_url, redact_url
 
@@ -114,7 +114,7 @@ class Planner:
                     if found is not None:
                         return found
                 manifest = self._plan(reqs)
-                if memo is not None:
+                if memo is not None and not may_change(manifest.problems):
                     memo.remember(self.pages.digests(), manifest)
                 return manifest
         finally:

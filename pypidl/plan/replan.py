@@ -9,8 +9,10 @@ the plan read.  The next plan of the same inputs asks each of those pages again,
 and when every page is the one the plan read, the manifest is the answer: nothing is resolved.
 When a page changed, was added or is gone, the plan is made in full (from pages now current).
 
-A plan with problems (a project no index has, a target left unsatisfied) is not kept: the next
-run tries again.  Entries are written with their own sha256 (:func:`pypidl._fs.write_checked`);
+A plan with problems another run could see otherwise (an error: a project no index has, a
+target left unsatisfied; or metadata or a build system that could not be read) is not kept: the
+next run tries again (:func:`may_change`).  One whose only problems follow from the pages (an
+sdist whose dependencies are known only after a build) is kept, with those warnings.  Entries are written with their own sha256 (:func:`pypidl._fs.write_checked`);
 one that fails its check, or does not load as a manifest, is a miss.
 """
 
@@ -29,17 +31,19 @@ from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import read_checked, write_checked
 from pypidl.errors import ManifestError, RemoteIndexError
-from pypidl.manifest import Manifest, loads
+from pypidl.manifest import Manifest, Problem, loads
+from pypidl.plan.build_deps import UNREADABLE_BUILD_SYSTEM
+from pypidl.plan.closure import UNREADABLE_METADATA
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from pypidl.plan.pages import IndexClient
     from pypidl.plan.requirements import RequirementSet
     from pypidl.plan.targets import Target
     from pypidl.sources import Mirror
 
-__all__ = ["PlanMemo", "inputs_digest"]
+__all__ = ["PlanMemo", "inputs_digest", "may_change"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,15 @@ def inputs_digest(
         sorted((name, [repr(m) for m in found]) for name, found in routes.items()),
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def may_change(problems: Iterable[Problem]) -> bool:
+    """Whether another plan of the same inputs and pages could have other ``problems``: an
+    error, or a warning about something that could not be read this time."""
+    return any(
+        p.is_error or p.reason.startswith((UNREADABLE_METADATA, UNREADABLE_BUILD_SYSTEM))
+        for p in problems
+    )
 
 
 class PlanMemo:
@@ -108,9 +121,9 @@ class PlanMemo:
         return replace(manifest, created="")  # stamped now
 
     def remember(self, pages: Mapping[str, str], manifest: Manifest) -> None:
-        """Keep ``manifest``, planned from ``pages`` (project -> page sha256), unless it has
-        problems.  A memo that cannot be written is skipped."""
-        if manifest.problems or not pages:
+        """Keep ``manifest``, planned from ``pages`` (project -> page sha256), unless one of its
+        problems is an error.  A memo that cannot be written is skipped."""
+        if any(p.is_error for p in manifest.problems) or not pages:
             return
         entry = {"pages": dict(pages), "manifest": manifest.to_json()}
         try:

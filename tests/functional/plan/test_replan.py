@@ -8,7 +8,9 @@ in full and resolves from scratch: the path without any of the kept state.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,56 @@ def test_damaged_kept_pages_and_plans_are_not_trusted(
     pages = index.requests_matching("/simple/*")
     assert pages
     assert all("If-None-Match" not in r.headers for r in pages)
+
+
+def _dynamic_sdist(directory: Path, name: str, version: str) -> Path:
+    """An sdist whose PKG-INFO (Metadata-Version 2.1) does not settle its dependencies."""
+    raw = io.BytesIO()
+    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n".encode()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path = directory / f"{name}-{version}.tar.gz"
+    path.write_bytes(raw.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["warnings-only", "with-an-error"])
+def test_a_plan_is_kept_when_its_problems_follow_from_the_pages(
+    index_server: Callable[..., IndexServer],
+    wheel_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: bool,
+) -> None:
+    """A warning the pages decide (an sdist whose dependencies are known only after a build) is
+    the same next time: the plan is kept with it.  An error (a project no index has) may not be:
+    the next plan tries again."""
+    server = index_server()
+    server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["srconly"]))
+    server.add_file(_dynamic_sdist(wheel_dir, "srconly", "1.0"))
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("app\n" if kept else "app\nnot-on-the-index\n", encoding="utf-8")
+    argv = ["plan", "-r", str(reqs), "-i", server.simple_url, "-q", "--no-build-deps",
+            "--python-version", "3.12", "--platform", "linux-x86_64"]  # fmt: skip
+
+    def run(out: Path) -> dict[str, Any]:
+        assert main([*argv, "-o", str(out)]) == (0 if kept else 1)
+        data: dict[str, Any] = json.loads(out.read_text())
+        data.pop("created")
+        return data
+
+    first = run(tmp_path / "first.json")
+    severities = {p["severity"] for p in first["problems"]}
+    assert severities == ({"warning"} if kept else {"warning", "error"})
+    resolved_again: list[bool] = []
+    original = Planner._plan
+
+    def counted(self: Planner, *args: Any) -> Any:
+        resolved_again.append(True)
+        return original(self, *args)
+
+    monkeypatch.setattr(Planner, "_plan", counted)
+    assert run(tmp_path / "second.json") == first
+    assert resolved_again == ([] if kept else [True])
