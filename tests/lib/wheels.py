@@ -312,3 +312,17 @@ def _tar_info(arcname: str, size: int, *, is_dir: bool = False) -> tarfile.TarIn
     else:
         info.mode = 0o644
     return info
+
+
+def make_pkg_info_sdist(directory: PathLike, name: str, version: str, pkg_info: str) -> Path:
+    """A ``<name>-<version>.tar.gz`` holding only ``PKG-INFO`` (no build system): the sdists
+    whose metadata may or may not be trusted, depending on its Metadata-Version and Dynamic."""
+    raw = io.BytesIO()
+    data = pkg_info.encode()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path = Path(directory) / f"{name}-{version}.tar.gz"
+    path.write_bytes(raw.getvalue())
+    return path

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,7 +19,7 @@ from pypidl.plan.pages import IndexClient
 from pypidl.plan.targets import Target, parse_targets
 from pypidl.sources import Mirror
 from tests.lib.server import IndexServer
-from tests.lib.wheels import make_sdist, make_wheel
+from tests.lib.wheels import make_pkg_info_sdist, make_sdist, make_wheel
 
 NET = NetworkSettings(user_agent="pypidl-tests", retries=0, connect_timeout=5, read_timeout=10)
 
@@ -273,15 +271,8 @@ def test_prereleases_only_when_asked_or_alone(
 
 def _dynamic_sdist(directory: Path, name: str, version: str) -> Path:
     """An sdist whose PKG-INFO (Metadata-Version 2.1) cannot be trusted for dependencies."""
-    raw = io.BytesIO()
-    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: six\n\n"
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        info = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data.encode()))
-    path = directory / f"{name}-{version}.tar.gz"
-    path.write_bytes(raw.getvalue())
-    return path
+    pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: six\n\n"
+    return make_pkg_info_sdist(directory, name, version, pkg_info)
 
 
 def test_sdist_only_dependency_with_unknown_dependencies_is_a_warning(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +16,7 @@ from pypidl.plan.metadata import MetadataError, MetadataFetcher, parse_core_meta
 from pypidl.plan.pages import IndexClient, RemoteFile
 from pypidl.sources import Mirror
 from tests.lib.server import IndexServer, Status
-from tests.lib.wheels import make_sdist, make_wheel
+from tests.lib.wheels import make_pkg_info_sdist, make_sdist, make_wheel
 
 NET = NetworkSettings(user_agent="pypidl-tests", retries=0, connect_timeout=5, read_timeout=10)
 
@@ -219,15 +217,7 @@ def test_prefers_a_wheel_over_the_sdist(
 
 
 def _sdist(directory: Path, name: str, pkg_info: str) -> Path:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        data = pkg_info.encode()
-        info = tarfile.TarInfo(f"{name}-1.0/PKG-INFO")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    path = directory / f"{name}-1.0.tar.gz"
-    path.write_bytes(raw.getvalue())
-    return path
+    return make_pkg_info_sdist(directory, name, "1.0", pkg_info)
 
 
 @pytest.mark.parametrize(

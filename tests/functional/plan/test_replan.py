@@ -8,9 +8,7 @@ in full and resolves from scratch: the path without any of the kept state.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pytest
 from pypidl.cli import main
 from pypidl.plan.planner import Planner
 from tests.lib.server import IndexServer
-from tests.lib.wheels import make_sdist, make_wheel
+from tests.lib.wheels import make_pkg_info_sdist, make_sdist, make_wheel
 
 TARGETS = ["--python-version", "3.8", "--python-version", "3.12", "--platform", "linux-x86_64",
            "--platform", "win-amd64"]  # fmt: skip
@@ -123,19 +121,6 @@ def test_damaged_kept_pages_and_plans_are_not_trusted(
     assert all("If-None-Match" not in r.headers for r in pages)
 
 
-def _dynamic_sdist(directory: Path, name: str, version: str) -> Path:
-    """An sdist whose PKG-INFO (Metadata-Version 2.1) does not settle its dependencies."""
-    raw = io.BytesIO()
-    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n".encode()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        info = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    path = directory / f"{name}-{version}.tar.gz"
-    path.write_bytes(raw.getvalue())
-    return path
-
-
 @pytest.mark.parametrize("kept", [True, False], ids=["warnings-only", "with-an-error"])
 def test_a_plan_is_kept_when_its_problems_follow_from_the_pages(
     index_server: Callable[..., IndexServer],
@@ -149,7 +134,11 @@ def test_a_plan_is_kept_when_its_problems_follow_from_the_pages(
     the next plan tries again."""
     server = index_server()
     server.add_file(make_wheel(wheel_dir, "app", "1.0", requires_dist=["srconly"]))
-    server.add_file(_dynamic_sdist(wheel_dir, "srconly", "1.0"))
+    server.add_file(
+        make_pkg_info_sdist(
+            wheel_dir, "srconly", "1.0", "Metadata-Version: 2.1\nName: srconly\nVersion: 1.0\n\n"
+        )
+    )
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("app\n" if kept else "app\nnot-on-the-index\n", encoding="utf-8")
     argv = ["plan", "-r", str(reqs), "-i", server.simple_url, "-q", "--no-build-deps",
