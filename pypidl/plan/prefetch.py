@@ -82,6 +82,13 @@ class Want:
 class Prefetcher:
     """Shared, thread-safe caches of pages, per-target release tables and metadata, filled ahead.
 
+    The futures of pages and metadata are made under the lock (each request is sent once).  The
+    memos of answers worked out from them (tables, kinds that fit, markers, guesses) are filled
+    without it, by rule: each value follows from inputs that never change once read, so two
+    threads that race work out the same value and either store wins; and a single dict read or
+    store is atomic, under the GIL as under free-threaded CPython's per-object locks.  A memo
+    that broke the rule (a value depending on the order of calls) would need the lock.
+
     :param pages: a project's page by normalized name (called at most once per project).
     :param metadata: core metadata of releases.
     :param targets: every target the plan serves (guesses and markers are judged for each).
