@@ -7,6 +7,7 @@ meaning or a required field is added.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -395,9 +396,16 @@ class Manifest:
 
 
 def entry_order(entry: Entry) -> tuple[str, Version, str]:
+    return (entry.project, _sort_version(entry.version), entry.filename)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sort_version(text: str) -> Version:
+    # a manifest is ordered each time one is made (loaded, replaced, merged): thousands of
+    # entries, each version read once per run instead of once per ordering
     from packaging.version import Version
 
-    return (entry.project, Version(entry.version), entry.filename)
+    return Version(text)
 
 
 def dump(manifest: Manifest, path: str | os.PathLike[str]) -> None:
