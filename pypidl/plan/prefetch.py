@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,16 @@ if TYPE_CHECKING:
     from pypidl.plan.page_files import FileFacts, ProjectPage
     from pypidl.plan.targets import Target
 
-__all__ = ["DEFAULT_IN_FLIGHT", "Prefetcher", "Releases", "Table", "Unavailable", "Want"]
+__all__ = [
+    "DEFAULT_IN_FLIGHT",
+    "Prefetcher",
+    "Releases",
+    "Table",
+    "Unavailable",
+    "Want",
+    "by_kind",
+    "has_wheel",
+]
 
 log = logging.getLogger(__name__)
 
@@ -365,11 +374,7 @@ class Prefetcher:
         if below is None:  # the question every target group asks first: answered by the table
             allowed = rows.allowed(want.specifier, pinned=want.pinned)
             return allowed[:1]
-        eligible = [
-            v
-            for v, files in rows
-            if (want.pinned or not all(f.yanked for f in files)) and (below is None or v < below)
-        ]
+        eligible = [v for v in rows.eligible(pinned=want.pinned) if v < below]
         matching = list(want.specifier.filter(eligible))
         return [max(matching)] if matching else []
 
@@ -432,8 +437,7 @@ class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
         found = self._signature
         if found is None:
             found = self._signature = tuple(
-                (version, all(f.yanked for f in files), any(f.kind == "wheel" for f in files))
-                for version, files in self
+                (version, all(f.yanked for f in files), has_wheel(files)) for version, files in self
             )
         return found
 
@@ -483,17 +487,31 @@ class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
             cache = self._by_kind = {}
         found = cache.get((spec, pinned))
         if found is None:
-            eligible = self.eligible(pinned=pinned)
-            wheels: list[Version] = []
-            builds: list[Version] = []
-            for version in self.allowed(spec, pinned=pinned):
-                files = eligible[version]
-                (wheels if any(f.kind == "wheel" for f in files) else builds).append(version)
-            found = cache[(spec, pinned)] = (wheels, builds)
+            found = cache[(spec, pinned)] = by_kind(
+                self.allowed(spec, pinned=pinned), self.eligible(pinned=pinned)
+            )
         return found
 
 
 _Rows = Table
+
+
+def has_wheel(files: Iterable[FileFacts]) -> bool:
+    """Whether these files (a release's, that a target installs) hold a wheel: else the target
+    would build the release from its sdist."""
+    return any(f.kind == "wheel" for f in files)
+
+
+def by_kind(
+    versions: Iterable[Version], files: Mapping[Version, tuple[FileFacts, ...]]
+) -> tuple[list[Version], list[Version]]:
+    """``versions`` split, in their order, into those whose ``files`` hold a wheel and the
+    others (built from an sdist)."""
+    wheels: list[Version] = []
+    builds: list[Version] = []
+    for version in versions:
+        (wheels if has_wheel(files[version]) else builds).append(version)
+    return wheels, builds
 
 
 class _Shapes:

@@ -26,7 +26,7 @@ from resolvelib.resolvers import RequirementInformation
 
 from pypidl.plan.file_choice import pins_exactly
 from pypidl.plan.metadata import MetadataError
-from pypidl.plan.prefetch import Prefetcher, Table, Unavailable
+from pypidl.plan.prefetch import Prefetcher, Table, Unavailable, by_kind, has_wheel
 
 if TYPE_CHECKING:
     from pypidl.plan.page_files import FileFacts
@@ -98,12 +98,6 @@ class Candidate:
 
     def __str__(self) -> str:
         return f"{self.identifier} {self.version}"
-
-
-def has_wheel(files: Iterable[FileFacts]) -> bool:
-    """Whether these files (a release's, that a target installs) hold a wheel: else the target
-    would build the release from its sdist."""
-    return any(f.kind == "wheel" for f in files)
 
 
 def identifier_of(name: str, extras: frozenset[str]) -> str:
@@ -316,8 +310,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         if exact:
             eligible = {v: files for v, files in eligible.items() if v in exact}
             exacts = sorted(spec.filter(eligible, prereleases=True), reverse=True)
-            wheels = [v for v in exacts if has_wheel(eligible[v])]
-            builds = [v for v in exacts if not has_wheel(eligible[v])]
+            wheels, builds = by_kind(exacts, eligible)
         else:  # the same question of the same table from every target: answered once
             wheels, builds = self.table(name).allowed_by_kind(spec, pinned=pinned)
         if bad:
