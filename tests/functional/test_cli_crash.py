@@ -224,12 +224,27 @@ def stall_slow_files(setup: Setup) -> None:
         setup.server.fail(f.url_path, Stall(STALL_AFTER, 60))
 
 
+def whole_parts(setup: Setup, mirror: Path) -> set[str]:
+    """The distributions whose ``.part`` already holds every byte."""
+    sizes = {p.name: p.stat().st_size for p in temp_files(mirror) if p.name.endswith(".part")}
+    return {
+        name
+        for name, served in setup.files.items()
+        if sizes.get(f".pypidl-{name}.part") == len(served.data)
+    }
+
+
 def file_requests(setup: Setup, filename: str) -> list:  # type: ignore[type-arg]
     return setup.server.requests_matching(setup.files[filename].url_path)
 
 
 def rerun_resumes(setup: Setup, mirror: Path, env: dict[str, str], done: set[str]) -> None:
-    """A plain re-run completes and verifies; it asks for nothing already complete."""
+    """A plain re-run completes and verifies; it asks for nothing already complete.
+
+    A kill can land after a file's last byte reached its part but before the rename: the re-run
+    verifies such a whole part without a request, as it does a file under its final name.
+    """
+    whole = whole_parts(setup, mirror)
     setup.server.clear_faults()
     setup.server.clear_requests()
     code, out, err = run_download(setup, mirror, env)
@@ -237,9 +252,9 @@ def rerun_resumes(setup: Setup, mirror: Path, env: dict[str, str], done: set[str
     assert "Traceback" not in err
     assert check_final_files(setup, mirror) == set(setup.files)
     assert temp_files(mirror) == []
-    for name in done:  # completed before the crash: not fetched again
+    for name in done | whole:  # completed before the crash: not fetched again
         assert file_requests(setup, name) == [], name
-    for name in set(setup.files) - done:
+    for name in set(setup.files) - done - whole:
         requests = file_requests(setup, name)
         assert requests, name
         if name in {f.filename for f in setup.slow}:  # a part with data: resumed with a range
