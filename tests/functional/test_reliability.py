@@ -165,8 +165,11 @@ def test_a_full_disk_ends_with_the_summary_not_a_crash(
         server.add_file(make_wheel(wheel_dir, name, "1.0", extra_files={"blob.bin": blob}))
     reqs = write_reqs(tmp_path / "requirements.txt", *names)
     mirror = small_disk / "pypi"
+    # One download at a time: concurrent downloads share out the disk, and may all run out of it
+    # before any completes, which would leave nothing to check below.
     argv = ["sync", "-r", str(reqs), "--index-url", server.simple_url, "--download-dir",
-            str(mirror), "--build-index", *TARGET]  # fmt: skip
+            str(mirror), "--build-index", "--processes", "1", "--concurrency", "1",
+            *TARGET]  # fmt: skip
     for _ in range(2):  # the second run finds the disk full before it starts
         result = pypidl(*argv)
         assert_clean_failure(result, 1)
