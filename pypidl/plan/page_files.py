@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 #: every wheel tag set met so far, each kept once (dict operations are atomic across threads)
 _TAG_SETS: dict[frozenset[Tag], frozenset[Tag]] = {}
 
+#: an sdist's tags: one empty set for all of them (each ``frozenset()`` is a new object)
+_NO_TAGS: frozenset[Tag] = frozenset()
+
 #: Pages parsed at once.  Parsing holds the GIL, so more threads would not read pages sooner,
 #: but each holds a page's whole parse tree (tens of MiB for the largest real pages) at a time.
 _READING = threading.BoundedSemaphore(2)
@@ -171,7 +174,7 @@ class ProjectPage:
         self._lock = threading.Lock()
         #: version key -> that release's files, for the releases made so far
         self._made: dict[Version | str, list[RemoteFile]] = {}
-        self._groups: dict[Version | str, list[FileFacts]] | None = None
+        self._groups: dict[Version | str, tuple[FileFacts, ...]] | None = None
 
     @classmethod
     def read(
@@ -250,14 +253,19 @@ class ProjectPage:
             body=self._body,
         )
 
-    def _by_version(self) -> dict[Version | str, list[FileFacts]]:
+    def releases(self) -> dict[Version, tuple[FileFacts, ...]]:
+        """The entries by release, for the releases whose version is valid (in the page's
+        order; each tuple is the page's own, shared with whoever else asks)."""
+        return {k: files for k, files in self._by_version().items() if not isinstance(k, str)}
+
+    def _by_version(self) -> dict[Version | str, tuple[FileFacts, ...]]:
         groups = self._groups
         if groups is None:
             # (two threads may both build it: the same value)
-            groups = {}
+            grouped: dict[Version | str, list[FileFacts]] = {}
             for entry in self.entries:
-                groups.setdefault(same_version_key(entry.version), []).append(entry)
-            self._groups = groups
+                grouped.setdefault(same_version_key(entry.version), []).append(entry)
+            groups = self._groups = {k: tuple(files) for k, files in grouped.items()}
         return groups
 
     def _batch(self, key: Version | str) -> list[Version | str]:
@@ -359,7 +367,7 @@ def _name_parts(
     except UnsafeFilenameError:
         log.warning("ignoring unsafe file name %r on %s", filename, redact_url(page_url))
         return None
-    tags: frozenset[Tag] = frozenset()
+    tags = _NO_TAGS
     try:
         if filename.endswith(".whl"):
             wname, version, tags = _wheel_name(filename)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl.config import DEFAULT_CONCURRENCY
 from pypidl.errors import RemoteIndexError
@@ -186,19 +186,7 @@ class Prefetcher:
         except RemoteIndexError as exc:
             raise Unavailable(exc.message) from None
         self._page_of[name] = page
-        grouped: dict[Version, list[FileFacts]] = {}
-        parsed: dict[str, Version | None] = {}  # a release has many files: parse its version once
-        for rf in page.entries:
-            if rf.version in parsed:
-                version = parsed[rf.version]
-            else:
-                try:
-                    version = parsed[rf.version] = Version(rf.version)
-                except InvalidVersion:
-                    version = parsed[rf.version] = None
-            if version is not None:
-                grouped.setdefault(version, []).append(rf)
-        return {v: tuple(files) for v, files in grouped.items()}
+        return page.releases()
 
     def releases(self, name: str) -> Releases:
         """Files by version.  :raises Unavailable: when no index could give the page."""
@@ -243,7 +231,7 @@ class Prefetcher:
                         fits = tags_ok[tags] = target.supports(tags)
                 if fits:
                     fitting.append(n)
-            found = self._fits[key] = frozenset(fitting)
+            found = self._fits[key] = shapes.fits(frozenset(fitting))
         return found
 
     # -- metadata ----------------------------------------------------------------------------
@@ -525,44 +513,53 @@ class _Shapes:
 
     def __init__(self, releases: Releases) -> None:
         index: dict[tuple[str | None, frozenset[Tag] | None], int] = {}
-        self.rows = [
-            (
-                version,
-                tuple(
-                    (
-                        f,
-                        index.setdefault(
-                            (f.requires_python, f.tags if f.kind == "wheel" else None), len(index)
-                        ),
-                    )
-                    for f in releases[version]
-                ),
+        patterns: dict[tuple[int, ...], tuple[int, ...]] = {}
+        #: (version, its files: the page's own tuple, each file's kind), newest first; the
+        #: kinds tuple is one object per pattern (most releases of a project share one)
+        self.rows: list[tuple[Version, tuple[FileFacts, ...], tuple[int, ...]]] = []
+        for version in sorted(releases, reverse=True):
+            files = releases[version]
+            kinds = tuple(
+                index.setdefault(
+                    (f.requires_python, f.tags if f.kind == "wheel" else None), len(index)
+                )
+                for f in files
             )
-            for version in sorted(releases, reverse=True)
-        ]
+            self.rows.append((version, files, patterns.setdefault(kinds, kinds)))
         #: kind number -> (Requires-Python, wheel tags or None for an sdist)
         self.kinds = list(index)
         self._tables: dict[frozenset[int], _Rows] = {}
         # a release's files as the tables hold them: one tuple however many tables hold the
         # same files (a project with thousands of releases has a table per few targets)
-        self._whole = [tuple(f for f, _kind in files) for _version, files in self.rows]
         self._parts: dict[tuple[int, tuple[int, ...]], tuple[FileFacts, ...]] = {}
+        self._fit_sets: dict[frozenset[int], frozenset[int]] = {}
+
+    def fits(self, fitting: frozenset[int]) -> frozenset[int]:
+        """``fitting``, as one object for all the targets that install the same kinds."""
+        return self._fit_sets.setdefault(fitting, fitting)
 
     def table(self, fitting: frozenset[int]) -> _Rows:
         """The releases with a file of the ``fitting`` kinds, with those files."""
         rows = self._tables.get(fitting)
         if rows is None:
             rows = Table()
-            for n, (version, files) in enumerate(self.rows):
-                picked = tuple(i for i, (_f, kind) in enumerate(files) if kind in fitting)
+            # which of a release's files fit, worked out once per pattern of kinds (keyed by
+            # the pattern's id: the rows hold every pattern for as long as this loop runs)
+            picks: dict[int, tuple[int, ...]] = {}
+            for n, (version, files, kinds) in enumerate(self.rows):
+                picked = picks.get(id(kinds))
+                if picked is None:
+                    picked = picks[id(kinds)] = tuple(
+                        i for i, kind in enumerate(kinds) if kind in fitting
+                    )
                 if not picked:
                     continue
                 if len(picked) == len(files):
-                    rows.append((version, self._whole[n]))
+                    rows.append((version, files))
                     continue
                 chosen = self._parts.get((n, picked))
                 if chosen is None:
-                    chosen = tuple(files[i][0] for i in picked)
+                    chosen = tuple(files[i] for i in picked)
                     chosen = self._parts.setdefault((n, picked), chosen)
                 rows.append((version, chosen))
             rows = self._tables.setdefault(fitting, rows)
