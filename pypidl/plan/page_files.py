@@ -187,8 +187,13 @@ class ProjectPage:
         url: str,
         mirror: str,
         digest: str = "",
+        upload_times: bool = True,
     ) -> ProjectPage:
         """The page of ``name`` from its ``body``.
+
+        :param upload_times: whether each entry keeps its upload time: only a cooldown asks
+            for every entry's, and it is a text of its own per file (tens of MiB over a few
+            hundred large pages).  A release made whole has its files' times either way.
 
         :raises ValueError: the body is no project page, or lists a file name twice with
             different contents.
@@ -202,7 +207,7 @@ class ProjectPage:
                 url,
                 digest,
                 project_status(parsed),
-                entries=page_entries(parsed, name, mirror),
+                entries=page_entries(parsed, name, mirror, upload_times=upload_times),
                 body=_Body(zlib.compress(body, 1), content_type, encoding),
             )
             # the newest releases are the ones a plan asks for: made now, from the page at hand
@@ -308,7 +313,9 @@ class ProjectPage:
                 self._made[key].append(rf)
 
 
-def page_entries(page: SimplePage, name: NormalizedName, mirror: str) -> list[PageEntry]:
+def page_entries(
+    page: SimplePage, name: NormalizedName, mirror: str, *, upload_times: bool = True
+) -> list[PageEntry]:
     """The entries of the files of ``name`` that ``page`` lists (each checked as far as it
     decides whether the file exists for the plan; the rest skipped, unsafe names and unusable
     URLs with a warning).
@@ -336,7 +343,7 @@ def page_entries(page: SimplePage, name: NormalizedName, mirror: str) -> list[Pa
                 tags,
                 entry_requires_python(item),
                 entry_yanked(item),
-                entry_upload_time(item),
+                entry_upload_time(item) if upload_times else None,
                 n,
             )
         )

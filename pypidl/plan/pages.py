@@ -59,11 +59,15 @@ class IndexClient:
         workers: int = 16,
         routes: Mapping[str, list[Mirror]] | None = None,
         store: PageStore | None = None,
+        upload_times: bool = True,
     ):
         """:param routes: normalized project -> the only mirrors it may be read from (a project
         pinned to an index); every other project is read from ``mirrors``, in order.
-        :param store: pages kept from earlier runs: asked for again conditionally."""
+        :param store: pages kept from earlier runs: asked for again conditionally.
+        :param upload_times: whether each entry keeps its upload time (the chosen files keep
+            theirs either way)."""
         self.store = store
+        self.upload_times = upload_times
         if not mirrors:
             raise ValueError("at least one index is needed")
         self.mirrors = mirrors
@@ -97,6 +101,7 @@ class IndexClient:
                 url=stored.final_url,
                 mirror=mirror.name,
                 digest=stored.digest,
+                upload_times=self.upload_times,
             )
 
         return self._first(normalized, name, parsed)

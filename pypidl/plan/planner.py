@@ -90,6 +90,7 @@ class Planner:
             workers=options.workers,
             routes=self.project_indexes.routes(),
             store=PageStore(cache / "pages") if options.reuse and cache is not None else None,
+            upload_times=options.gate.exclude_newer is not None,
         )
         self.gate = Gate(options.gate)
         self.pages = PageCache(self.client, gate=self.gate)

@@ -88,6 +88,19 @@ def test_entries_carry_what_decides_whether_a_file_exists_for_the_plan() -> None
     assert wheel.upload_time is not None
 
 
+def test_without_upload_times_entries_drop_theirs_and_the_files_keep_them() -> None:
+    items = history(12)
+    page = ProjectPage.read(
+        DEMO, body(items), SIMPLE_JSON, None, url=PAGE, mirror="m", upload_times=False
+    )
+    assert page.entries
+    assert all(e.upload_time is None for e in page.entries)
+    # a release made whole, from the first read or from the kept body, has its files' times
+    assert page.release_files("1.11") == [f for f in eager(items) if f.version == "1.11"]
+    assert page.release_files("1.0") == [f for f in eager(items) if f.version == "1.0"]
+    assert all(f.upload_time is not None for f in page.release_files("1.0"))
+
+
 def test_a_release_is_compared_as_a_version() -> None:
     page = read(history(3))
     assert [f.filename for f in page.release_files("1.2.0")] == [
