@@ -75,10 +75,12 @@ def _candidate_versions(spec: SpecifierSet) -> Iterator[Version]:
         yield named
 
 
+@functools.lru_cache(maxsize=4096)
 def allows_any_python3(requires_python: str | None) -> bool:
     """False only when ``Requires-Python`` excludes every Python 3 release (3.0 to 3.20).
 
-    Missing or invalid specifiers allow everything.
+    Missing or invalid specifiers allow everything.  (Remembered by text: a plan asks it for
+    every file it considers, and a page repeats a few texts thousands of times.)
     """
     spec = requires_python_specifier(requires_python)
     if spec is None:
