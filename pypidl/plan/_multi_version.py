@@ -39,8 +39,9 @@ def why_several(
             continue
         common = max(chosen, key=lambda v: (len(chosen[v]), Version(v)))
         reasons: set[str] = set()
+        wanted = Version(common)
         try:
-            files = shared.releases(name).get(Version(common), ())
+            files = shared.releases(name).get(wanted, ())
         except Unavailable:
             continue
         for version, labels in chosen.items():
@@ -50,7 +51,7 @@ def why_several(
                 provider = providers.get(label)
                 if provider is None:
                     continue
-                if any(v == Version(common) for v, _files in provider.table(name)):
+                if any(v == wanted for v, _files in provider.table(name)):
                     reasons.add(WHY_MARKERS)
                 elif any(not provider.allows_python(f.requires_python) for f in files):
                     reasons.add(WHY_PYTHON)

@@ -253,7 +253,7 @@ def _rank_map(
 
 
 #: Per-instance caches a Target fills in (never pickled, never compared).
-_CACHES = frozenset({"_ranks_cache", "_python_cache"})
+_CACHES = frozenset({"_ranks_cache", "_python_cache", "_supports_cache"})
 
 
 class DistributionFile(Protocol):
@@ -362,6 +362,15 @@ class Target:
 
     def supports(self, file_tags: Iterable[Tag]) -> bool:
         """Whether a wheel with these tags installs on this target."""
+        if isinstance(file_tags, frozenset):
+            # a page's wheels share a few dozen tag sets, each one object (see page_files):
+            # the answer is kept per set on the instance, like the ranks
+            known: dict[frozenset[Tag], bool] = self.__dict__.setdefault("_supports_cache", {})
+            found = known.get(file_tags)
+            if found is None:
+                ranks = self._ranks()
+                found = known[file_tags] = any(tag in ranks for tag in file_tags)
+            return found
         ranks = self._ranks()
         return any(tag in ranks for tag in file_tags)
 
