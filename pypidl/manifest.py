@@ -43,6 +43,7 @@ __all__ = [
     "Problem",
     "dump",
     "entry_order",
+    "from_data",
     "load",
     "loads",
     "url_problem",
@@ -423,6 +424,15 @@ def loads(text: str, *, source: str = "<manifest>") -> Manifest:
         data = untrusted_json.loads(text)
     except untrusted_json.UntrustedJSONError as exc:
         raise ManifestError(str(exc), context=source) from None
+    return from_data(data, source=source)
+
+
+def from_data(data: Any, *, source: str = "<manifest>") -> Manifest:
+    """A manifest from its JSON value, already parsed (validated as :func:`loads` does; the
+    value's file list is consumed).
+
+    :raises ManifestError: naming ``source`` and listing every problem.
+    """
     if not isinstance(data, dict):
         raise ManifestError("expected a JSON object at the top level", context=source)
     if data.get("schema") != SCHEMA:

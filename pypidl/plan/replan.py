@@ -31,7 +31,7 @@ from pypidl import __version__
 from pypidl import _json as untrusted_json
 from pypidl._fs import read_checked, write_checked
 from pypidl.errors import ManifestError, RemoteIndexError
-from pypidl.manifest import Manifest, Problem, loads
+from pypidl.manifest import Manifest, Problem, from_data
 from pypidl.plan.build_deps import UNREADABLE_BUILD_SYSTEM
 from pypidl.plan.closure import UNREADABLE_METADATA
 
@@ -92,7 +92,7 @@ class PlanMemo:
         try:
             entry = untrusted_json.loads(data)
             pages = entry["pages"]
-            manifest = loads(json.dumps(entry["manifest"]), source=str(self.path))
+            manifest = from_data(entry["manifest"], source=str(self.path))
         except (ValueError, KeyError, TypeError, ManifestError):
             return None
         if not isinstance(pages, dict) or not pages:
