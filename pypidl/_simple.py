@@ -313,13 +313,20 @@ def file_url(item: Mapping[str, Any], page_url: str) -> str | None:
     url = str(item.get("url", ""))
     if _plain_web_url(url) and page_url.startswith(_WEB):
         return url  # what the general path below makes of it, at a fraction of the cost
-    parts = urlsplit(_join(page_url, url))
-    clean = strip_credentials(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")))
-    unusable = url_problem(clean)
     page_scheme = urlsplit(page_url).scheme.lower()
-    if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
-        # a web page may send pypidl to another web host, never to a file on this machine
-        unusable = f"must have the scheme of their page ({page_scheme}:)"
+    unusable: str | None
+    try:
+        parts = urlsplit(_join(page_url, url))
+        clean = strip_credentials(
+            urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+        )
+    except ValueError as exc:  # an IPv6 host that is none, say: that entry, not the page
+        unusable = f"must be URLs ({exc})"
+    else:
+        unusable = url_problem(clean)
+        if unusable is None and not _same_kind(parts.scheme.lower(), page_scheme):
+            # a web page may send pypidl to another web host, never to a file on this machine
+            unusable = f"must have the scheme of their page ({page_scheme}:)"
     if unusable is not None:
         log.warning(
             "ignoring %s on %s: file URLs %s", item.get("filename"), redact_url(page_url), unusable

@@ -16,6 +16,7 @@ from packaging.utils import NormalizedName
 from pypidl._simple import parse_page
 from pypidl.config import NetworkSettings, user_agent
 from pypidl.errors import RemoteIndexError
+from pypidl.plan.page_files import page_entries
 from pypidl.plan.pages import (
     IndexClient,
     ProjectNotFound,
@@ -217,6 +218,19 @@ def test_json_unsafe_names_are_ignored_with_a_warning(
     assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
     assert "unsafe file name" in caplog.text
     assert repr(filename) in caplog.text
+
+
+@pytest.mark.parametrize("url", ["http://[::1/demo-1.0.tar.gz", "http://[zz]/demo-1.0.tar.gz"])
+def test_a_malformed_file_url_skips_that_file_not_the_page(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = json_page(jfile("demo-1.0.tar.gz", url=url), jfile("demo-2.0.tar.gz"))
+    with caplog.at_level(logging.WARNING, logger="pypidl._simple"):
+        files = parse_json_page(page, PAGE, DEMO, "m")
+        entries = page_entries(parse_page(json.dumps(page).encode(), SIMPLE_JSON, PAGE), DEMO, "m")
+    assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
+    assert [e.filename for e in entries] == ["demo-2.0.tar.gz"]
+    assert "ignoring demo-1.0.tar.gz" in caplog.text
 
 
 @pytest.mark.parametrize("value", [5, ["x"], "", None])
