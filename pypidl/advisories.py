@@ -86,7 +86,6 @@ class _Affected:
     ranges: tuple[tuple[str | None, str | None, str | None], ...]
 
     def holds(self, version: Version) -> bool:
-        from packaging.version import InvalidVersion
         from packaging.version import Version as V
 
         if str(version) in self.versions:
@@ -99,7 +98,7 @@ class _Affected:
                     continue
                 if last is not None and version > V(last):
                     continue
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or a number too long for int()
                 continue
             return True
         return False
@@ -116,14 +115,14 @@ class Advisories:
 
     def affecting(self, project: str, version: str) -> list[Advisory]:
         """Advisories naming ``project`` (normalized) ``version``, malware first, then by id."""
-        from packaging.version import InvalidVersion, Version
+        from packaging.version import Version
 
         found = self._by_project.get(project)
         if not found:
             return []
         try:
             parsed = Version(version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long for int()
             return []
         hits = {a.advisory for a in found if a.holds(parsed)}
         return sorted(hits, key=lambda a: (not a.malicious, a.id))

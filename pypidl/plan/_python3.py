@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -62,7 +62,7 @@ def _candidate_versions(spec: SpecifierSet) -> Iterator[Version]:
         text = item.version.replace(".*", "")
         try:
             named = Version(text)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long for int()
             continue
         if named.major != 3 or named.minor > 20:
             continue

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl.errors import RemoteIndexError
 from pypidl.manifest import Entry, Problem
@@ -292,7 +292,7 @@ def _newest_chosen(
             for version in versions:
                 try:
                     parsed = Version(version)
-                except InvalidVersion:
+                except ValueError:  # InvalidVersion, or a number too long for int()
                     continue
                 if name not in newest or parsed > newest[name]:
                     newest[name] = parsed

@@ -34,7 +34,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import (
     RequirementInformation,
@@ -411,7 +411,7 @@ def resolve_closure(
     for pin_name, pin_version in (preferred or {}).items():
         try:
             prefer[canonicalize_name(pin_name)] = Version(pin_version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long for int()
             continue
 
     shared = index or Prefetcher(pages, metadata, targets, in_flight=workers)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 
@@ -39,7 +39,7 @@ SDIST_POLICIES = ("auto", "always", "never")
 def normalized_version(version: str) -> str:
     try:
         return str(Version(version))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long for int()
         return version
 
 
@@ -74,7 +74,7 @@ def _version(text: str) -> Version | None:
     # parsing the same few thousand texts again each time dominated choosing the files
     try:
         return Version(text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long for int()
         return None
 
 
@@ -121,7 +121,7 @@ def newest_installable(
     for f in files:
         try:
             by_version.setdefault(Version(f.version), []).append(f)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long for int()
             continue
     pinned = pins_exactly(spec)  # PEP 592: a yanked file only for an exact pin
     installable = [

@@ -37,7 +37,7 @@ import requests
 from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl._fs import read_checked, write_checked
 from pypidl.config import NetworkSettings, user_agent
@@ -162,12 +162,13 @@ def parse_core_metadata(
         dynamic = {d.strip().lower() for d in raw.get("dynamic", [])}
         try:
             too_old = Version(meta_version) < Version("2.2")
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long for int()
             too_old = True
         if too_old:
             known = False
+            shown = meta_version if len(meta_version) <= 32 else f"{meta_version[:29]}..."
             reason = (
-                f"dependencies unknown: only an sdist with Metadata-Version {meta_version} "
+                f"dependencies unknown: only an sdist with Metadata-Version {shown} "
                 f"({filename}); its Requires-Dist may be computed at build time"
             )
         elif "requires-dist" in dynamic:

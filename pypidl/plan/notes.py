@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pypidl.manifest import Note
 from pypidl.plan.build_deps import builders, kept_sdist
@@ -97,5 +97,5 @@ def plan_notes(
 def _version_key(text: str) -> tuple[int, Version | str]:
     try:
         return (0, Version(text))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long for int()
         return (1, text)

@@ -69,3 +69,25 @@ def test_fixed_versions_and_descriptions(source: str) -> None:
     found = load_advisories(source).affecting("some-thing", "2.2")
     assert found[0].describe() == "MAL-9, malware"
     assert found[1].describe() == "PYSEC-1, fixed in 1.2"
+
+
+def test_a_version_too_long_to_compare_is_skipped_not_raised(tmp_path: Path) -> None:
+    """5,000 digits are a valid version to packaging's pattern, but more than int() takes."""
+    huge = "1" + "0" * 5000
+    doc = {
+        "id": "PYSEC-2",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "demo"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": huge}]},
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(doc), encoding="utf-8")
+    advisories = load_advisories(str(tmp_path))
+    assert [a.id for a in advisories.affecting("demo", "1.0")] == ["PYSEC-2"]
+    assert advisories.affecting("demo", "3.0") == []
+    assert advisories.affecting("demo", huge) == []

@@ -285,3 +285,19 @@ def test_invalid_requires_dist_lines_are_skipped() -> None:
     )
     assert [str(r) for r in meta.requires_dist] == ["ok>=1"]
     assert meta.provides_extra == {"fast-mode"}
+
+
+def test_an_sdist_metadata_version_too_long_to_compare_leaves_its_dependencies_unknown() -> None:
+    huge = "2" + "0" * 5000  # a valid version to packaging's pattern, more than int() takes
+    meta = parse_core_metadata(
+        f"Metadata-Version: {huge}\nName: x\nVersion: 1\nRequires-Dist: ok\n\n".encode(),
+        project=canonicalize_name("x"),
+        version="1",
+        filename="x-1.tar.gz",
+        from_sdist=True,
+    )
+    assert not meta.dependencies_known
+    assert meta.requires_dist == ()
+    assert meta.unknown_reason is not None
+    assert "dependencies unknown" in meta.unknown_reason
+    assert len(meta.unknown_reason) < 200  # the version is not written out in full
