@@ -173,7 +173,9 @@ class ByIdentity(Generic[K, V]):
     """
 
     def __init__(self) -> None:
-        self._found: dict[tuple[int, ...], tuple[tuple[K, ...], V]] = {}
+        # keyed by the ids of several keys, or by the id of one (an int is never equal to a
+        # tuple, so the two kinds of key cannot meet)
+        self._found: dict[tuple[int, ...] | int, tuple[object, V]] = {}
 
     def get(self, *keys: K) -> V | None:
         found = self._found.get(tuple(map(id, keys)))
@@ -181,6 +183,16 @@ class ByIdentity(Generic[K, V]):
 
     def put(self, value: V, *keys: K) -> V:
         self._found[tuple(map(id, keys))] = (keys, value)
+        return value
+
+    def get_one(self, key: K) -> V | None:
+        """:meth:`get` with one key, without building a tuple of ids: for the questions asked
+        millions of times while resolvelib backtracks."""
+        found = self._found.get(id(key))
+        return None if found is None else found[1]
+
+    def put_one(self, value: V, key: K) -> V:
+        self._found[id(key)] = (key, value)
         return value
 
 
@@ -362,9 +374,9 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every pinned project in every round: remember the answers
-        memo = self._satisfied.get(requirement)
+        memo = self._satisfied.get_one(requirement)
         if memo is None:
-            memo = self._satisfied.put({}, requirement)
+            memo = self._satisfied.put_one({}, requirement)
         found = memo.get(candidate.version)
         if found is None:
             found = memo[candidate.version] = self._satisfies(requirement, candidate)
