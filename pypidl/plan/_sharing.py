@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pypidl.plan.prefetch import Table
     from pypidl.plan.provider import Candidate, Req
 
-__all__ = ["Observations", "RecordingProvider", "resolve_shared"]
+__all__ = ["FailedPasses", "Observations", "RecordingProvider", "resolve_shared"]
 
 
 @dataclass
@@ -44,11 +44,37 @@ class Observations:
     #: Requires-Python specifier text -> whether it admitted the target
     pythons: dict[str, bool] = field(default_factory=dict)
 
+    def update(self, other: Observations) -> None:
+        """Add what ``other`` saw (asked of the same provider, or of one that agrees with it:
+        where both asked, the answers are the same)."""
+        self.tables = {**other.tables, **self.tables}
+        self.markers = {**other.markers, **self.markers}
+        self.pythons = {**other.pythons, **self.pythons}
+
+
+@dataclass
+class _FailedPass:
+    reqs: tuple[Req, ...]
+    sdist_ok: frozenset[str]
+    constraints: Mapping[str, Sequence[object]]
+    preferred: Mapping[str, Version]
+    seen: Observations
+    outcome: object
+
+
+#: The wheels-only passes that failed, shared by the providers of one closure: a pass is a
+#: resolution of its own (its requirements, the projects it may build, its answers), so a target
+#: that agrees with a failed pass fails it the same way, even where the targets' later passes, and
+#: so their whole resolutions, differ.
+FailedPasses = list[_FailedPass]
+
 
 class RecordingProvider(TargetProvider):
     """A :class:`TargetProvider` that can record what a resolution asked of it."""
 
     seen: Observations | None = None
+    #: the closure's failed wheels-only passes (None: each pass runs)
+    failed_passes: FailedPasses | None = None
 
     def record(self) -> Observations:
         """Start recording (replacing any earlier record) and return the record."""
@@ -78,6 +104,41 @@ class RecordingProvider(TargetProvider):
         if seen is not None and spec:
             seen.pythons.setdefault(spec, found)
         return found
+
+    def wheels_pass(
+        self,
+        reqs: Sequence[Req],
+        run: Callable[[], R],
+        failed: Callable[[R], bool],
+    ) -> R:
+        """``run()``, a wheels-only pass over ``reqs``, or the outcome of one that failed for
+        another target asked the same and answering the same (see :data:`FailedPasses`)."""
+        passes, outer = self.failed_passes, self.seen
+        if passes is None or outer is None:
+            return run()
+        key = tuple(reqs)
+        allowed = self.sdist_ok or frozenset()
+        for earlier in passes:
+            if (
+                earlier.reqs == key
+                and earlier.sdist_ok == allowed
+                and earlier.constraints == self.constraints
+                and earlier.preferred == self.preferred
+                and self.agrees(earlier.seen)
+            ):
+                outer.update(earlier.seen)
+                return earlier.outcome  # type: ignore[return-value]
+        self.seen = mine = Observations()
+        try:
+            outcome = run()
+        finally:
+            self.seen = outer
+            outer.update(mine)
+        if failed(outcome):
+            passes.append(
+                _FailedPass(key, allowed, self.constraints, dict(self.preferred), mine, outcome)
+            )
+        return outcome
 
     def _signature(self, name: str) -> tuple[tuple[Version, bool, bool], ...]:
         return self.table(name).signature()  # worked out once per table, for every target

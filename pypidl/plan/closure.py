@@ -47,7 +47,7 @@ from pypidl.manifest import Problem
 from pypidl.plan._fastpath import first_fit
 from pypidl.plan._multi_version import why_several
 from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
-from pypidl.plan._sharing import RecordingProvider, resolve_shared
+from pypidl.plan._sharing import FailedPasses, RecordingProvider, resolve_shared
 from pypidl.plan.metadata import MetadataError, MetadataSource
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
 from pypidl.plan.provider import (
@@ -167,7 +167,7 @@ def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
     provider.sdist_ok = frozenset()
     try:
         for _pass in range(WHEEL_PASSES):
-            outcome = _resolve_once(provider, reqs, max_rounds=WHEEL_PASS_ROUNDS)
+            outcome = _wheels_pass(provider, reqs)
             if isinstance(outcome, dict):
                 return outcome
             more = _buildable(provider, outcome)
@@ -178,6 +178,17 @@ def _resolve(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
         return _resolve_once(provider, reqs)
     finally:
         provider.sdist_ok = None
+
+
+def _wheels_pass(provider: TargetProvider, reqs: Sequence[Req]) -> _Outcome:
+    """One wheels-only pass (a failure another target met the same way is taken from it)."""
+
+    def run() -> _Outcome:
+        return _resolve_once(provider, reqs, max_rounds=WHEEL_PASS_ROUNDS)
+
+    if isinstance(provider, RecordingProvider):
+        return provider.wheels_pass(reqs, run, lambda outcome: not isinstance(outcome, dict))
+    return run()
 
 
 def _buildable(provider: TargetProvider, failure: _Failure) -> frozenset[str]:
@@ -418,18 +429,23 @@ def resolve_closure(
     try:
         shared.follow(Want.of(r) for r in requirements if not r.url)
 
+        failed_passes: FailedPasses = []
+
         def provider_for(target: Target) -> RecordingProvider:
             by_name: dict[str, list[SpecifierSet]] = {}
             for c in constraints:
                 if _applies_static(c.marker, target):
                     by_name.setdefault(canonicalize_name(c.name), []).append(c.specifier)
-            return RecordingProvider(
+            provider = RecordingProvider(
                 shared,
                 target,
                 constraints=by_name,
                 preferred=prefer,
                 wheels_first=wheels_first,
             )
+            if share:
+                provider.failed_passes = failed_passes
+            return provider
 
         providers = {t.label: provider_for(t) for t in targets}
         mine = {

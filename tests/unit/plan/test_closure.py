@@ -237,3 +237,34 @@ def test_sdists_only_where_no_wheels_only_solution_exists() -> None:
 
 
 T311_LABELS = {t.label for t in T311}
+
+
+def test_a_failed_wheels_only_pass_is_shared_where_the_rest_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pypidl.plan import closure
+
+    idx = FakeIndex()
+    idx.add("app", "1.0", deps=["onlysdist"])
+    idx.add("onlysdist", "1.0", sdist=True, deps=['x; python_version < "3.11"'])
+    idx.add("x", "1.0")
+    targets = parse_targets(python_versions=["3.10", "3.12", "3.13"], platforms=["linux-x86_64"])
+    passes: list[str] = []
+    real = closure._resolve_once
+
+    def counted(provider, reqs, **kwargs):  # type: ignore[no-untyped-def]
+        if provider.sdist_ok is not None:
+            passes.append(provider.target.label)
+        return real(provider, reqs, **kwargs)
+
+    monkeypatch.setattr(closure, "_resolve_once", counted)
+    shared = idx.resolve(["app"], targets)
+    # 3.13 runs under its own preferences; 3.12's first pass fails as 3.10's would, so 3.10
+    # takes it, though its second pass (x, by its marker) is its own
+    assert passes.count("cp310-linux-x86_64") == 1
+    assert passes.count("cp312-linux-x86_64") == 2
+    passes.clear()
+    alone = idx.resolve(["app"], targets, share=False)
+    assert passes.count("cp310-linux-x86_64") == 2
+    assert shared.versions == alone.versions
+    assert shared.versions["x"] == {"1.0": frozenset({"cp310-linux-x86_64"})}
