@@ -19,6 +19,7 @@ PEP 691 key), the value in :func:`listed_file` (per file) or :func:`parse_page` 
 from __future__ import annotations
 
 import html.parser
+import ipaddress
 import logging
 import re
 import sys
@@ -317,6 +318,7 @@ def file_url(item: Mapping[str, Any], page_url: str) -> str | None:
     unusable: str | None
     try:
         parts = urlsplit(_join(page_url, url))
+        _check_bracketed_host(parts.netloc)
         clean = strip_credentials(
             urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
         )
@@ -333,6 +335,17 @@ def file_url(item: Mapping[str, Any], page_url: str) -> str | None:
         )
         return None
     return clean
+
+
+def _check_bracketed_host(netloc: str) -> None:
+    """Refuse a host in brackets that is no IPv6 address (``[zz]``), as newer Pythons' urlsplit
+    does, so that every supported Python judges such an entry the same way.
+
+    :raises ValueError: naming the host.
+    """
+    host = netloc.rpartition("@")[2]
+    if host.startswith("["):
+        ipaddress.IPv6Address(host[1:].partition("]")[0])
 
 
 _WEB = ("https://", "http://")
