@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
@@ -44,9 +43,9 @@ from resolvelib.resolvers import (
 )
 
 from pypidl.manifest import Problem
+from pypidl.plan._all_versions import every_version
 from pypidl.plan._fastpath import first_fit
 from pypidl.plan._multi_version import why_several
-from pypidl.plan._python3 import allows_any_python3, is_python3_wheel
 from pypidl.plan._sharing import FailedPasses, RecordingProvider, resolve_shared
 from pypidl.plan.metadata import MetadataError, MetadataSource
 from pypidl.plan.prefetch import DEFAULT_IN_FLIGHT, Prefetcher, Want
@@ -55,14 +54,11 @@ from pypidl.plan.provider import (
     Candidate,
     Req,
     TargetProvider,
-    Unavailable,
     has_wheel,
-    identifier_of,
 )
 from pypidl.plan.targets import span_ends
 
 if TYPE_CHECKING:
-    from pypidl.plan.page_files import FileFacts
     from pypidl.plan.pages import ProjectPage
     from pypidl.plan.targets import Target
 
@@ -489,8 +485,17 @@ def resolve_closure(
 
         added: dict[str, set[str]] = {}
         if all_versions:
-            extra_results = _all_versions(
-                shared, providers, targets, reqs, markers, pins, all_versions_limit, workers, pre
+            extra_results = every_version(
+                _resolve,
+                shared,
+                providers,
+                targets,
+                reqs,
+                markers,
+                pins,
+                all_versions_limit,
+                workers,
+                pre,
             )
             for label, mapping in extra_results:
                 take(label, mapping, False)
@@ -525,93 +530,3 @@ def _applies_static(marker: Marker | None, target: Target) -> bool:
         return bool(marker.evaluate(target.marker_environment()))
     except Exception:  # a marker we cannot judge is not applied
         return False
-
-
-def _python3_release(files: Sequence[FileFacts]) -> bool:
-    wheels = [f for f in files if f.kind == "wheel"]
-    if wheels:
-        return any(is_python3_wheel(f.tags) for f in wheels)
-    return any(allows_any_python3(f.requires_python) for f in files)
-
-
-def _all_versions(
-    shared: Prefetcher,
-    providers: Mapping[str, TargetProvider],
-    targets: Sequence[Target],
-    reqs: Sequence[Req],
-    markers: Sequence[Marker | None],
-    pins: Mapping[str, Mapping[NormalizedName, str]],
-    limit: int | None,
-    workers: int,
-    pre: bool = False,
-) -> list[tuple[str, _Mapping]]:
-    """Every Python 3 version of each project of the closure, with its own closure, per target.
-
-    As the original tool did with pip-compile's list, "each project" includes the dependencies a
-    target's main resolution chose; the versions' own new dependencies get their resolved
-    versions (not every version), so the growth stops after one round.
-
-    Yanked versions are kept (a lock written before the yank pins them, and pinned they
-    install; the index marks them, so resolvers skip them otherwise); pre-releases only with
-    ``pre``.
-    """
-    jobs: list[tuple[TargetProvider, Req]] = []
-    seen_names: dict[str, frozenset[str]] = {}
-    for req in reqs:
-        seen_names[req.name] = seen_names.get(req.name, frozenset()) | req.extras
-    for chosen_by_target in pins.values():
-        for dep in chosen_by_target:
-            seen_names.setdefault(dep, frozenset())
-    for name, extras in seen_names.items():
-        try:
-            releases = shared.releases(name)
-        except Unavailable:
-            continue  # already a problem of the main closure
-        chosen = [
-            v
-            for v in sorted(releases, reverse=True)
-            if (pre or not v.is_prerelease) and _python3_release(releases[v])
-        ]
-        if limit is not None:
-            chosen = chosen[: max(0, limit)]
-        for target in targets:
-            provider = providers[target.label]
-            needed = name in pins.get(target.label, {}) or any(
-                r.name == name and provider.applies(m) for r, m in zip(reqs, markers)
-            )
-            if not needed:
-                continue
-            available = {v for v, _files in provider.table(name)}
-            for version in chosen:
-                if version in available:
-                    text = f"{identifier_of(name, extras)}=={version}"
-                    jobs.append((provider, Req(name, extras, SpecifierSet(f"=={version}"), text)))
-
-    def run(req: Req, provider: TargetProvider) -> tuple[str, _Mapping] | None:
-        outcome = _resolve(provider, [req])
-        if isinstance(outcome, dict):
-            return provider.target.label, outcome
-        log.debug(
-            "%s is not installable on %s: %s",
-            req.text,
-            provider.target.label,
-            "; ".join(p.reason for p in outcome.problems(provider)),
-        )
-        return None
-
-    # A provider's caches have no lock: each thread takes every job of one provider, so no
-    # two threads ever share one (safe by construction, not by the GIL's grace). The shared
-    # Prefetcher underneath is thread-safe. Results keep the jobs' order.
-    by_provider: dict[str, list[int]] = {}
-    for i, (provider, _req) in enumerate(jobs):
-        by_provider.setdefault(provider.target.label, []).append(i)
-    results: list[tuple[str, _Mapping] | None] = [None] * len(jobs)
-
-    def run_all(indexes: list[int]) -> None:
-        for i in indexes:
-            provider, req = jobs[i]
-            results[i] = run(req, provider)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, 16, len(by_provider)))) as pool:
-        list(pool.map(run_all, by_provider.values()))
-    return [r for r in results if r is not None]

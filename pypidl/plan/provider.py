@@ -169,7 +169,7 @@ class ByIdentity(Generic[K, V]):
     Each key object is kept alive with its answer, so its ``id()`` cannot be reused by another
     object while the answer is remembered: the rule that makes ``id()`` a safe key, held here
     rather than by whoever fills the memo.  Not thread-safe: one per provider, and a provider
-    is used by one thread at a time (see ``closure._all_versions``).
+    is used by one thread at a time (see ``_all_versions.every_version``).
     """
 
     def __init__(self) -> None:
