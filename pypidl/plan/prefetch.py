@@ -126,8 +126,6 @@ class Prefetcher:
         self._followed: set[Want] = set()
         self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
         self._markers: dict[tuple[str, str], bool] = {}
-        self._python_ok: dict[str, dict[str | None, bool]] = {}
-        self._tags_ok: dict[str, dict[frozenset[Tag], bool]] = {}
         #: (want, group, below) -> guesses; the group's table for want.name is fixed once made
         self._guessed: dict[tuple[Want, int, Version | None], list[Version]] = {}
         by_python: dict[tuple[str, str], list[Target]] = {}
@@ -216,21 +214,14 @@ class Prefetcher:
         key = (name, target.label)
         found = self._fits.get(key)
         if found is None:
-            # the answers of can_install, remembered per Requires-Python and per tag set: a
-            # run asks them for every kind of file of every project for every target
-            python_ok = self._python_ok.setdefault(target.label, {})
-            tags_ok = self._tags_ok.setdefault(target.label, {})
-            fitting = []
-            for n, (requires_python, tags) in enumerate(shapes.kinds):
-                fits = python_ok.get(requires_python)
-                if fits is None:
-                    fits = python_ok[requires_python] = target.allows_python(requires_python)
-                if fits and tags is not None:
-                    fits = tags_ok.get(tags)
-                    if fits is None:
-                        fits = tags_ok[tags] = target.supports(tags)
-                if fits:
-                    fitting.append(n)
+            # (the target remembers its answers per Requires-Python and per tag set: a run
+            # asks them for every kind of file of every project)
+            fitting = [
+                n
+                for n, (requires_python, tags) in enumerate(shapes.kinds)
+                if target.allows_python(requires_python)
+                and (tags is None or target.supports(tags))
+            ]
             found = self._fits[key] = shapes.fits(frozenset(fitting))
         return found
 
