@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from packaging.markers import Marker
     from packaging.version import Version
 
-    from pypidl.plan.prefetch import Table
+    from pypidl.plan.prefetch import Signature, Table
     from pypidl.plan.provider import Candidate, Req
 
 __all__ = ["FailedPasses", "Observations", "RecordingProvider", "resolve_shared"]
@@ -38,7 +38,7 @@ class Observations:
 
     #: project -> (version, every installable file yanked, a wheel among them) of each release
     #: the target installs
-    tables: dict[str, tuple[tuple[Version, bool, bool], ...]] = field(default_factory=dict)
+    tables: dict[str, Signature] = field(default_factory=dict)
     #: (marker text, extra) -> (the marker, whether it held)
     markers: dict[tuple[str, str], tuple[Marker, bool]] = field(default_factory=dict)
     #: Requires-Python specifier text -> whether it admitted the target
@@ -140,7 +140,7 @@ class RecordingProvider(TargetProvider):
             )
         return outcome
 
-    def _signature(self, name: str) -> tuple[tuple[Version, bool, bool], ...]:
+    def _signature(self, name: str) -> Signature:
         return self.table(name).signature()  # worked out once per table, for every target
 
     def agrees(self, other: Observations) -> bool:

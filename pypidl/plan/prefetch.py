@@ -121,7 +121,8 @@ class Prefetcher:
         #: project -> its page, once read (a release's files are made from it when asked for)
         self._page_of: dict[str, ProjectPage] = {}
         self._meta_futures: dict[tuple[str, Version], Future[CoreMetadata]] = {}
-        self._tables: dict[tuple[str, str], Table] = {}
+        #: project -> target label -> its table (by project first: no key tuple per pair)
+        self._tables: dict[str, dict[str, Table]] = {}
         self._shapes: dict[str, _Shapes] = {}
         self._followed: set[Want] = set()
         self._expanded: dict[tuple[str, Version], frozenset[str]] = {}
@@ -136,7 +137,7 @@ class Prefetcher:
         #: the targets by interpreter: the walk guesses once per group
         self._groups = [tuple(group) for group in by_python.values()]
         self._group_tables: dict[tuple[str, int], Table] = {}
-        self._fits: dict[tuple[str, str], frozenset[int]] = {}
+        self._fits: dict[str, dict[str, frozenset[int]]] = {}
         self._closed = False
         self._busy = 0  # walk steps scheduled and not finished
         self._quiet = threading.Condition(self._lock)
@@ -195,11 +196,13 @@ class Prefetcher:
 
         :raises Unavailable: when no index could give the page.
         """
-        key = (name, target.label)
-        rows = self._tables.get(key)
+        by_target = self._tables.get(name)
+        if by_target is None:
+            by_target = self._tables.setdefault(name, {})
+        rows = by_target.get(target.label)
         if rows is None:
             shapes = self._shapes_of(name)
-            rows = self._tables[key] = shapes.table(self._fitting(name, shapes, target))
+            rows = by_target[target.label] = shapes.table(self._fitting(name, shapes, target))
         return rows
 
     def _shapes_of(self, name: str) -> _Shapes:
@@ -211,18 +214,19 @@ class Prefetcher:
 
     def _fitting(self, name: str, shapes: _Shapes, target: Target) -> frozenset[int]:
         """The kinds of ``name``'s files (see :class:`_Shapes`) that ``target`` installs."""
-        key = (name, target.label)
-        found = self._fits.get(key)
+        by_target = self._fits.get(name)
+        if by_target is None:
+            by_target = self._fits.setdefault(name, {})
+        found = by_target.get(target.label)
         if found is None:
             # (the target remembers its answers per Requires-Python and per tag set: a run
             # asks them for every kind of file of every project)
             fitting = [
                 n
                 for n, (requires_python, tags) in enumerate(shapes.kinds)
-                if target.allows_python(requires_python)
-                and (tags is None or target.supports(tags))
+                if target.allows_python(requires_python) and (tags is None or target.supports(tags))
             ]
-            found = self._fits[key] = shapes.fits(frozenset(fitting))
+            found = by_target[target.label] = shapes.fits(frozenset(fitting))
         return found
 
     # -- metadata ----------------------------------------------------------------------------
@@ -395,6 +399,10 @@ class Prefetcher:
         return False
 
 
+#: what :meth:`Table.signature` says of a table
+Signature = tuple[tuple["Version", ...], bytes]
+
+
 class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
     """Releases with files a target installs, newest first, with those files.
 
@@ -404,19 +412,27 @@ class Table(list[tuple[Version, tuple["FileFacts", ...]]]):
     larger part of planning).  The values are the same whichever thread computes them first.
     """
 
-    _signature: tuple[tuple[Version, bool, bool], ...] | None = None
+    _signature: Signature | None = None
     _eligible: dict[bool, dict[Version, tuple[FileFacts, ...]]] | None = None
     _allowed: dict[tuple[SpecifierSet, bool], list[Version]] | None = None
     _by_kind: dict[tuple[SpecifierSet, bool], tuple[list[Version], list[Version]]] | None = None
 
-    def signature(self) -> tuple[tuple[Version, bool, bool], ...]:
+    def signature(self) -> Signature:
         """Each release's version, whether every one of its files is yanked, and whether one
         is a wheel (with wheels first, that changes the order of the candidates: two targets
-        agree only where it is the same too)."""
+        agree only where it is the same too).
+
+        Only ever compared, so kept compact: the versions in one tuple, the two answers of
+        each release in one byte (a tuple per release cost 70 bytes, for every release of
+        every table).
+        """
         found = self._signature
         if found is None:
-            found = self._signature = tuple(
-                (version, all(f.yanked for f in files), has_wheel(files)) for version, files in self
+            found = self._signature = (
+                tuple(version for version, _files in self),
+                bytes(
+                    2 * all(f.yanked for f in files) + has_wheel(files) for _version, files in self
+                ),
             )
         return found
 
@@ -505,9 +521,10 @@ class _Shapes:
     def __init__(self, releases: Releases) -> None:
         index: dict[tuple[str | None, frozenset[Tag] | None], int] = {}
         patterns: dict[tuple[int, ...], tuple[int, ...]] = {}
-        #: (version, its files: the page's own tuple, each file's kind), newest first; the
-        #: kinds tuple is one object per pattern (most releases of a project share one)
-        self.rows: list[tuple[Version, tuple[FileFacts, ...], tuple[int, ...]]] = []
+        #: ((version, its files: the page's own tuple), each file's kind), newest first: the
+        #: pair is the row of every table that holds all of the release's files, and the kinds
+        #: tuple is one object per pattern (most releases of a project share one)
+        self.rows: list[tuple[tuple[Version, tuple[FileFacts, ...]], tuple[int, ...]]] = []
         for version in sorted(releases, reverse=True):
             files = releases[version]
             kinds = tuple(
@@ -516,13 +533,10 @@ class _Shapes:
                 )
                 for f in files
             )
-            self.rows.append((version, files, patterns.setdefault(kinds, kinds)))
+            self.rows.append(((version, files), patterns.setdefault(kinds, kinds)))
         #: kind number -> (Requires-Python, wheel tags or None for an sdist)
         self.kinds = list(index)
         self._tables: dict[frozenset[int], _Rows] = {}
-        # a release's files as the tables hold them: one tuple however many tables hold the
-        # same files (a project with thousands of releases has a table per few targets)
-        self._parts: dict[tuple[int, tuple[int, ...]], tuple[FileFacts, ...]] = {}
         self._fit_sets: dict[frozenset[int], frozenset[int]] = {}
 
     def fits(self, fitting: frozenset[int]) -> frozenset[int]:
@@ -537,7 +551,7 @@ class _Shapes:
             # which of a release's files fit, worked out once per pattern of kinds (keyed by
             # the pattern's id: the rows hold every pattern for as long as this loop runs)
             picks: dict[int, tuple[int, ...]] = {}
-            for n, (version, files, kinds) in enumerate(self.rows):
+            for pair, kinds in self.rows:
                 picked = picks.get(id(kinds))
                 if picked is None:
                     picked = picks[id(kinds)] = tuple(
@@ -545,14 +559,13 @@ class _Shapes:
                     )
                 if not picked:
                     continue
-                if len(picked) == len(files):
-                    rows.append((version, files))
+                if len(picked) == len(kinds):
+                    rows.append(pair)
                     continue
-                chosen = self._parts.get((n, picked))
-                if chosen is None:
-                    chosen = tuple(files[i] for i in picked)
-                    chosen = self._parts.setdefault((n, picked), chosen)
-                rows.append((version, chosen))
+                # (some of the release's files: a row of this table's own; tables rarely pick
+                # the same part of a release, and keeping each part once cost more than that)
+                version, files = pair
+                rows.append((version, tuple(files[i] for i in picked)))
             rows = self._tables.setdefault(fitting, rows)
         return rows
 
