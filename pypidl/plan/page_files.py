@@ -98,17 +98,22 @@ class FileFacts(Protocol):
 
 
 class PageEntry(NamedTuple):
-    """One file entry of a page as read for every entry (see the module's text)."""
+    """One file entry of a page as read for every entry (see the module's text).
+
+    A page has hundreds of thousands of them in a large plan, so each holds only what it
+    must: its kind follows from its tags, and the page finds it again by its name.
+    """
 
     filename: str
     version: str
-    kind: str
-    tags: frozenset[Tag]
+    tags: frozenset[Tag]  # a wheel's (never empty); :data:`_NO_TAGS` for an sdist
     requires_python: str | None
     yanked: bool
     upload_time: str | None
-    #: its place among the page's entries, to find it again when the page is read again
-    position: int
+
+    @property
+    def kind(self) -> str:
+        return "wheel" if self.tags else "sdist"
 
 
 @dataclass(frozen=True, **FILE_SLOTS)
@@ -296,7 +301,7 @@ class ProjectPage:
             self._made[key] = []
         groups = self._by_version()
         wanted = {
-            entry.position: key
+            entry.filename: key
             for key in keys
             for entry in groups.get(key, ())
             if isinstance(entry, PageEntry)
@@ -307,10 +312,17 @@ class ProjectPage:
             assert self._body is not None  # noqa: S101 - for mypy: checked just above
             with _READING:
                 items = self._body.items(self.url)
-        for index, key in sorted(wanted.items()):
-            rf = _remote_file(self.name, items[index], self.url, self.mirror)
+        # in the page's order, each name's first usable entry: the one page_entries kept
+        for item in items:
+            release = wanted.get(item["filename"])
+            if release is None:
+                continue
+            rf = _remote_file(self.name, item, self.url, self.mirror)
             if rf is not None:
-                self._made[key].append(rf)
+                self._made[release].append(rf)
+                del wanted[rf.filename]
+                if not wanted:
+                    break
 
 
 def page_entries(
@@ -328,7 +340,7 @@ def page_entries(
         parts = _name_parts(name, item, page.url)
         if parts is None or file_url(item, page.url) is None:
             continue
-        filename, version, kind, tags = parts
+        filename, version, _kind, tags = parts
         seen = first.setdefault(filename, n)
         if seen != n:
             # the same name twice: the same file (kept once) or an error, as files_of decides
@@ -339,12 +351,10 @@ def page_entries(
             PageEntry(
                 filename,
                 version,
-                kind,
                 tags,
                 entry_requires_python(item),
                 entry_yanked(item),
                 entry_upload_time(item) if upload_times else None,
-                n,
             )
         )
     return entries

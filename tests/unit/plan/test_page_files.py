@@ -167,3 +167,19 @@ def test_the_body_is_read_again_only_for_releases_not_made_yet(
     page.release_files("1.20")
     page.release_files("1.19")  # in the same batch as 1.20
     assert len(reads) == 1
+
+
+def test_a_release_made_later_takes_each_name_s_entry_that_was_kept() -> None:
+    """An entry is found again by its name: the first one with a usable URL, as when the
+    page was read (an earlier one with an unusable URL, or a repeat, is not it)."""
+    items = history(20)
+    good = dict(items[0])  # demo-1.0.tar.gz, listed first with an unusable URL
+    items[0] = {**good, "url": "file:///etc/demo-1.0.tar.gz"}
+    items.append(good)
+    items.append(dict(good))  # and once more, the same file
+    page = read(items)
+    assert [e.filename for e in page.entries].count("demo-1.0.tar.gz") == 1
+    made = page.release_files("1.0")  # an old release: made from the kept body
+    sdists = [f for f in made if f.filename == "demo-1.0.tar.gz"]
+    assert [f.url for f in sdists] == [good["url"]]
+    assert [f.filename for f in made] == [f.filename for f in eager(items) if f.version == "1.0"]
