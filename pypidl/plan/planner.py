@@ -23,6 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from pypidl._malloc import limit_arenas
 from pypidl.errors import RemoteIndexError, ResolutionError
 from pypidl.manifest import Entry, Manifest, Problem
 from pypidl.plan._gc import fewer_collections
@@ -107,6 +108,7 @@ class Planner:
     # -- the whole plan ---------------------------------------------------------------------
 
     def plan(self, reqs: RequirementSet) -> Manifest:
+        limit_arenas()
         try:
             with fewer_collections():
                 memo = self._memo(reqs)
@@ -247,6 +249,7 @@ class Planner:
         Each lock's selection (its markers evaluated per target) goes straight to the file
         choice; the lock's hashes must agree with the index's.
         """
+        limit_arenas()
         try:
             with fewer_collections():
                 return self._plan_locks(locks)

@@ -1,0 +1,47 @@
+"""The C allocator's arenas, where it is glibc's."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+
+__all__ = ["ARENAS", "limit_arenas"]
+
+log = logging.getLogger(__name__)
+
+#: Arenas glibc's malloc may keep while planning (its default is eight per core).
+ARENAS = 2
+
+#: ``mallopt``'s parameter for the most arenas (glibc's ``malloc.h``)
+_M_ARENA_MAX = -8
+
+
+@functools.cache
+def limit_arenas() -> bool:
+    """Let glibc's malloc keep at most :data:`ARENAS` arenas in this process (once; True when
+    it took the setting).
+
+    The planner's threads each read pages: each body and each parse tree is allocated by the
+    thread that reads it, and glibc gives threads arenas of their own, up to eight per core,
+    whose freed space serves only later allocations in the same arena.  Over a large plan that
+    left about a tenth of the peak RSS free but held (1,000 projects on two cores: 374 MiB,
+    340 MiB with two arenas, no more CPU).  Nothing is done elsewhere than on glibc, or when
+    ``MALLOC_ARENA_MAX`` already says how many.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not _glibc():
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_ARENA_MAX, ARENAS))
+    except (OSError, AttributeError):  # no such symbol: some other C library after all
+        log.debug("mallopt is not there", exc_info=True)
+        return False
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (AttributeError, ValueError, OSError):  # Windows; a name the platform lacks
+        return False

@@ -1,0 +1,73 @@
+"""The planner's cap on glibc's malloc arenas, seen in a real process's allocator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pypidl import _malloc
+
+glibc_only = pytest.mark.skipif(not _malloc._glibc(), reason="glibc's malloc only")
+
+#: eight threads allocating at once, then glibc's own account of its arenas on stderr
+_PROBE = textwrap.dedent(
+    """
+    import ctypes, sys, threading
+    from pypidl._malloc import limit_arenas
+    if sys.argv[1] == "limit":
+        print("took", limit_arenas(), file=sys.stderr)
+    both = threading.Barrier(8)
+    def work():
+        both.wait()
+        held = [bytearray(4096) for _ in range(2000)]
+        both.wait()
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sys.stderr.flush()
+    ctypes.CDLL(None).malloc_stats()
+    """
+)
+
+
+def _arenas(mode: str, **env: str) -> tuple[int, str]:
+    clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, mode],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    lines = done.stderr.splitlines()
+    return sum(line.startswith("Arena ") for line in lines), done.stderr
+
+
+@glibc_only
+def test_threads_share_at_most_the_set_arenas() -> None:
+    arenas, err = _arenas("limit")
+    assert "took True" in err
+    assert 1 <= arenas <= _malloc.ARENAS, err
+    # without the cap the same threads get arenas of their own (up to eight per core)
+    unlimited, err = _arenas("none")
+    assert unlimited > _malloc.ARENAS, err
+
+
+@glibc_only
+def test_the_users_own_setting_is_left_alone() -> None:
+    arenas, err = _arenas("limit", MALLOC_ARENA_MAX="4")
+    assert "took False" in err
+    assert arenas > _malloc.ARENAS, err
+
+
+def test_elsewhere_nothing_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(_malloc, "_glibc", lambda: False)
+    assert _malloc.limit_arenas.__wrapped__() is False
