@@ -162,11 +162,14 @@ def test_the_body_is_read_again_only_for_releases_not_made_yet(
         return original(self, url)
 
     monkeypatch.setattr(page_files._Body, "items", counted)
-    page.release_files("1.39")  # among the newest: made when the page was read
+    page.release_files("1.39")  # the newest ones are made when the page is read
+    page.release_files(f"1.{40 - page_files.RELEASES_AT_READ}")
     assert reads == []
+    page.release_files(f"1.{39 - page_files.RELEASES_AT_READ}")  # the next older one is not
+    assert len(reads) == 1
     page.release_files("1.20")
     page.release_files("1.19")  # in the same batch as 1.20
-    assert len(reads) == 1
+    assert len(reads) == 2
 
 
 def test_a_release_made_later_takes_each_name_s_entry_that_was_kept() -> None:
