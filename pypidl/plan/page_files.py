@@ -106,16 +106,24 @@ class FileFacts(Protocol):
 class PageEntry(NamedTuple):
     """One file entry of a page as read for every entry (see the module's text).
 
-    A page has hundreds of thousands of them in a large plan, so each holds only what it
-    must: its kind follows from its tags, and the page finds it again by its name.
+    A plan reads hundreds of thousands of them, so each holds only what it must: its kind
+    follows from its tags, the page finds it again by its name, and a wheel's name is held in
+    two parts that other entries share: the release's (``name-version``, with a build tag if
+    any) and the tags' (``-py3-none-any.whl``).  A text of its own per wheel name was the
+    largest part of the memory a large plan held.
     """
 
-    filename: str
+    head: str  # a wheel's name up to its tags; an sdist's whole name
+    tail: str  # a wheel's tags and suffix; "" for an sdist
     version: str
     tags: frozenset[Tag]  # a wheel's (never empty); :data:`_NO_TAGS` for an sdist
     requires_python: str | None
     yanked: bool
     upload_time: str | None
+
+    @property
+    def filename(self) -> str:
+        return self.head + self.tail
 
     @property
     def kind(self) -> str:
@@ -353,9 +361,11 @@ def page_entries(
             twice = [_remote_file(name, page.items[k], page.url, mirror) for k in (seen, n)]
             _one_per_filename([rf for rf in twice if rf is not None])
             continue
+        head, tail = _name_halves(filename) if tags else (filename, "")
         entries.append(
             PageEntry(
-                filename,
+                head,
+                tail,
                 version,
                 tags,
                 entry_requires_python(item),
@@ -427,6 +437,13 @@ def _remote_file(
         mirror=mirror,
         provenance_url=provenance_url(item, page_url),
     )
+
+
+def _name_halves(wheel: str) -> tuple[str, str]:
+    """A wheel's name as its release's part and its tags' part (each one object per text:
+    a page repeats both thousands of times)."""
+    cut = wheel.rindex("-", 0, wheel.rindex("-", 0, wheel.rindex("-")))
+    return sys.intern(wheel[:cut]), sys.intern(wheel[cut:])
 
 
 def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag]]:
