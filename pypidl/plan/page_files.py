@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -146,14 +146,15 @@ class RemoteFile(ListedFile):
 
 @dataclass(frozen=True)
 class _Body:
-    """A page's body, compressed, and what reading it again needs."""
+    """A page's body, compressed, or where to have it again; and what reading it needs."""
 
     data: bytes
     content_type: str
     encoding: str | None
+    again: Callable[[], bytes] | None = None
 
     def items(self, url: str) -> list[Mapping[str, Any]]:
-        body = zlib.decompress(self.data)
+        body = self.again() if self.again is not None else zlib.decompress(self.data)
         return parse_page(body, self.content_type, url, encoding=self.encoding).items
 
 
@@ -207,12 +208,16 @@ class ProjectPage:
         mirror: str,
         digest: str = "",
         upload_times: bool = True,
+        again: Callable[[], bytes] | None = None,
     ) -> ProjectPage:
         """The page of ``name`` from its ``body``.
 
         :param upload_times: whether each entry keeps its upload time: only a cooldown asks
             for every entry's, and it is a text of its own per file (tens of MiB over a few
             hundred large pages).  A release made whole has its files' times either way.
+        :param again: gives the body again (the page store, where the client keeps every page
+            it reads): the page then keeps no copy of its own.  Without it the page keeps its
+            body compressed, which is about what the index sent.
 
         :raises ValueError: the body is no project page, or lists a file name twice with
             different contents.
@@ -227,7 +232,12 @@ class ProjectPage:
                 digest,
                 project_status(parsed),
                 entries=page_entries(parsed, name, mirror, upload_times=upload_times),
-                body=_Body(zlib.compress(body, 1), content_type, encoding),
+                body=_Body(
+                    b"" if again is not None else zlib.compress(body, 1),
+                    content_type,
+                    encoding,
+                    again,
+                ),
             )
             # the newest releases are the ones a plan asks for: made now, from the page at hand
             newest: list[Version | str] = sorted(

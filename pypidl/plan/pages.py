@@ -6,6 +6,7 @@ mirrors, and read into :class:`~pypidl.plan.page_files.ProjectPage` objects (see
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -93,6 +94,9 @@ class IndexClient:
         normalized = canonicalize_name(name)
 
         def parsed(mirror: Mirror, stored: StoredPage) -> ProjectPage:
+            again = None
+            if self.store is not None:
+                again = functools.partial(self._again, normalized, mirror, stored.digest)
             return ProjectPage.read(
                 normalized,
                 stored.body,
@@ -102,9 +106,22 @@ class IndexClient:
                 mirror=mirror.name,
                 digest=stored.digest,
                 upload_times=self.upload_times,
+                again=again,
             )
 
         return self._first(normalized, name, parsed)
+
+    def _again(self, normalized: NormalizedName, mirror: Mirror, digest: str) -> bytes:
+        """The body of a page read earlier in this run, whose sha256 was ``digest``: from the
+        store, or, when the store no longer holds that page (another run replaced it, the cache
+        could not be written), from the index again."""
+        url = f"{mirror.simple_url}{normalized}/"
+        assert self.store is not None  # noqa: S101 - only asked where there is a store
+        stored = self.store.get(url)
+        if stored is None or stored.digest != digest:
+            log.debug("the stored page of %s changed: reading it again", normalized)
+            stored = self._download(url, self.session)
+        return stored.body
 
     def digest(self, name: str) -> str:
         """The sha256 of the project's page as the first mirror that has it sends it now
