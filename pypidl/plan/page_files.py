@@ -6,7 +6,8 @@ whether a file is a candidate at all (its name, version, tags, Requires-Python, 
 time, whether its URL is usable) is read for every entry, into a small :class:`PageEntry`.  The
 rest (digests, size, core metadata, provenance), and the full :class:`RemoteFile`, is made for a
 release when something asks for that release's files (its metadata, the file choice): the page
-keeps its body compressed and reads it again then, a few releases at a time.  So a file the plan
+reads its body again then, a few releases at a time, from the page store (or from a compressed
+copy of its own where there is no store).  So a file the plan
 never considers costs a name check and a few dictionary reads, and the memory a page holds grows
 with its entries, not with everything each entry says.
 """
@@ -289,8 +290,12 @@ class ProjectPage:
 
     def releases(self) -> dict[Version, tuple[FileFacts, ...]]:
         """The entries by release, for the releases whose version is valid (in the page's
-        order; each tuple is the page's own, shared with whoever else asks)."""
-        return {k: files for k, files in self._by_version().items() if not isinstance(k, str)}
+        order; each tuple is the page's own, shared with whoever else asks, and the dict too
+        when every version is valid: the caller must not change it)."""
+        groups = self._by_version()
+        if not any(isinstance(k, str) for k in groups):
+            return groups  # type: ignore[return-value] # (no str keys: checked just above)
+        return {k: files for k, files in groups.items() if not isinstance(k, str)}
 
     def _by_version(self) -> dict[Version | str, tuple[FileFacts, ...]]:
         groups = self._groups

@@ -521,10 +521,13 @@ class _Shapes:
     def __init__(self, releases: Releases) -> None:
         index: dict[tuple[str | None, frozenset[Tag] | None], int] = {}
         patterns: dict[tuple[int, ...], tuple[int, ...]] = {}
-        #: ((version, its files: the page's own tuple), each file's kind), newest first: the
-        #: pair is the row of every table that holds all of the release's files, and the kinds
-        #: tuple is one object per pattern (most releases of a project share one)
-        self.rows: list[tuple[tuple[Version, tuple[FileFacts, ...]], tuple[int, ...]]] = []
+        #: (version, its files: the page's own tuple), newest first: the row of every table
+        #: that holds all of the release's files
+        self.rows: list[tuple[Version, tuple[FileFacts, ...]]] = []
+        #: each row's files' kinds: one tuple per pattern (most releases of a project share
+        #: one), in a list of its own (a pair per release cost 64 bytes, for every release of
+        #: every page)
+        self.patterns: list[tuple[int, ...]] = []
         for version in sorted(releases, reverse=True):
             files = releases[version]
             kinds = tuple(
@@ -533,7 +536,8 @@ class _Shapes:
                 )
                 for f in files
             )
-            self.rows.append(((version, files), patterns.setdefault(kinds, kinds)))
+            self.rows.append((version, files))
+            self.patterns.append(patterns.setdefault(kinds, kinds))
         #: kind number -> (Requires-Python, wheel tags or None for an sdist)
         self.kinds = list(index)
         self._tables: dict[frozenset[int], _Rows] = {}
@@ -551,7 +555,7 @@ class _Shapes:
             # which of a release's files fit, worked out once per pattern of kinds (keyed by
             # the pattern's id: the rows hold every pattern for as long as this loop runs)
             picks: dict[int, tuple[int, ...]] = {}
-            for pair, kinds in self.rows:
+            for pair, kinds in zip(self.rows, self.patterns):
                 picked = picks.get(id(kinds))
                 if picked is None:
                     picked = picks[id(kinds)] = tuple(
