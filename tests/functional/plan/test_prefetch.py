@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,3 +152,26 @@ def test_further_requirement_sources_reuse_the_runs_caches(tree_index: IndexServ
         planner.close()
     assert not first.problems
     assert again.versions["deep"] == {"1.0": frozenset({TARGETS[0].label})}
+
+
+def test_a_closed_walk_is_freed_by_reference_counting_alone(tree_index: IndexServer) -> None:
+    """What the walk read is freed when the last reference goes, not left to the cyclic
+    collector, which would walk every object of a large plan to find it."""
+    client = IndexClient([Mirror.from_index_url(tree_index.simple_url)], NET)
+    fetcher = MetadataFetcher(NET)
+    walk = Prefetcher(client.project, fetcher, TARGETS)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        walk.follow([Want.of(Requirement("app"))])
+        assert walk.settle(timeout=30)
+        assert walk.metadata("deep", Version("1.0")).project == "deep"
+        walk.close()
+        gone = weakref.ref(walk)
+        del walk
+        # the metadata source outlives the walk and keeps its futures: they must not keep it
+        assert gone() is None
+    finally:
+        fetcher.close()
+        if was_enabled:
+            gc.enable()
