@@ -369,14 +369,13 @@ def page_entries(
         parts = _name_parts(name, item, page.url)
         if parts is None or file_url(item, page.url) is None:
             continue
-        filename, version, _kind, tags = parts
+        filename, version, _kind, tags, head, tail = parts
         seen = first.setdefault(filename, n)
         if seen != n:
             # the same name twice: the same file (kept once) or an error, as files_of decides
             twice = [_remote_file(name, page.items[k], page.url, mirror) for k in (seen, n)]
             _one_per_filename([rf for rf in twice if rf is not None])
             continue
-        head, tail = _name_halves(filename) if tags else (filename, "")
         entries.append(
             PageEntry(
                 head,
@@ -406,9 +405,10 @@ def files_of(page: SimplePage, name: NormalizedName, mirror: str) -> list[Remote
 
 def _name_parts(
     project: NormalizedName, item: Mapping[str, Any], page_url: str
-) -> tuple[str, str, str, frozenset[Tag]] | None:
-    """The file name, version, kind and tags of an entry, or None for files pypidl does not
-    mirror (eggs, installers, foreign names, unsafe names: those with a warning)."""
+) -> tuple[str, str, str, frozenset[Tag], str, str] | None:
+    """The file name, version, kind and tags of an entry, and its name in the two parts a
+    :class:`PageEntry` keeps; or None for files pypidl does not mirror (eggs, installers,
+    foreign names, unsafe names: those with a warning)."""
     filename = item["filename"]
     try:
         check_basename(filename)
@@ -418,18 +418,19 @@ def _name_parts(
     tags = _NO_TAGS
     try:
         if filename.endswith(".whl"):
-            wname, version, tags = _wheel_name(filename)
+            wname, version, tags, head, tail = _wheel_name(filename)
             kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
             wname, sversion = parse_sdist_filename(filename)
             kind, version = "sdist", sys.intern(str(sversion))
+            head, tail = filename, ""
         else:
             return None
     except (InvalidWheelFilename, InvalidSdistFilename):
         return None
     if wname != project:
         return None
-    return filename, version, kind, tags
+    return filename, version, kind, tags, head, tail
 
 
 def _remote_file(
@@ -440,7 +441,7 @@ def _remote_file(
     parts = _name_parts(project, item, page_url)
     if parts is None:
         return None
-    _filename, version, kind, tags = parts
+    _filename, version, kind, tags, _head, _tail = parts
     return listed_file(
         item,
         page_url,
@@ -454,16 +455,10 @@ def _remote_file(
     )
 
 
-def _name_halves(wheel: str) -> tuple[str, str]:
-    """A wheel's name as its release's part and its tags' part (each one object per text:
-    a page repeats both thousands of times)."""
-    cut = wheel.rindex("-", 0, wheel.rindex("-", 0, wheel.rindex("-")))
-    return sys.intern(wheel[:cut]), sys.intern(wheel[cut:])
-
-
-def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag]]:
+def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag], str, str]:
     """What ``parse_wheel_filename`` makes of ``filename``: its project, version (normalized)
-    and tags, each worked out once per text.
+    and tags, each worked out once per text; and the name's release part (``name-version``,
+    with a build tag if any) and tags part (``-py3-none-any.whl``), each one object per text.
 
     A page lists the same project, a few hundred versions and a few dozen tag sets over tens of
     thousands of wheels; packaging reads each part, remembered by its text (the parts of a wheel
@@ -474,22 +469,23 @@ def _wheel_name(filename: str) -> tuple[NormalizedName, str, frozenset[Tag]]:
     parts = filename[:-4].split("-")
     if len(parts) not in (5, 6):
         parse_wheel_filename(filename)  # raises, naming the problem
-    name, version = _wheel_release("-".join(parts[:-3]))
-    return name, version, _wheel_tags("-".join(parts[-3:]))
+    name, version, head = _wheel_release("-".join(parts[:-3]))
+    tags, tail = _wheel_tags("-".join(parts[-3:]))
+    return name, version, tags, head, tail
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _wheel_release(release: str) -> tuple[NormalizedName, str]:
+def _wheel_release(release: str) -> tuple[NormalizedName, str, str]:
     # (an invalid name raises on every call: lru_cache does not keep exceptions, nor need to)
     name, version, _build, _tags = parse_wheel_filename(f"{release}-py3-none-any.whl")
-    return name, sys.intern(str(version))
+    return name, sys.intern(str(version)), sys.intern(release)
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _wheel_tags(text: str) -> frozenset[Tag]:
+def _wheel_tags(text: str) -> tuple[frozenset[Tag], str]:
     tags = parse_wheel_filename(f"x-0-{text}.whl")[3]
     # one set object per text, so that tables keyed by tag sets hash each once
-    return _TAG_SETS.setdefault(tags, tags)
+    return _TAG_SETS.setdefault(tags, tags), sys.intern(f"-{text}.whl")
 
 
 def _one_per_filename(files: list[RemoteFile]) -> list[RemoteFile]:
