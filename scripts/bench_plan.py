@@ -7,7 +7,7 @@ corpus of ``bench_corpus.py`` (projects with thousands of releases, compiled pro
 dozens of wheels per release, deep dependency chains), serves it on 127.0.0.1 with
 ``--latency-ms`` added to every answer, and runs:
 
-* ``pypidl plan`` for the default targets (42 unless ``--pypidl-arg`` narrows them) with a
+* ``pypidl plan`` for the default targets (67 unless ``--pypidl-arg`` narrows them) with a
   fresh cache; then again, unchanged, with the cache the first run left (the second plan);
 * ``uv pip compile --universal --python-version 3.8`` with a fresh cache (skipped when uv is not
   installed).
