@@ -115,7 +115,7 @@ class IndexClient:
         """The body of a page read earlier in this run, whose sha256 was ``digest``: from the
         store, or, when the store no longer holds that page (another run replaced it, the cache
         could not be written), from the index again."""
-        url = f"{mirror.simple_url}{normalized}/"
+        url = _page_url(mirror, normalized)
         assert self.store is not None  # noqa: S101 - only asked where there is a store
         stored = self.store.get(url)
         if stored is None or stored.digest != digest:
@@ -146,7 +146,7 @@ class IndexClient:
         missing = 0
         mirrors = self.mirrors_for(normalized)
         for n, mirror in enumerate(mirrors):
-            url = f"{mirror.simple_url}{normalized}/"
+            url = _page_url(mirror, normalized)
             with self._lock:
                 aside = self.set_aside.get(mirror.name)
                 fallback = any(m.name not in self.set_aside for m in mirrors[n + 1 :])
@@ -286,3 +286,9 @@ class PageCache:
         """Names of the mirrors that answered with at least one page so far."""
         with self._lock:
             return {p.mirror for p in self._pages.values() if isinstance(p, ProjectPage)}
+
+
+def _page_url(mirror: Mirror, normalized: NormalizedName) -> str:
+    """Where ``mirror`` serves the page of ``normalized``: also the page's key in the store,
+    so a body read again comes from the entry its first read left."""
+    return f"{mirror.simple_url}{normalized}/"
