@@ -25,6 +25,7 @@ import pytest
 
 from pypidl.cli import main
 from pypidl.hashing import CHUNK_SIZE, file_sha256
+from tests.lib.interrupts import default_sigint
 from tests.lib.server import IndexServer, ServedFile, Stall
 from tests.lib.wheels import make_wheel
 
@@ -108,14 +109,8 @@ def env(clean_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _default_sigint() -> None:
-    # A shell without job control starts background jobs with SIGINT ignored, and Python then
-    # never installs its handler: give the child what a terminal's foreground job has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _limit_file_size() -> None:
-    _default_sigint()
+    default_sigint()
     # Writes past the limit fail with EFBIG ("File too large") instead of killing the process
     # when SIGXFSZ is ignored.  CPython ignores it at start-up anyway (in the CLI process and in
     # every spawned worker, whatever the parent's disposition), so this only makes it explicit.
@@ -124,7 +119,7 @@ def _limit_file_size() -> None:
 
 
 def start(
-    cwd: Path, env: dict[str, str], *args: str, preexec: Callable[[], None] = _default_sigint
+    cwd: Path, env: dict[str, str], *args: str, preexec: Callable[[], None] = default_sigint
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pypidl", *args],

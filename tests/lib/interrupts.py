@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from pypidl.hashing import CHUNK_SIZE
 from tests.lib.server import IndexServer, ServedFile, Stall
 
-__all__ = ["blob", "parts_with_data", "stalling_files", "wait_for"]
+__all__ = ["blob", "default_sigint", "parts_with_data", "stalling_files", "wait_for"]
 
 
 def blob(directory: Path, name: str, size: int) -> Path:
@@ -37,6 +38,14 @@ def stalling_files(server: IndexServer, directory: Path, *, stall: float = 60) -
     for f in slow:
         server.fail(f.url_path, Stall(2 * CHUNK_SIZE + 10, stall))
     return quick + slow
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn`` for a child that must stop on SIGINT: a shell without job control starts
+    background jobs (the test run among them) with SIGINT ignored, a child inherits that, and
+    Python then installs no handler of its own.  This gives it what a terminal's foreground job
+    has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(

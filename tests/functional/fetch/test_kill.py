@@ -20,7 +20,7 @@ from pypidl.config import NetworkSettings
 from pypidl.fetch import pool as engine
 from pypidl.hashing import file_sha256
 from pypidl.manifest import Entry
-from tests.lib.interrupts import blob, parts_with_data, stalling_files, wait_for
+from tests.lib.interrupts import blob, default_sigint, parts_with_data, stalling_files, wait_for
 from tests.lib.mirror import entry_for
 from tests.lib.server import IndexServer, ServedFile
 
@@ -95,6 +95,7 @@ def start_driver(
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=default_sigint,  # the driver's Ctrl-C is Python's own KeyboardInterrupt
         cwd=tmp_path,
     )
 
