@@ -163,6 +163,9 @@ def _install_stop_handlers() -> dict[int, signal._HANDLER]:
     thread, and every other thread's retry wait cut short (see ``session.interrupt_waits``),
     so no thread sleeping on a server's ``Retry-After`` keeps the process alive.
 
+    A SIGINT that was ignored when pypidl started stays ignored: a shell without job control
+    starts background jobs that way so that Ctrl-C stops only its foreground command.
+
     :returns: the handlers replaced, by signal number.
     """
     allow_waits()
@@ -171,7 +174,10 @@ def _install_stop_handlers() -> dict[int, signal._HANDLER]:
         interrupt_waits()
         raise KeyboardInterrupt
 
-    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    stops = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        stops.append(signal.SIGINT)
+    return {signum: signal.signal(signum, handler) for signum in stops}
 
 
 def entrypoint() -> None:

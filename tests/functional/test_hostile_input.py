@@ -27,6 +27,7 @@ from pypidl.cli import main
 from pypidl.manifest import Entry, Manifest, dump
 from scripts.bench_lock_read import write_pylock
 from tests.functional.test_reliability import TARGET, assert_clean_failure, pypidl
+from tests.lib.interrupts import default_sigint
 from tests.lib.mirror import add_to_mirror
 from tests.lib.server import IndexServer
 from tests.lib.wheels import make_sdist, make_wheel
@@ -390,7 +391,7 @@ def test_serve_answers_garbage_requests_and_hides_its_state(tmp_path: Path) -> N
     (mirror / "packages" / "alpha" / ".pypidl-alpha-1.0-py3-none-any.whl.part").write_bytes(b"")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pypidl", "serve", str(mirror), "--port", "0", "-v"],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         assert proc.stderr is not None

@@ -34,6 +34,7 @@ from pypidl.plan import pages
 from pypidl.plan.pages import IndexClient
 from pypidl.sources import Mirror
 from pypidl.store.catalog import Catalog
+from tests.lib.interrupts import default_sigint
 from tests.lib.mirror import add_to_mirror, entry_for
 from tests.lib.server import Cut, IndexServer, Status
 from tests.lib.wheels import make_wheel
@@ -247,6 +248,7 @@ def test_a_page_wait_ends_at_once_on_ctrl_c_or_sigterm(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -26,6 +26,7 @@ from pypidl.errors import BadInputError
 from pypidl.store.catalog import Catalog
 from pypidl.store.index_builder import build_index
 from pypidl.store.serve import choose_media_type, make_server
+from tests.lib.interrupts import default_sigint
 from tests.lib.mirror import add_to_mirror
 from tests.lib.wheels import make_sdist, make_wheel, wheel_metadata
 
@@ -445,6 +446,7 @@ def test_cli_serve_stops_cleanly_on_ctrl_c(mirror: Path) -> None:
         [sys.executable, "-m", "pypidl", "serve", str(mirror), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stderr is not None

@@ -288,6 +288,32 @@ def test_main_leaves_signals_and_logging_as_it_found_them(
     assert capsys.readouterr().err.count("ZeroDivisionError: oops") == 3  # no doubled handlers
 
 
+def test_an_ignored_sigint_stays_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a background job of a shell without job control: Ctrl-C is for the foreground command
+    seen: dict[str, object] = {}
+
+    def run(args: argparse.Namespace, ui: UI) -> int:
+        seen["int"], seen["term"] = (
+            signal.getsignal(signal.SIGINT),
+            signal.getsignal(signal.SIGTERM),
+        )
+        return 0
+
+    monkeypatch.setattr(pipeline_cmd, "run_plan", run)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["plan"]) == 0
+        assert seen["int"] == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert callable(seen["term"])  # SIGTERM still stops the run cleanly
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a foreground job
+        assert main(["plan"]) == 0
+        assert callable(seen["int"])
+        assert seen["int"] is not signal.default_int_handler  # ours
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_missing_requirements_file_is_bad_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
