@@ -96,6 +96,10 @@ def pip_config_value(key: str) -> Any:
     env = os.environ.get("PIP_" + key.upper().replace("-", "_"))
     if env:
         return env
+    if os.environ.get("PIP_CONFIG_FILE") == os.devnull:
+        # pip then reads no configuration file at all, only the variable checked above; its
+        # configuration module (with pip's vendored rich) would cost 36 ms and 11 MiB at start
+        return None
     try:
         from pip._internal.configuration import Configuration
     except ImportError:  # pragma: no cover - pip is a dependency

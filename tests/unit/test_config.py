@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,41 @@ def test_pip_config_file_is_honoured(pip_conf: Path) -> None:
     mirror = default_mirror()
     assert mirror.simple_url == "http://127.0.0.1:3141/root/simple/"
     assert mirror.name == "default"
+
+
+_WHAT_PIP_READS = """
+import json, sys
+from pypidl.config import pip_config_value
+print(json.dumps([pip_config_value("cert"), "pip._internal.configuration" in sys.modules]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="where pip looks for pip.conf on Linux")
+@pytest.mark.parametrize(
+    ("config_file", "cert_variable", "expected"),
+    [
+        (None, None, ["/etc/pypidl-test/user-ca.pem", True]),  # the user's pip.conf
+        ("devnull", None, [None, False]),  # pip reads no file: neither do we, nor import it
+        ("devnull", "/etc/pypidl-test/env-ca.pem", ["/etc/pypidl-test/env-ca.pem", False]),
+    ],
+)
+def test_pip_config_file_devnull_reads_no_file(
+    tmp_path: Path, config_file: str | None, cert_variable: str | None, expected: list[object]
+) -> None:
+    user = tmp_path / "config" / "pip"
+    user.mkdir(parents=True)
+    (user / "pip.conf").write_text("[global]\ncert = /etc/pypidl-test/user-ca.pem\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env["XDG_CONFIG_DIRS"] = str(tmp_path / "none")  # no system-wide pip.conf either
+    if config_file == "devnull":
+        env["PIP_CONFIG_FILE"] = os.devnull
+    if cert_variable:
+        env["PIP_CERT"] = cert_variable
+    out = subprocess.run(
+        [sys.executable, "-c", _WHAT_PIP_READS], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == expected
 
 
 def test_install_section_overrides_global(pip_conf: Path) -> None:
