@@ -1,4 +1,4 @@
-"""The C allocator's arenas, where it is glibc's."""
+"""The C allocator's arenas, and giving its free memory back, where it is glibc's."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 
-__all__ = ["ARENAS", "limit_arenas"]
+__all__ = ["ARENAS", "give_back", "limit_arenas"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,23 @@ def limit_arenas() -> bool:
         return bool(libc.mallopt(_M_ARENA_MAX, ARENAS))
     except (OSError, AttributeError):  # no such symbol: some other C library after all
         log.debug("mallopt is not there", exc_info=True)
+        return False
+
+
+def give_back() -> bool:
+    """Return the free memory glibc's malloc holds to the system (``malloc_trim``); True when
+    some was returned.
+
+    glibc gives back on its own only what is free at the top of its heap; a page here and
+    there between live blocks stays held until this asks for it.  Nothing is done elsewhere
+    than on glibc.
+    """
+    if not _glibc():
+        return False
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):  # no such symbol: some other C library after all
+        log.debug("malloc_trim is not there", exc_info=True)
         return False
 
 

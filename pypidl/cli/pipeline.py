@@ -250,6 +250,9 @@ def run_sync(args: argparse.Namespace, ui: UI) -> int:
         return _finish(
             args, ui, EXIT_FAILED if manifest.errors else EXIT_OK, manifest, None, started=started
         )
+    from pypidl.plan._gc import give_back_plan_memory
+
+    give_back_plan_memory()  # the download may take hours: hold what it needs, not the plan's
     # the plan's sources serve the download: an index URL with credentials inside a
     # requirements file or a lock serves its files too (issue 20)
     engine = engine_options(download, manifest, settings.sources)

@@ -71,3 +71,34 @@ def test_elsewhere_nothing_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setattr(_malloc, "_glibc", lambda: False)
     assert _malloc.limit_arenas.__wrapped__() is False
+
+
+#: 60 MiB in 4 KiB blocks (below glibc's mmap threshold: on its heap), all but one in fifty
+#: freed while the last one keeps the heap's top in use; then the resident size before and
+#: after give_back, in KiB
+_HOLES = textwrap.dedent(
+    """
+    import sys
+    from pypidl._malloc import give_back
+    def rss():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4
+    blocks = [bytes(4096) for _ in range(15_000)]
+    kept = blocks[::50] + blocks[-1:]
+    del blocks
+    before = rss()
+    gave = give_back()
+    print(before, rss(), gave)
+    """
+)
+
+
+@glibc_only
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_give_back_returns_the_holes_a_plan_leaves() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _HOLES], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after, gave = done.stdout.split()
+    assert gave == "True"
+    assert int(before) - int(after) > 30 * 1024, done.stdout  # most of the 60 MiB freed
