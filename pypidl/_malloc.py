@@ -32,12 +32,7 @@ def limit_arenas() -> bool:
     """
     if os.environ.get("MALLOC_ARENA_MAX") or not _glibc():
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_ARENA_MAX, ARENAS))
-    except (OSError, AttributeError):  # no such symbol: some other C library after all
-        log.debug("mallopt is not there", exc_info=True)
-        return False
+    return bool(_libc("mallopt", _M_ARENA_MAX, ARENAS))
 
 
 def give_back() -> bool:
@@ -48,13 +43,17 @@ def give_back() -> bool:
     there between live blocks stays held until this asks for it.  Nothing is done elsewhere
     than on glibc.
     """
-    if not _glibc():
-        return False
+    return _glibc() and bool(_libc("malloc_trim", 0))
+
+
+def _libc(function: str, *args: int) -> int:
+    """What the C library's ``function`` returns for ``args``; 0 when it has no such
+    function."""
     try:
-        return bool(ctypes.CDLL(None).malloc_trim(0))
+        return int(getattr(ctypes.CDLL(None), function)(*args))
     except (OSError, AttributeError):  # no such symbol: some other C library after all
-        log.debug("malloc_trim is not there", exc_info=True)
-        return False
+        log.debug("%s is not there", function, exc_info=True)
+        return 0
 
 
 def _glibc() -> bool:
