@@ -36,16 +36,22 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _arenas(mode: str, **env: str) -> tuple[int, str]:
+def _child(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter (its own allocator), without the user's arena setting
+    unless ``env`` gives one."""
     clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode],
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         env={**clean, **env},
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
+
+
+def _arenas(mode: str, **env: str) -> tuple[int, str]:
+    done = _child(_PROBE, mode, **env)
     lines = done.stderr.splitlines()
     return sum(line.startswith("Arena ") for line in lines), done.stderr
 
@@ -96,9 +102,7 @@ _HOLES = textwrap.dedent(
 @glibc_only
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_give_back_returns_the_holes_a_plan_leaves() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _HOLES], capture_output=True, text=True, check=True, timeout=60
-    )
+    done = _child(_HOLES)
     before, after, gave = done.stdout.split()
     assert gave == "True"
     assert int(before) - int(after) > 30 * 1024, done.stdout  # most of the 60 MiB freed
